@@ -1,0 +1,163 @@
+//! Helpers shared by every binary's flag parsing.
+//!
+//! NSQ's tools use Go's `flag` package: `-name value` works as well as
+//! `--name value`, and durations are written `250ms`, `1m30s`, `2h`. Scripts
+//! written for NSQ must keep working, so both spellings are accepted here.
+
+use std::time::Duration;
+
+/// Rewrite Go-style single-dash long flags (`-tcp-address=x`) into clap's
+/// `--tcp-address=x`. Only names that `is_long_flag` recognises are rewritten,
+/// so short flags such as `-n 10` and negative values pass through.
+pub fn normalize_go_flags<I, F>(args: I, is_long_flag: F) -> Vec<std::ffi::OsString>
+where
+    I: IntoIterator<Item = std::ffi::OsString>,
+    F: Fn(&str) -> bool,
+{
+    let mut out = Vec::new();
+    let mut passthrough = false;
+    for (i, arg) in args.into_iter().enumerate() {
+        if i == 0 || passthrough {
+            out.push(arg);
+            continue;
+        }
+        if arg == "--" {
+            passthrough = true;
+            out.push(arg);
+            continue;
+        }
+        if let Some(s) = arg.to_str() {
+            if let Some(rest) = s.strip_prefix('-') {
+                if !rest.starts_with('-') {
+                    let name = rest.split('=').next().unwrap_or(rest);
+                    if name.len() > 1 && is_long_flag(name) {
+                        out.push(format!("-{s}").into());
+                        continue;
+                    }
+                }
+            }
+        }
+        out.push(arg);
+    }
+    out
+}
+
+/// Parse a Go duration string (`300ms`, `1.5s`, `1h2m3s`, `0`).
+pub fn parse_duration(input: &str) -> Result<Duration, String> {
+    let err = || format!("invalid duration {input:?} (use units like 250ms, 60s, 1m30s, 1h)");
+    let s = input.trim();
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    if s.starts_with('-') {
+        return Err(format!("negative duration {input:?} is not allowed"));
+    }
+    let s = s.strip_prefix('+').unwrap_or(s);
+    if s.is_empty() {
+        return Err(err());
+    }
+    let mut total = 0f64;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(err)?;
+        if num_len == 0 {
+            return Err(err());
+        }
+        let value: f64 = rest[..num_len].parse().map_err(|_| err())?;
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let nanos_per_unit = match &rest[..unit_len] {
+            "ns" => 1.0,
+            "us" | "µs" | "μs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return Err(err()),
+        };
+        total += value * nanos_per_unit;
+        rest = &rest[unit_len..];
+    }
+    if total > u64::MAX as f64 {
+        return Err(err());
+    }
+    Ok(Duration::from_nanos(total.round() as u64))
+}
+
+/// Render a duration as Go does (`1m0s`, `250ms`, `1h0m0s`), for help texts
+/// and `/config`-style output.
+pub fn format_duration(d: Duration) -> String {
+    let nanos = d.as_nanos();
+    if nanos == 0 {
+        return "0s".into();
+    }
+    if nanos < 1_000_000_000 {
+        return if nanos % 1_000_000 == 0 {
+            format!("{}ms", nanos / 1_000_000)
+        } else if nanos % 1000 == 0 {
+            format!("{}µs", nanos / 1000)
+        } else {
+            format!("{nanos}ns")
+        };
+    }
+    let total_secs = d.as_secs();
+    let (h, m, s) = (total_secs / 3600, (total_secs / 60) % 60, total_secs % 60);
+    let frac = d.subsec_nanos();
+    let secs = if frac == 0 {
+        format!("{s}s")
+    } else {
+        let f = format!("{:09}", frac);
+        format!("{s}.{}s", f.trim_end_matches('0'))
+    };
+    if h > 0 {
+        format!("{h}h{m}m{secs}")
+    } else if m > 0 {
+        format!("{m}m{secs}")
+    } else {
+        secs
+    }
+}
+
+/// clap value parser for durations.
+pub fn duration_arg(s: &str) -> Result<Duration, String> {
+    parse_duration(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
+        assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
+        assert!(parse_duration("10").is_err());
+        assert!(parse_duration("s").is_err());
+        assert!(parse_duration("-1s").is_err());
+        assert_eq!(format_duration(Duration::from_secs(60)), "1m0s");
+        assert_eq!(format_duration(Duration::from_secs(3600)), "1h0m0s");
+        assert_eq!(format_duration(Duration::from_millis(250)), "250ms");
+        assert_eq!(format_duration(Duration::from_millis(1500)), "1.5s");
+    }
+
+    #[test]
+    fn go_flags() {
+        let known = |n: &str| n == "tcp-address" || n == "topic";
+        let args = ["x", "-tcp-address=1", "-n", "5", "--topic", "t", "-topic", "u", "-5"];
+        let out: Vec<String> = normalize_go_flags(args.iter().map(Into::into), known)
+            .into_iter()
+            .map(|s| s.into_string().unwrap())
+            .collect();
+        assert_eq!(
+            out,
+            ["x", "--tcp-address=1", "-n", "5", "--topic", "t", "--topic", "u", "-5"]
+        );
+    }
+}

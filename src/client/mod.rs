@@ -1,0 +1,1 @@
+//! Client side: producer and consumer.

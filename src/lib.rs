@@ -1,0 +1,11 @@
+//! NSQ in Rust: a wire-compatible implementation of NSQ v1.3's daemons and tools.
+//!
+//! * [`protocol`]: the TCP wire format, no I/O, shared by server and client;
+//! * [`nsqd`]: the queue engine (topics, channels, queues) and its TCP/HTTP servers;
+//! * [`client`]: producer and consumer used by the tools, the benchmark and tests;
+//! * [`cli`]: flag helpers shared by the binaries (Go-style flags, durations).
+
+pub mod cli;
+pub mod client;
+pub mod nsqd;
+pub mod protocol;
