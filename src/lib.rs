@@ -7,5 +7,6 @@
 
 pub mod cli;
 pub mod client;
+pub mod logging;
 pub mod nsqd;
 pub mod protocol;

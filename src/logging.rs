@@ -1,0 +1,60 @@
+//! Log lines in NSQ's shape: `[nsqd] 2024/01/02 15:04:05.000000 INFO: text`,
+//! on stderr, so operators' log parsing carries over.
+
+use std::fmt;
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
+
+struct NsqFormat {
+    prefix: String,
+}
+
+impl<S, N> FormatEvent<S, N> for NsqFormat
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let level = match *event.metadata().level() {
+            Level::ERROR => "ERROR",
+            Level::WARN => "WARNING",
+            Level::INFO => "INFO",
+            Level::DEBUG | Level::TRACE => "DEBUG",
+        };
+        write!(writer, "{}{} {level}: ", self.prefix, timestamp())?;
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
+}
+
+fn timestamp() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = now.as_secs() as i64;
+    let date = crate::nsqd::stats::rfc3339(secs);
+    // 2024-01-02T15:04:05Z → 2024/01/02 15:04:05
+    let (d, t) = date
+        .trim_end_matches('Z')
+        .split_once('T')
+        .unwrap_or((&date, ""));
+    format!("{} {t}.{:06}", d.replace('-', "/"), now.subsec_micros())
+}
+
+/// Install the logger; `prefix` is e.g. `"[nsqd] "`.
+pub fn init(prefix: &str, level: Level) {
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .event_format(NsqFormat {
+            prefix: prefix.to_string(),
+        })
+        .try_init();
+}

@@ -1,0 +1,528 @@
+//! A channel: one consumer group's copy of a topic's stream.
+//!
+//! Holds the queue of messages waiting for a consumer, the messages in flight
+//! (delivered, not yet FIN'd), and the deferred ones (DPUB, REQ with delay).
+//! Consumers pull: a connection with room under its RDY takes a batch with
+//! [`Channel::take`], so one lock round trip moves many messages, and no task
+//! or timer exists per message.
+
+use super::backend::{BackendError, Queue};
+use super::client_state::ClientHandle;
+use crate::protocol::{Message, MessageId};
+use parking_lot::Mutex;
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+
+/// Message IDs are already well-mixed counters; hashing them again is waste.
+#[derive(Default)]
+pub struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        // Fibonacci multiply spreads the sequential low bits over the table.
+        self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | b as u64;
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type IdMap<V> = HashMap<MessageId, V, BuildHasherDefault<IdHasher>>;
+
+struct InFlight {
+    msg: Message,
+    client_id: u64,
+    deadline: Instant,
+    delivered_at: Instant,
+}
+
+struct Deferred {
+    due: Instant,
+    msg: Message,
+}
+
+impl PartialEq for Deferred {
+    fn eq(&self, other: &Self) -> bool {
+        self.due == other.due
+    }
+}
+impl Eq for Deferred {}
+impl PartialOrd for Deferred {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Deferred {
+    // Reversed: BinaryHeap is a max-heap and we want the earliest due first.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        other.due.cmp(&self.due)
+    }
+}
+
+struct State {
+    queue: Queue,
+    in_flight: IdMap<InFlight>,
+    /// In-flight deadlines in order, so expiry checks look at the front only.
+    deadlines: BTreeSet<(Instant, MessageId)>,
+    deferred: BinaryHeap<Deferred>,
+    clients: HashMap<u64, Arc<ClientHandle>>,
+    /// A consumer found the queue empty and waits on `notify`.
+    waiters: bool,
+}
+
+/// Why FIN/REQ/TOUCH failed (non-fatal for the client).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InFlightError {
+    NotInFlight,
+    NotOwner,
+}
+
+impl InFlightError {
+    pub fn text(self) -> &'static str {
+        match self {
+            InFlightError::NotInFlight => "ID not in flight",
+            InFlightError::NotOwner => "client does not own message",
+        }
+    }
+}
+
+pub struct Channel {
+    pub name: String,
+    pub topic_name: String,
+    pub ephemeral: bool,
+    state: Mutex<State>,
+    /// Wakes consumers waiting for messages (or for an unpause).
+    pub notify: Notify,
+    paused: AtomicBool,
+    exiting: AtomicBool,
+    pub message_count: AtomicU64,
+    pub requeue_count: AtomicU64,
+    pub timeout_count: AtomicU64,
+}
+
+/// A snapshot of a channel's numbers for `/stats`.
+pub struct ChannelCounts {
+    pub depth: u64,
+    pub backend_depth: u64,
+    pub in_flight: u64,
+    pub deferred: u64,
+    pub clients: Vec<Arc<ClientHandle>>,
+}
+
+impl Channel {
+    pub fn new(topic_name: &str, name: &str, queue: Queue) -> Self {
+        Channel {
+            name: name.to_string(),
+            topic_name: topic_name.to_string(),
+            ephemeral: crate::protocol::names::is_ephemeral(name),
+            state: Mutex::new(State {
+                queue,
+                in_flight: IdMap::default(),
+                deadlines: BTreeSet::new(),
+                deferred: BinaryHeap::new(),
+                clients: HashMap::new(),
+                waiters: false,
+            }),
+            notify: Notify::new(),
+            paused: AtomicBool::new(false),
+            exiting: AtomicBool::new(false),
+            message_count: AtomicU64::new(0),
+            requeue_count: AtomicU64::new(0),
+            timeout_count: AtomicU64::new(0),
+        }
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.paused.load(Relaxed)
+    }
+
+    pub fn is_exiting(&self) -> bool {
+        self.exiting.load(Relaxed)
+    }
+
+    /// Messages handed over by the topic: queued now, or deferred by `defer`.
+    pub fn put_from_topic(&self, msgs: &[Message], defer: Duration) -> Result<(), BackendError> {
+        let mut st = self.state.lock();
+        if self.is_exiting() {
+            return Err(BackendError::Exiting);
+        }
+        self.message_count.fetch_add(msgs.len() as u64, Relaxed);
+        if defer.is_zero() {
+            for msg in msgs {
+                st.queue.put(msg.clone())?;
+            }
+        } else {
+            let due = Instant::now() + defer;
+            for msg in msgs {
+                st.deferred.push(Deferred {
+                    due,
+                    msg: msg.clone(),
+                });
+            }
+        }
+        self.wake_waiters(st);
+        Ok(())
+    }
+
+    fn wake_waiters(&self, mut st: parking_lot::MutexGuard<'_, State>) {
+        let wake = std::mem::take(&mut st.waiters);
+        drop(st);
+        if wake {
+            self.notify.notify_waiters();
+        }
+    }
+
+    /// Take up to `max` messages for `client`, marking them in flight with
+    /// `timeout`. Returns how many were appended to `out`. When none is
+    /// available the caller should wait on [`Channel::notify`] (enabled
+    /// before calling, so that no wakeup is lost).
+    pub fn take(
+        &self,
+        client: &ClientHandle,
+        max: usize,
+        timeout: Duration,
+        out: &mut Vec<Message>,
+    ) -> usize {
+        if max == 0 || self.is_paused() {
+            return 0;
+        }
+        let sample_rate = client.sample_rate.load(Relaxed);
+        let now = Instant::now();
+        let deadline = now + timeout;
+        let mut st = self.state.lock();
+        let mut taken = 0;
+        while taken < max {
+            let Some(mut msg) = st.queue.pop() else {
+                st.waiters = true;
+                break;
+            };
+            // nsqd draws 0-99 and drops the message when the draw exceeds the rate.
+            if sample_rate > 0 && fastrand::i32(0..100) > sample_rate {
+                continue;
+            }
+            msg.attempts = msg.attempts.wrapping_add(1);
+            st.deadlines.insert((deadline, msg.id));
+            st.in_flight.insert(
+                msg.id,
+                InFlight {
+                    msg: msg.clone(),
+                    client_id: client.id,
+                    deadline,
+                    delivered_at: now,
+                },
+            );
+            out.push(msg);
+            taken += 1;
+        }
+        drop(st);
+        if taken > 0 {
+            client.in_flight.fetch_add(taken as i64, Relaxed);
+            client.message_count.fetch_add(taken as u64, Relaxed);
+        }
+        taken
+    }
+
+    fn remove_in_flight(
+        st: &mut State,
+        client_id: u64,
+        id: MessageId,
+    ) -> Result<InFlight, InFlightError> {
+        match st.in_flight.get(&id) {
+            None => return Err(InFlightError::NotInFlight),
+            Some(f) if f.client_id != client_id => return Err(InFlightError::NotOwner),
+            Some(_) => {}
+        }
+        let f = st.in_flight.remove(&id).expect("checked above");
+        st.deadlines.remove(&(f.deadline, id));
+        Ok(f)
+    }
+
+    /// FIN: the message is done. Returns its publish timestamp (for latency).
+    pub fn finish(&self, client_id: u64, id: MessageId) -> Result<i64, InFlightError> {
+        let mut st = self.state.lock();
+        Self::remove_in_flight(&mut st, client_id, id).map(|f| f.msg.timestamp)
+    }
+
+    /// REQ: back to the queue now, or after `delay`.
+    pub fn requeue(
+        &self,
+        client_id: u64,
+        id: MessageId,
+        delay: Duration,
+    ) -> Result<(), InFlightError> {
+        let mut st = self.state.lock();
+        let f = Self::remove_in_flight(&mut st, client_id, id)?;
+        self.requeue_count.fetch_add(1, Relaxed);
+        if delay.is_zero() {
+            self.requeue_now(&mut st, f.msg);
+            self.wake_waiters(st);
+        } else {
+            st.deferred.push(Deferred {
+                due: Instant::now() + delay,
+                msg: f.msg,
+            });
+        }
+        Ok(())
+    }
+
+    fn requeue_now(&self, st: &mut State, msg: Message) {
+        if let Err(e) = st.queue.put(msg) {
+            // Only a failing disk gets here; the message stays lost to this
+            // channel, so say so loudly.
+            tracing::error!(
+                "channel {}:{}: failed to requeue message: {e}",
+                self.topic_name,
+                self.name
+            );
+        }
+    }
+
+    /// TOUCH: push the deadline out by `timeout`, but never past delivery
+    /// time + `max_timeout`.
+    pub fn touch(
+        &self,
+        client_id: u64,
+        id: MessageId,
+        timeout: Duration,
+        max_timeout: Duration,
+    ) -> Result<(), InFlightError> {
+        let mut st = self.state.lock();
+        let Some(f) = st.in_flight.get_mut(&id) else {
+            return Err(InFlightError::NotInFlight);
+        };
+        if f.client_id != client_id {
+            return Err(InFlightError::NotOwner);
+        }
+        let old = f.deadline;
+        let new = (Instant::now() + timeout).min(f.delivered_at + max_timeout);
+        f.deadline = new;
+        st.deadlines.remove(&(old, id));
+        st.deadlines.insert((new, id));
+        Ok(())
+    }
+
+    /// Requeue in-flight messages past their deadline and release deferred
+    /// ones that are due. Returns the earliest remaining deadline, if any.
+    pub fn process_timers(&self, now: Instant) -> Option<Instant> {
+        let mut st = self.state.lock();
+        let mut released = false;
+        while let Some(&(deadline, id)) = st.deadlines.first() {
+            if deadline > now {
+                break;
+            }
+            st.deadlines.pop_first();
+            if let Some(f) = st.in_flight.remove(&id) {
+                self.timeout_count.fetch_add(1, Relaxed);
+                if let Some(c) = st.clients.get(&f.client_id) {
+                    c.release_in_flight(1);
+                }
+                self.requeue_now(&mut st, f.msg);
+                released = true;
+            }
+        }
+        while st.deferred.peek().is_some_and(|d| d.due <= now) {
+            let d = st.deferred.pop().expect("peeked");
+            self.requeue_now(&mut st, d.msg);
+            released = true;
+        }
+        let next = match (st.deadlines.first(), st.deferred.peek()) {
+            (Some(&(a, _)), Some(d)) => Some(a.min(d.due)),
+            (Some(&(a, _)), None) => Some(a),
+            (None, Some(d)) => Some(d.due),
+            (None, None) => None,
+        };
+        if released {
+            self.wake_waiters(st);
+        }
+        next
+    }
+
+    /// Add a consumer. `Err(true)` if the channel is being deleted (retry on
+    /// a fresh one), `Err(false)` if `max_consumers` is reached.
+    pub fn add_client(&self, client: Arc<ClientHandle>, max_consumers: usize) -> Result<(), bool> {
+        let mut st = self.state.lock();
+        if self.is_exiting() {
+            return Err(true);
+        }
+        if max_consumers > 0
+            && st.clients.len() >= max_consumers
+            && !st.clients.contains_key(&client.id)
+        {
+            return Err(false);
+        }
+        st.clients.insert(client.id, client);
+        Ok(())
+    }
+
+    /// Remove a consumer; returns how many remain. Its in-flight messages
+    /// stay in flight until they time out, as in NSQ.
+    pub fn remove_client(&self, client_id: u64) -> usize {
+        let mut st = self.state.lock();
+        st.clients.remove(&client_id);
+        st.clients.len()
+    }
+
+    pub fn client_count(&self) -> usize {
+        self.state.lock().clients.len()
+    }
+
+    pub fn pause(&self) {
+        self.paused.store(true, Relaxed);
+    }
+
+    pub fn unpause(&self) {
+        self.paused.store(false, Relaxed);
+        self.notify.notify_waiters();
+        for c in self.state.lock().clients.values() {
+            c.wake.notify_one();
+        }
+    }
+
+    /// Drop queued, in-flight and deferred messages; consumers' in-flight
+    /// counts go back to zero.
+    pub fn empty(&self) {
+        let mut st = self.state.lock();
+        st.queue.empty();
+        st.in_flight.clear();
+        st.deadlines.clear();
+        st.deferred.clear();
+        for c in st.clients.values() {
+            c.in_flight.store(0, Relaxed);
+            c.wake.notify_one();
+        }
+    }
+
+    /// Mark deleted: refuse new messages and consumers, close the current
+    /// consumers' connections, drop everything held.
+    pub fn delete(&self) {
+        self.exiting.store(true, Relaxed);
+        let mut st = self.state.lock();
+        for c in st.clients.values() {
+            c.kill.cancel();
+        }
+        st.clients.clear();
+        st.queue.empty();
+        st.in_flight.clear();
+        st.deadlines.clear();
+        st.deferred.clear();
+    }
+
+    /// Whether the channel has no consumers (for ephemeral cleanup), checked
+    /// and marked exiting atomically so a concurrent SUB cannot slip in.
+    pub fn mark_exiting_if_unused(&self) -> bool {
+        let st = self.state.lock();
+        if st.clients.is_empty() {
+            self.exiting.store(true, Relaxed);
+            true
+        } else {
+            false
+        }
+    }
+
+    pub fn counts(&self) -> ChannelCounts {
+        let st = self.state.lock();
+        ChannelCounts {
+            depth: st.queue.depth(),
+            backend_depth: st.queue.backend_depth(),
+            in_flight: st.in_flight.len() as u64,
+            deferred: st.deferred.len() as u64,
+            clients: st.clients.values().cloned().collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nsqd::backend::MemoryOverflow;
+    use bytes::Bytes;
+
+    fn channel() -> Channel {
+        Channel::new("t", "c", Queue::new(10, Box::<MemoryOverflow>::default()))
+    }
+
+    fn client(id: u64) -> Arc<ClientHandle> {
+        Arc::new(ClientHandle::new(id, "127.0.0.1:1".parse().unwrap()))
+    }
+
+    fn msgs(n: u64) -> Vec<Message> {
+        (0..n)
+            .map(|i| Message::new(MessageId(i), 0, Bytes::from_static(b"m")))
+            .collect()
+    }
+
+    #[test]
+    fn take_fin_and_ownership() {
+        let ch = channel();
+        let (a, b) = (client(1), client(2));
+        ch.add_client(a.clone(), 0).unwrap();
+        ch.add_client(b.clone(), 0).unwrap();
+        ch.put_from_topic(&msgs(3), Duration::ZERO).unwrap();
+        let mut out = Vec::new();
+        assert_eq!(ch.take(&a, 2, Duration::from_secs(60), &mut out), 2);
+        assert_eq!(out[0].attempts, 1);
+        assert_eq!(a.in_flight.load(Relaxed), 2);
+        assert_eq!(ch.finish(2, out[0].id), Err(InFlightError::NotOwner));
+        assert!(ch.finish(1, out[0].id).is_ok());
+        assert_eq!(ch.finish(1, out[0].id), Err(InFlightError::NotInFlight));
+        assert_eq!(ch.counts().in_flight, 1);
+    }
+
+    #[test]
+    fn timeout_requeues_with_attempts_kept() {
+        let ch = channel();
+        let a = client(1);
+        ch.add_client(a.clone(), 0).unwrap();
+        ch.put_from_topic(&msgs(1), Duration::ZERO).unwrap();
+        let mut out = Vec::new();
+        ch.take(&a, 1, Duration::from_millis(1), &mut out);
+        ch.process_timers(Instant::now() + Duration::from_millis(5));
+        assert_eq!(ch.timeout_count.load(Relaxed), 1);
+        assert_eq!(a.in_flight.load(Relaxed), 0);
+        out.clear();
+        ch.take(&a, 1, Duration::from_secs(1), &mut out);
+        assert_eq!(out[0].attempts, 2);
+    }
+
+    #[test]
+    fn deferred_waits_until_due() {
+        let ch = channel();
+        let a = client(1);
+        ch.put_from_topic(&msgs(1), Duration::from_millis(50))
+            .unwrap();
+        let mut out = Vec::new();
+        assert_eq!(ch.take(&a, 1, Duration::from_secs(1), &mut out), 0);
+        assert_eq!(ch.counts().deferred, 1);
+        ch.process_timers(Instant::now() + Duration::from_millis(60));
+        assert_eq!(ch.take(&a, 1, Duration::from_secs(1), &mut out), 1);
+    }
+
+    #[test]
+    fn touch_is_capped() {
+        let ch = channel();
+        let a = client(1);
+        ch.put_from_topic(&msgs(1), Duration::ZERO).unwrap();
+        let mut out = Vec::new();
+        ch.take(&a, 1, Duration::from_millis(10), &mut out);
+        ch.touch(
+            1,
+            out[0].id,
+            Duration::from_secs(100),
+            Duration::from_millis(20),
+        )
+        .unwrap();
+        assert!(
+            ch.process_timers(Instant::now()).unwrap()
+                <= Instant::now() + Duration::from_millis(20)
+        );
+    }
+}

@@ -1,0 +1,107 @@
+//! What nsqd knows about one TCP connection, shared between the connection's
+//! task, the channel it consumes from, and `/stats`.
+//!
+//! Counters are atomics so that the hot path never takes a lock to count.
+
+use crate::protocol::ConnState;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU64, AtomicU8, Ordering::Relaxed};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// Descriptive fields set by IDENTIFY.
+#[derive(Debug, Default, Clone)]
+pub struct ClientInfo {
+    pub client_id: String,
+    pub hostname: String,
+    pub user_agent: String,
+    pub topology_region: String,
+    pub topology_zone: String,
+    pub deflate: bool,
+    pub snappy: bool,
+    pub tls: bool,
+}
+
+pub struct ClientHandle {
+    pub id: u64,
+    pub remote_addr: SocketAddr,
+    /// Unix seconds.
+    pub connect_ts: i64,
+    pub info: Mutex<ClientInfo>,
+    /// Messages published per topic on this connection.
+    pub pub_counts: Mutex<HashMap<String, u64>>,
+    state: AtomicU8,
+    pub ready_count: AtomicI64,
+    pub in_flight: AtomicI64,
+    pub sample_rate: AtomicI32,
+    pub message_count: AtomicU64,
+    pub finish_count: AtomicU64,
+    pub requeue_count: AtomicU64,
+    /// Woken when something outside the connection's task changes what it
+    /// may send (a timeout frees an in-flight slot, a channel is emptied).
+    pub wake: Notify,
+    /// Cancelled to close the connection from outside (channel deleted).
+    pub kill: CancellationToken,
+}
+
+impl ClientHandle {
+    pub fn new(id: u64, remote_addr: SocketAddr) -> Self {
+        let ip = remote_addr.ip().to_string();
+        ClientHandle {
+            id,
+            remote_addr,
+            connect_ts: crate::nsqd::unix_seconds(),
+            info: Mutex::new(ClientInfo {
+                // Before IDENTIFY, nsqd shows the remote IP for both.
+                client_id: ip.clone(),
+                hostname: ip,
+                ..Default::default()
+            }),
+            pub_counts: Mutex::new(HashMap::new()),
+            state: AtomicU8::new(0),
+            ready_count: AtomicI64::new(0),
+            in_flight: AtomicI64::new(0),
+            sample_rate: AtomicI32::new(0),
+            message_count: AtomicU64::new(0),
+            finish_count: AtomicU64::new(0),
+            requeue_count: AtomicU64::new(0),
+            wake: Notify::new(),
+            kill: CancellationToken::new(),
+        }
+    }
+
+    pub fn state(&self) -> ConnState {
+        match self.state.load(Relaxed) {
+            1 => ConnState::Subscribed,
+            2 => ConnState::Closing,
+            _ => ConnState::Init,
+        }
+    }
+
+    pub fn set_state(&self, state: ConnState) {
+        let v = match state {
+            ConnState::Init => 0,
+            ConnState::Subscribed => 1,
+            ConnState::Closing => 2,
+        };
+        self.state.store(v, Relaxed);
+    }
+
+    /// Called when the channel takes back one of this client's messages
+    /// (timeout) so that its task can send another.
+    pub fn release_in_flight(&self, n: i64) {
+        self.in_flight.fetch_sub(n, Relaxed);
+        self.wake.notify_one();
+    }
+
+    pub fn record_publish(&self, topic: &str, n: u64) {
+        let mut counts = self.pub_counts.lock();
+        if let Some(c) = counts.get_mut(topic) {
+            *c += n;
+        } else {
+            counts.insert(topic.to_string(), n);
+        }
+    }
+}

@@ -1,0 +1,529 @@
+//! nsqd's HTTP API, answering as NSQ v1.3 does: parameters from the query
+//! string for every method, JSON errors `{"message":"..."}` with NSQ's status
+//! codes, and the `X-NSQ-Content-Type` header go-nsq relies on.
+//!
+//! Routing is one explicit table (method, path) → handler, so that an unknown
+//! path is a 404 and a known path with the wrong method a 405, both with
+//! NSQ's JSON bodies.
+
+use super::stats::{self, StatsFilter};
+use super::Nsqd;
+use crate::protocol::names::is_valid_name;
+use crate::protocol::NSQ_VERSION;
+use axum::body::{to_bytes, Body};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use bytes::Bytes;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub fn router(nsqd: Arc<Nsqd>) -> Router {
+    Router::new().fallback(dispatch).with_state(nsqd)
+}
+
+/// The routes: path, allowed method.
+const ROUTES: &[(&str, Method)] = &[
+    ("/ping", Method::GET),
+    ("/info", Method::GET),
+    ("/pub", Method::POST),
+    ("/mpub", Method::POST),
+    ("/stats", Method::GET),
+    ("/topic/create", Method::POST),
+    ("/topic/delete", Method::POST),
+    ("/topic/empty", Method::POST),
+    ("/topic/pause", Method::POST),
+    ("/topic/unpause", Method::POST),
+    ("/channel/create", Method::POST),
+    ("/channel/delete", Method::POST),
+    ("/channel/empty", Method::POST),
+    ("/channel/pause", Method::POST),
+    ("/channel/unpause", Method::POST),
+];
+
+async fn dispatch(State(nsqd): State<Arc<Nsqd>>, req: Request) -> Response {
+    let path = req.uri().path().to_string();
+    let method = req.method().clone();
+    let Some((_, allowed)) = ROUTES.iter().find(|(p, _)| *p == path) else {
+        // NSQ's router redirects a trailing-slash variant of a known path.
+        if let Some(trimmed) = path.strip_suffix('/') {
+            if ROUTES.iter().any(|(p, _)| *p == trimmed) {
+                let status = if method == Method::GET {
+                    StatusCode::MOVED_PERMANENTLY
+                } else {
+                    StatusCode::TEMPORARY_REDIRECT
+                };
+                let location = match req.uri().query() {
+                    Some(q) => format!("{trimmed}?{q}"),
+                    None => trimmed.to_string(),
+                };
+                return (status, [(header::LOCATION, location)]).into_response();
+            }
+        }
+        return error(StatusCode::NOT_FOUND, "NOT_FOUND");
+    };
+    if method != *allowed {
+        return error(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED");
+    }
+    let query = req.uri().query().unwrap_or("").to_string();
+    let result = match path.as_str() {
+        "/ping" => return ping(&nsqd),
+        "/info" => info(&nsqd),
+        "/pub" => publish(&nsqd, &query, req).await,
+        "/mpub" => multi_publish(&nsqd, &query, req).await,
+        "/stats" => stats_handler(&nsqd, &query),
+        "/topic/create" => topic_create(&nsqd, &query),
+        "/topic/delete" => topic_action(&nsqd, &query, TopicAction::Delete),
+        "/topic/empty" => topic_action(&nsqd, &query, TopicAction::Empty),
+        "/topic/pause" => topic_action(&nsqd, &query, TopicAction::Pause),
+        "/topic/unpause" => topic_action(&nsqd, &query, TopicAction::Unpause),
+        "/channel/create" => channel_action(&nsqd, &query, ChannelAction::Create),
+        "/channel/delete" => channel_action(&nsqd, &query, ChannelAction::Delete),
+        "/channel/empty" => channel_action(&nsqd, &query, ChannelAction::Empty),
+        "/channel/pause" => channel_action(&nsqd, &query, ChannelAction::Pause),
+        "/channel/unpause" => channel_action(&nsqd, &query, ChannelAction::Unpause),
+        _ => Err(ApiError(StatusCode::NOT_FOUND, "NOT_FOUND")),
+    };
+    match result {
+        Ok(resp) => resp,
+        Err(ApiError(status, text)) => error(status, text),
+    }
+}
+
+/// An HTTP error: status and NSQ's message text.
+#[derive(Debug)]
+pub struct ApiError(pub StatusCode, pub &'static str);
+
+type ApiResult = Result<Response, ApiError>;
+
+const NSQ_HEADER: &str = "x-nsq-content-type";
+const NSQ_HEADER_VALUE: &str = "nsq; version=1.0";
+
+fn with_nsq_header(mut resp: Response) -> Response {
+    resp.headers_mut()
+        .insert(NSQ_HEADER, HeaderValue::from_static(NSQ_HEADER_VALUE));
+    resp
+}
+
+pub fn error(status: StatusCode, message: &str) -> Response {
+    let body = serde_json::json!({ "message": message }).to_string();
+    with_nsq_header(
+        (
+            status,
+            [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+            body,
+        )
+            .into_response(),
+    )
+}
+
+fn ok_json<T: Serialize>(value: &T) -> Response {
+    let body = serde_json::to_vec(value).expect("plain data serializes");
+    with_nsq_header(
+        (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+            body,
+        )
+            .into_response(),
+    )
+}
+
+fn ok_text(text: impl Into<Body>) -> Response {
+    with_nsq_header(
+        (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            text.into(),
+        )
+            .into_response(),
+    )
+}
+
+fn ok_empty() -> Response {
+    with_nsq_header(StatusCode::OK.into_response())
+}
+
+fn ping(nsqd: &Nsqd) -> Response {
+    let (status, body) = match nsqd.health() {
+        None => (StatusCode::OK, "OK".to_string()),
+        Some(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("NOK - {e}")),
+    };
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+#[derive(Serialize)]
+struct Info {
+    version: &'static str,
+    broadcast_address: String,
+    hostname: String,
+    http_port: i64,
+    tcp_port: i64,
+    start_time: i64,
+    max_heartbeat_interval: u128,
+    max_output_buffer_size: i64,
+    max_output_buffer_timeout: u128,
+    max_deflate_level: i64,
+    topology_zone: String,
+    topology_region: String,
+}
+
+fn info(nsqd: &Nsqd) -> ApiResult {
+    let opts = &nsqd.opts;
+    let addrs = nsqd.addrs.get();
+    Ok(ok_json(&Info {
+        version: NSQ_VERSION,
+        broadcast_address: opts.effective_broadcast_address(),
+        hostname: super::options::hostname(),
+        http_port: addrs
+            .and_then(|a| a.http)
+            .map(|a| a.port() as i64)
+            .unwrap_or(-1),
+        tcp_port: addrs.map(|a| a.tcp.port() as i64).unwrap_or(-1),
+        start_time: nsqd.start_time,
+        max_heartbeat_interval: opts.max_heartbeat_interval.as_nanos(),
+        max_output_buffer_size: opts.max_output_buffer_size,
+        max_output_buffer_timeout: opts.max_output_buffer_timeout.as_nanos(),
+        max_deflate_level: opts.max_deflate_level,
+        topology_zone: opts.topology_zone.clone(),
+        topology_region: opts.topology_region.clone(),
+    }))
+}
+
+/// Query parameters, first value wins, parsed as Go's `url.ParseQuery`
+/// does (a malformed escape or a `;` is an error).
+pub struct Query(HashMap<String, String>);
+
+impl Query {
+    pub fn parse(raw: &str) -> Result<Query, ApiError> {
+        let bad = ApiError(StatusCode::BAD_REQUEST, "INVALID_REQUEST");
+        let mut map = HashMap::new();
+        for pair in raw.split('&') {
+            if pair.is_empty() {
+                continue;
+            }
+            if pair.contains(';') {
+                return Err(bad);
+            }
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let k = unescape(k).ok_or(ApiError(StatusCode::BAD_REQUEST, "INVALID_REQUEST"))?;
+            let v = unescape(v).ok_or(ApiError(StatusCode::BAD_REQUEST, "INVALID_REQUEST"))?;
+            map.entry(k).or_insert(v);
+        }
+        Ok(Query(map))
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str)
+    }
+}
+
+fn unescape(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3)?;
+                let v = u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?;
+                out.push(v);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    Some(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// `true`/`1` → true, `false`/`0` → false, absent → `default`, anything
+/// else → true (NSQ's rule for include_clients and similar flags).
+fn bool_param(q: &Query, key: &str, default: bool) -> bool {
+    match q.get(key) {
+        None => default,
+        Some("false") | Some("0") => false,
+        Some(_) => true,
+    }
+}
+
+fn content_length(req: &Request) -> Option<u64> {
+    req.headers()
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// Read the body, refusing (with `too_big`) anything over `limit` bytes.
+async fn read_body(req: Request, limit: usize, too_big: &'static str) -> Result<Bytes, ApiError> {
+    match to_bytes(req.into_body(), limit + 1).await {
+        Ok(b) if b.len() > limit => Err(ApiError(StatusCode::PAYLOAD_TOO_LARGE, too_big)),
+        Ok(b) => Ok(b),
+        Err(e) => {
+            // axum reports an over-limit body as an error too.
+            if format!("{e:?}").contains("LengthLimit") {
+                Err(ApiError(StatusCode::PAYLOAD_TOO_LARGE, too_big))
+            } else {
+                Err(ApiError(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "INTERNAL_ERROR",
+                ))
+            }
+        }
+    }
+}
+
+/// The `topic` parameter, checked with the topic endpoints' error names.
+fn topic_param<'a>(q: &'a Query) -> Result<&'a str, ApiError> {
+    let topic = q
+        .get("topic")
+        .ok_or(ApiError(StatusCode::BAD_REQUEST, "MISSING_ARG_TOPIC"))?;
+    if !is_valid_name(topic.as_bytes()) {
+        return Err(ApiError(StatusCode::BAD_REQUEST, "INVALID_TOPIC"));
+    }
+    Ok(topic)
+}
+
+fn put_failed(nsqd: &Nsqd, e: super::backend::BackendError) -> ApiError {
+    if let super::backend::BackendError::Write(text) = &e {
+        nsqd.set_health(Some(text.clone()));
+    }
+    ApiError(StatusCode::SERVICE_UNAVAILABLE, "EXITING")
+}
+
+async fn publish(nsqd: &Nsqd, raw_query: &str, req: Request) -> ApiResult {
+    let max = nsqd.opts.max_msg_size.max(0) as usize;
+    if content_length(&req).is_some_and(|n| n > max as u64) {
+        return Err(ApiError(StatusCode::PAYLOAD_TOO_LARGE, "MSG_TOO_BIG"));
+    }
+    let body = read_body(req, max, "MSG_TOO_BIG").await?;
+    if body.is_empty() {
+        return Err(ApiError(StatusCode::BAD_REQUEST, "MSG_EMPTY"));
+    }
+    let q = Query::parse(raw_query)?;
+    let topic = nsqd.get_or_create_topic(topic_param(&q)?);
+    let mut defer = Duration::ZERO;
+    if let Some(d) = q.get("defer") {
+        let ms: i64 = d
+            .parse()
+            .map_err(|_| ApiError(StatusCode::BAD_REQUEST, "INVALID_DEFER"))?;
+        if ms < 0 || ms as u128 > nsqd.opts.max_req_timeout.as_millis() {
+            return Err(ApiError(StatusCode::BAD_REQUEST, "INVALID_DEFER"));
+        }
+        defer = Duration::from_millis(ms as u64);
+    }
+    topic
+        .put(std::iter::once(body), defer)
+        .map_err(|e| put_failed(nsqd, e))?;
+    Ok(ok_text("OK"))
+}
+
+async fn multi_publish(nsqd: &Nsqd, raw_query: &str, req: Request) -> ApiResult {
+    let max_body = nsqd.opts.max_body_size.max(0) as usize;
+    let max_msg = nsqd.opts.max_msg_size.max(0) as usize;
+    if content_length(&req).is_some_and(|n| n > max_body as u64) {
+        return Err(ApiError(StatusCode::PAYLOAD_TOO_LARGE, "BODY_TOO_BIG"));
+    }
+    let q = Query::parse(raw_query)?;
+    let topic = nsqd.get_or_create_topic(topic_param(&q)?);
+    let binary = !matches!(q.get("binary"), None | Some("false") | Some("0"));
+    let body = read_body(req, max_body, "BODY_TOO_BIG").await?;
+    let bodies = if binary {
+        split_binary(&body, max_msg, max_body)?
+    } else {
+        let mut out = Vec::new();
+        for line in body.split(|&b| b == b'\n') {
+            if line.len() > max_msg {
+                return Err(ApiError(StatusCode::PAYLOAD_TOO_LARGE, "MSG_TOO_BIG"));
+            }
+            if !line.is_empty() {
+                out.push(body.slice_ref(line));
+            }
+        }
+        out
+    };
+    if !bodies.is_empty() {
+        topic
+            .put(bodies, Duration::ZERO)
+            .map_err(|e| put_failed(nsqd, e))?;
+    }
+    Ok(ok_text("OK"))
+}
+
+/// `[i32 count]([i32 size][bytes])*`, validated as TCP MPUB's inner part;
+/// errors are 413 with the TCP code minus `E_`.
+fn split_binary(body: &Bytes, max_msg: usize, max_body: usize) -> Result<Vec<Bytes>, ApiError> {
+    let bad_body = ApiError(StatusCode::PAYLOAD_TOO_LARGE, "BAD_BODY");
+    let read_i32 = |at: usize| -> Option<i32> {
+        body.get(at..at + 4)
+            .map(|b| i32::from_be_bytes(b.try_into().expect("4 bytes")))
+    };
+    let count = read_i32(0).ok_or(bad_body)?;
+    if count <= 0 || count as i64 > (max_body as i64 - 4) / 5 {
+        return Err(ApiError(StatusCode::PAYLOAD_TOO_LARGE, "BAD_BODY"));
+    }
+    let bad_message = || ApiError(StatusCode::PAYLOAD_TOO_LARGE, "BAD_MESSAGE");
+    let mut pos = 4;
+    let mut out = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let size = read_i32(pos).ok_or_else(bad_message)?;
+        if size <= 0 || size as usize > max_msg {
+            return Err(bad_message());
+        }
+        let start = pos + 4;
+        let end = start + size as usize;
+        if end > body.len() {
+            return Err(bad_message());
+        }
+        out.push(body.slice(start..end));
+        pos = end;
+    }
+    Ok(out)
+}
+
+fn stats_handler(nsqd: &Nsqd, raw_query: &str) -> ApiResult {
+    let q = Query::parse(raw_query)?;
+    let filter = StatsFilter {
+        topic: q.get("topic").map(str::to_string),
+        channel: q.get("channel").map(str::to_string),
+        include_clients: bool_param(&q, "include_clients", true),
+        include_mem: bool_param(&q, "include_mem", true),
+    };
+    let stats = stats::collect(nsqd, &filter);
+    if q.get("format") == Some("json") {
+        Ok(ok_json(&stats))
+    } else {
+        Ok(ok_text(stats::render_text(nsqd, &stats)))
+    }
+}
+
+fn topic_create(nsqd: &Nsqd, raw_query: &str) -> ApiResult {
+    let q = Query::parse(raw_query)?;
+    nsqd.get_or_create_topic(topic_param(&q)?);
+    Ok(ok_empty())
+}
+
+enum TopicAction {
+    Delete,
+    Empty,
+    Pause,
+    Unpause,
+}
+
+fn topic_action(nsqd: &Nsqd, raw_query: &str, action: TopicAction) -> ApiResult {
+    let q = Query::parse(raw_query)?;
+    let name = q
+        .get("topic")
+        .ok_or(ApiError(StatusCode::BAD_REQUEST, "MISSING_ARG_TOPIC"))?;
+    let not_found = ApiError(StatusCode::NOT_FOUND, "TOPIC_NOT_FOUND");
+    match action {
+        TopicAction::Delete => {
+            if !nsqd.delete_topic(name) {
+                return Err(not_found);
+            }
+        }
+        TopicAction::Empty => {
+            if !is_valid_name(name.as_bytes()) {
+                return Err(ApiError(StatusCode::BAD_REQUEST, "INVALID_TOPIC"));
+            }
+            nsqd.get_topic(name).ok_or(not_found)?.empty();
+        }
+        TopicAction::Pause => nsqd.get_topic(name).ok_or(not_found)?.pause(),
+        TopicAction::Unpause => nsqd.get_topic(name).ok_or(not_found)?.unpause(),
+    }
+    Ok(ok_empty())
+}
+
+enum ChannelAction {
+    Create,
+    Delete,
+    Empty,
+    Pause,
+    Unpause,
+}
+
+fn channel_action(nsqd: &Nsqd, raw_query: &str, action: ChannelAction) -> ApiResult {
+    let q = Query::parse(raw_query)?;
+    let bad = |text| ApiError(StatusCode::BAD_REQUEST, text);
+    let topic_name = q.get("topic").ok_or(bad("MISSING_ARG_TOPIC"))?;
+    if !is_valid_name(topic_name.as_bytes()) {
+        return Err(bad("INVALID_ARG_TOPIC"));
+    }
+    let channel_name = q.get("channel").ok_or(bad("MISSING_ARG_CHANNEL"))?;
+    if !is_valid_name(channel_name.as_bytes()) {
+        return Err(bad("INVALID_ARG_CHANNEL"));
+    }
+    let topic = nsqd
+        .get_topic(topic_name)
+        .ok_or(ApiError(StatusCode::NOT_FOUND, "TOPIC_NOT_FOUND"))?;
+    if let ChannelAction::Create = action {
+        topic.get_or_create_channel(channel_name);
+        return Ok(ok_empty());
+    }
+    let not_found = ApiError(StatusCode::NOT_FOUND, "CHANNEL_NOT_FOUND");
+    match action {
+        ChannelAction::Delete => {
+            if !topic.delete_channel(channel_name) {
+                return Err(not_found);
+            }
+        }
+        ChannelAction::Empty => topic.get_channel(channel_name).ok_or(not_found)?.empty(),
+        ChannelAction::Pause => topic.get_channel(channel_name).ok_or(not_found)?.pause(),
+        ChannelAction::Unpause => topic.get_channel(channel_name).ok_or(not_found)?.unpause(),
+        ChannelAction::Create => unreachable!("handled above"),
+    }
+    Ok(ok_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_parsing_like_go() {
+        let q = Query::parse("topic=a%20b&topic=second&x=1+2&flag").unwrap();
+        assert_eq!(q.get("topic"), Some("a b"));
+        assert_eq!(q.get("x"), Some("1 2"));
+        assert_eq!(q.get("flag"), Some(""));
+        assert!(Query::parse("topic=%zz").is_err());
+        assert!(Query::parse("a=1;b=2").is_err());
+    }
+
+    #[test]
+    fn binary_mpub_layout() {
+        let mut body = vec![0, 0, 0, 2];
+        body.extend_from_slice(&[0, 0, 0, 1, b'a', 0, 0, 0, 2, b'b', b'c']);
+        let parts = split_binary(&Bytes::from(body), 10, 100).unwrap();
+        assert_eq!(
+            parts,
+            vec![Bytes::from_static(b"a"), Bytes::from_static(b"bc")]
+        );
+        assert_eq!(
+            split_binary(&Bytes::from_static(&[0, 0, 0, 0]), 10, 100)
+                .unwrap_err()
+                .1,
+            "BAD_BODY"
+        );
+        assert_eq!(
+            split_binary(
+                &Bytes::from_static(&[0, 0, 0, 1, 0, 0, 0, 5, b'a']),
+                10,
+                100
+            )
+            .unwrap_err()
+            .1,
+            "BAD_MESSAGE"
+        );
+    }
+}

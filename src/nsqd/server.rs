@@ -1,0 +1,156 @@
+//! Starting and stopping nsqd: bind the listeners, run until SIGINT or
+//! SIGTERM, then shut down cleanly.
+
+use super::engine::BoundAddrs;
+use super::{http, tcp, Nsqd, Options};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::task::TaskTracker;
+
+/// A startup failure, printed as one line by the binary.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("failed to listen on {addr} ({what}): {source} (is another nsqd running, or is the address wrong?)")]
+    Bind {
+        what: &'static str,
+        addr: String,
+        source: std::io::Error,
+    },
+}
+
+/// A running nsqd: its engine and the task that serves it.
+pub struct Running {
+    pub nsqd: Arc<Nsqd>,
+    pub addrs: BoundAddrs,
+    tracker: TaskTracker,
+}
+
+async fn bind(what: &'static str, addr: &str) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind {
+            what,
+            addr: addr.to_string(),
+            source,
+        })
+}
+
+/// Bind and start serving; returns once the listeners are up.
+pub async fn start(opts: Options) -> Result<Running, StartError> {
+    let tcp_listener = bind("TCP", &opts.tcp_address).await?;
+    let http_listener = if opts.http_address.is_empty() {
+        None
+    } else {
+        Some(bind("HTTP", &opts.http_address).await?)
+    };
+    let addrs = BoundAddrs {
+        tcp: tcp_listener
+            .local_addr()
+            .expect("bound socket has an address"),
+        http: http_listener
+            .as_ref()
+            .map(|l| l.local_addr().expect("bound socket has an address")),
+    };
+    let nsqd = Nsqd::new(opts);
+    let _ = nsqd.addrs.set(addrs);
+    tracing::info!(
+        "nsqd v{} (nsq-rs {}) node id {}",
+        crate::protocol::NSQ_VERSION,
+        env!("CARGO_PKG_VERSION"),
+        nsqd.opts.effective_node_id()
+    );
+    warn_unimplemented(&nsqd.opts);
+
+    let tracker = TaskTracker::new();
+    tracing::info!("TCP: listening on {}", addrs.tcp);
+    tracker.spawn(tcp::serve(nsqd.clone(), tcp_listener, tracker.clone()));
+    if let Some(listener) = http_listener {
+        tracing::info!(
+            "HTTP: listening on {}",
+            addrs.http.expect("set with listener")
+        );
+        let app = http::router(nsqd.clone());
+        let token = nsqd.shutdown.clone();
+        tracker.spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { token.cancelled().await })
+                .await;
+            if let Err(e) = served {
+                tracing::error!("HTTP server failed: {e}");
+            }
+        });
+    }
+    tracker.spawn(nsqd.clone().run_timers());
+    Ok(Running {
+        nsqd,
+        addrs,
+        tracker,
+    })
+}
+
+impl Running {
+    /// Stop accepting, close every client, wait (bounded) for tasks to end.
+    pub async fn shutdown(self) {
+        tracing::info!("NSQ: closing");
+        self.nsqd.shutdown.cancel();
+        self.tracker.close();
+        if tokio::time::timeout(Duration::from_secs(5), self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("NSQ: some connections did not close within 5s");
+        }
+        tracing::info!("NSQ: bye");
+    }
+}
+
+/// Run until SIGINT or SIGTERM.
+pub async fn run(opts: Options) -> Result<(), StartError> {
+    let running = start(opts).await?;
+    wait_for_signal().await;
+    running.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut int), Ok(mut term)) => {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// Flags accepted for compatibility whose features are not built yet: say
+/// so at startup instead of silently ignoring them.
+fn warn_unimplemented(opts: &Options) {
+    let mut missing = Vec::new();
+    if !opts.lookupd_tcp_addresses.is_empty() {
+        missing.push("--lookupd-tcp-address");
+    }
+    if !opts.auth_http_addresses.is_empty() {
+        missing.push("--auth-http-address");
+    }
+    if !opts.tls_cert.is_empty() || !opts.tls_key.is_empty() {
+        missing.push("--tls-cert/--tls-key");
+    }
+    if !opts.statsd_address.is_empty() {
+        missing.push("--statsd-address");
+    }
+    if !opts.e2e_processing_latency_percentiles.is_empty() {
+        missing.push("--e2e-processing-latency-percentile");
+    }
+    for flag in missing {
+        tracing::warn!("{flag} is not supported by this build yet and is ignored");
+    }
+}

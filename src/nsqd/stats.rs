@@ -1,0 +1,409 @@
+//! `/stats`: the counters, in NSQ's JSON shape (field names and order as
+//! nsqd's, which nsq_stat and nsqadmin parse) and in its text layout.
+
+use super::channel::Channel;
+use super::client_state::ClientHandle;
+use super::topic::Topic;
+use super::Nsqd;
+use crate::protocol::NSQ_VERSION;
+use serde::Serialize;
+use std::fmt::Write;
+use std::sync::atomic::Ordering::Relaxed;
+
+#[derive(Serialize, Debug)]
+pub struct Stats {
+    pub version: &'static str,
+    pub health: String,
+    pub start_time: i64,
+    pub topics: Option<Vec<TopicStats>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<MemStats>,
+    pub producers: Option<Vec<ClientStats>>,
+}
+
+#[derive(Serialize, Debug)]
+pub struct TopicStats {
+    pub topic_name: String,
+    pub channels: Vec<ChannelStats>,
+    pub depth: u64,
+    pub backend_depth: u64,
+    pub message_count: u64,
+    pub message_bytes: u64,
+    pub paused: bool,
+    pub e2e_processing_latency: E2eLatency,
+}
+
+#[derive(Serialize, Debug)]
+pub struct ChannelStats {
+    pub channel_name: String,
+    pub depth: u64,
+    pub backend_depth: u64,
+    pub in_flight_count: u64,
+    pub deferred_count: u64,
+    pub message_count: u64,
+    pub requeue_count: u64,
+    pub timeout_count: u64,
+    pub client_count: usize,
+    pub clients: Option<Vec<ClientStats>>,
+    pub paused: bool,
+    pub e2e_processing_latency: E2eLatency,
+}
+
+/// Always an object: NSQ's tools crash on `null` here.
+#[derive(Serialize, Debug, Default)]
+pub struct E2eLatency {
+    pub count: u64,
+    pub percentiles: Option<Vec<Percentile>>,
+}
+
+#[derive(Serialize, Debug)]
+pub struct Percentile {
+    pub quantile: f64,
+    pub value: f64,
+}
+
+#[derive(Serialize, Debug)]
+pub struct PubCount {
+    pub topic: String,
+    pub count: u64,
+}
+
+#[derive(Serialize, Debug)]
+pub struct ClientStats {
+    pub client_id: String,
+    pub hostname: String,
+    pub version: &'static str,
+    pub remote_address: String,
+    pub state: i32,
+    pub ready_count: i64,
+    pub in_flight_count: i64,
+    pub message_count: u64,
+    pub finish_count: u64,
+    pub requeue_count: u64,
+    pub connect_ts: i64,
+    pub sample_rate: i32,
+    pub deflate: bool,
+    pub snappy: bool,
+    pub user_agent: String,
+    pub topology_zone: String,
+    pub topology_region: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pub_counts: Vec<PubCount>,
+    pub tls: bool,
+    pub tls_cipher_suite: String,
+    pub tls_version: String,
+    pub tls_negotiated_protocol: String,
+    pub tls_negotiated_protocol_is_mutual: bool,
+}
+
+/// Memory figures in the shape of Go's; we report the process's resident
+/// size as the in-use heap and zero for the garbage-collector-only ones.
+#[derive(Serialize, Debug, Default)]
+pub struct MemStats {
+    pub heap_objects: u64,
+    pub heap_idle_bytes: u64,
+    pub heap_in_use_bytes: u64,
+    pub heap_released_bytes: u64,
+    pub gc_pause_usec_100: u64,
+    pub gc_pause_usec_99: u64,
+    pub gc_pause_usec_95: u64,
+    pub next_gc_bytes: u64,
+    pub gc_total_runs: u64,
+}
+
+/// What `/stats` was asked for.
+#[derive(Debug, Default, Clone)]
+pub struct StatsFilter {
+    pub topic: Option<String>,
+    pub channel: Option<String>,
+    pub include_clients: bool,
+    pub include_mem: bool,
+}
+
+impl MemStats {
+    pub fn read() -> MemStats {
+        // /proc/self/statm: pages of total and resident memory.
+        let resident = std::fs::read_to_string("/proc/self/statm")
+            .ok()
+            .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .map(|pages| pages * 4096)
+            .unwrap_or(0);
+        MemStats {
+            heap_in_use_bytes: resident,
+            ..Default::default()
+        }
+    }
+}
+
+pub fn client_stats(c: &ClientHandle, topic_filter: Option<&str>) -> ClientStats {
+    let info = c.info.lock().clone();
+    let pub_counts = {
+        let counts = c.pub_counts.lock();
+        // nsqd reports at most one entry: the filtered topic's, or any.
+        let entry = match topic_filter {
+            Some(t) => counts.get_key_value(t),
+            None => counts.iter().next(),
+        };
+        entry
+            .map(|(t, n)| {
+                vec![PubCount {
+                    topic: t.clone(),
+                    count: *n,
+                }]
+            })
+            .unwrap_or_default()
+    };
+    ClientStats {
+        client_id: info.client_id,
+        hostname: info.hostname,
+        version: "V2",
+        remote_address: c.remote_addr.to_string(),
+        state: c.state().as_stat(),
+        ready_count: c.ready_count.load(Relaxed),
+        in_flight_count: c.in_flight.load(Relaxed),
+        message_count: c.message_count.load(Relaxed),
+        finish_count: c.finish_count.load(Relaxed),
+        requeue_count: c.requeue_count.load(Relaxed),
+        connect_ts: c.connect_ts,
+        sample_rate: c.sample_rate.load(Relaxed),
+        deflate: info.deflate,
+        snappy: info.snappy,
+        user_agent: info.user_agent,
+        topology_zone: info.topology_zone,
+        topology_region: info.topology_region,
+        pub_counts,
+        tls: info.tls,
+        tls_cipher_suite: String::new(),
+        tls_version: String::new(),
+        tls_negotiated_protocol: String::new(),
+        tls_negotiated_protocol_is_mutual: false,
+    }
+}
+
+fn channel_stats(ch: &Channel, include_clients: bool) -> ChannelStats {
+    let counts = ch.counts();
+    let clients = include_clients.then(|| {
+        counts
+            .clients
+            .iter()
+            .map(|c| client_stats(c, None))
+            .collect()
+    });
+    ChannelStats {
+        channel_name: ch.name.clone(),
+        depth: counts.depth,
+        backend_depth: counts.backend_depth,
+        in_flight_count: counts.in_flight,
+        deferred_count: counts.deferred,
+        message_count: ch.message_count.load(Relaxed),
+        requeue_count: ch.requeue_count.load(Relaxed),
+        timeout_count: ch.timeout_count.load(Relaxed),
+        client_count: counts.clients.len(),
+        clients,
+        paused: ch.is_paused(),
+        e2e_processing_latency: E2eLatency::default(),
+    }
+}
+
+fn topic_stats(t: &Topic, filter: &StatsFilter) -> Option<TopicStats> {
+    let counts = t.counts();
+    let channels: Vec<ChannelStats> = counts
+        .channels
+        .iter()
+        .filter(|c| filter.channel.as_deref().is_none_or(|name| c.name == name))
+        .map(|c| channel_stats(c, filter.include_clients))
+        .collect();
+    if filter.channel.is_some() && channels.is_empty() {
+        return None;
+    }
+    Some(TopicStats {
+        topic_name: t.name.clone(),
+        channels,
+        depth: counts.depth,
+        backend_depth: counts.backend_depth,
+        message_count: t.message_count.load(Relaxed),
+        message_bytes: t.message_bytes.load(Relaxed),
+        paused: t.is_paused(),
+        e2e_processing_latency: E2eLatency::default(),
+    })
+}
+
+/// Gather `/stats` for `filter`.
+pub fn collect(nsqd: &Nsqd, filter: &StatsFilter) -> Stats {
+    let topics: Option<Vec<TopicStats>> = match &filter.topic {
+        Some(name) => nsqd
+            .get_topic(name)
+            .map(|t| topic_stats(&t, filter).into_iter().collect()),
+        None => Some(
+            nsqd.topics()
+                .iter()
+                .filter_map(|t| topic_stats(t, filter))
+                .collect(),
+        ),
+    };
+    let producers = if filter.include_clients {
+        let list: Vec<ClientStats> = nsqd
+            .clients()
+            .iter()
+            .filter(|c| {
+                let counts = c.pub_counts.lock();
+                match &filter.topic {
+                    Some(t) => counts.contains_key(t),
+                    None => !counts.is_empty(),
+                }
+            })
+            .map(|c| client_stats(c, filter.topic.as_deref()))
+            .collect();
+        (!list.is_empty()).then_some(list)
+    } else {
+        None
+    };
+    Stats {
+        version: NSQ_VERSION,
+        health: health_text(nsqd),
+        start_time: nsqd.start_time,
+        topics,
+        memory: filter.include_mem.then(MemStats::read),
+        producers,
+    }
+}
+
+pub fn health_text(nsqd: &Nsqd) -> String {
+    match nsqd.health() {
+        None => "OK".to_string(),
+        Some(e) => format!("NOK - {e}"),
+    }
+}
+
+/// The human-readable form of `/stats` (no `format=json`).
+pub fn render_text(nsqd: &Nsqd, stats: &Stats) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "nsqd v{NSQ_VERSION} (nsq-rs {})",
+        env!("CARGO_PKG_VERSION")
+    );
+    let _ = writeln!(out, "start_time {}", rfc3339(stats.start_time));
+    let _ = writeln!(
+        out,
+        "uptime {}",
+        crate::cli::format_duration(nsqd.started.elapsed())
+    );
+    let _ = writeln!(out, "\nHealth: {}", stats.health);
+    if let Some(mem) = &stats.memory {
+        let _ = writeln!(out, "\nMemory:");
+        let json = serde_json::to_value(mem).unwrap_or_default();
+        if let Some(map) = json.as_object() {
+            for (k, v) in map {
+                let _ = writeln!(out, "   {k:<25}\t{v}");
+            }
+        }
+    }
+    match stats.topics.as_deref() {
+        None | Some([]) => {
+            let _ = writeln!(out, "\nTopics: None");
+        }
+        Some(topics) => {
+            let _ = writeln!(out, "\nTopics:");
+            for t in topics {
+                let prefix = if t.paused { "*P " } else { "   " };
+                let _ = writeln!(
+                    out,
+                    "{prefix}[{:<15}] depth: {:<5} be-depth: {:<5} msgs: {:<8} e2e%: ",
+                    t.topic_name, t.depth, t.backend_depth, t.message_count
+                );
+                for c in &t.channels {
+                    let prefix = if c.paused { "   *P " } else { "      " };
+                    let _ = writeln!(
+                        out,
+                        "{prefix}[{:<25}] depth: {:<5} be-depth: {:<5} inflt: {:<4} def: {:<4} re-q: {:<5} timeout: {:<5} msgs: {:<8} e2e%: ",
+                        c.channel_name, c.depth, c.backend_depth, c.in_flight_count,
+                        c.deferred_count, c.requeue_count, c.timeout_count, c.message_count
+                    );
+                    for cl in c.clients.iter().flatten() {
+                        let _ = writeln!(out, "        {}", client_line(cl));
+                    }
+                }
+            }
+        }
+    }
+    match &stats.producers {
+        None => {
+            let _ = writeln!(out, "\nProducers: None");
+        }
+        Some(list) => {
+            let _ = writeln!(out, "\nProducers:");
+            for p in list {
+                let topics: Vec<String> = p
+                    .pub_counts
+                    .iter()
+                    .map(|c| format!("{}={}", c.topic, c.count))
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "   [{:<21}] msgs: {:<8} topics: {} connected: {}",
+                    client_name(p),
+                    p.message_count,
+                    topics.join(","),
+                    connected_for(p.connect_ts)
+                );
+            }
+        }
+    }
+    out
+}
+
+fn client_name(c: &ClientStats) -> String {
+    let port = c.remote_address.rsplit(':').next().unwrap_or("");
+    format!("{} {}:{} {}", c.version, c.hostname, port, c.user_agent)
+}
+
+fn client_line(c: &ClientStats) -> String {
+    format!(
+        "[{:<21}] state: {} inflt: {:<4} rdy: {:<4} fin: {:<8} re-q: {:<8} msgs: {:<8} connected: {}",
+        client_name(c),
+        c.state,
+        c.in_flight_count,
+        c.ready_count,
+        c.finish_count,
+        c.requeue_count,
+        c.message_count,
+        connected_for(c.connect_ts)
+    )
+}
+
+fn connected_for(connect_ts: i64) -> String {
+    let secs = (super::unix_seconds() - connect_ts).max(0) as u64;
+    crate::cli::format_duration(std::time::Duration::from_secs(secs))
+}
+
+/// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ` (UTC).
+pub fn rfc3339(unix: i64) -> String {
+    let days = unix.div_euclid(86400);
+    let secs = unix.rem_euclid(86400);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        (secs / 60) % 60,
+        secs % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+    }
+}

@@ -1,0 +1,696 @@
+//! Protocol V2 over TCP: one task per connection.
+//!
+//! Each connection is a single event loop that owns all of its state (no
+//! locks for per-connection data): it decodes and executes every complete
+//! command in the read buffer, pulls as many messages as its RDY allows from
+//! its channel, then waits on whichever comes first: socket readable, socket
+//! writable (when there is something to flush), new messages, a freed
+//! in-flight slot, a heartbeat, or shutdown. Reads continue while a write is
+//! pending, so a slow reader never blocks its own FINs.
+//!
+//! Flushing: responses and errors are flushed at once; message frames are
+//! buffered and flushed when the buffer reaches `output_buffer_size`, when
+//! the client stops being ready, or as soon as the channel has nothing more
+//! to send. The last rule means data never waits for a timer, which bounds
+//! latency well inside NSQ's `output_buffer_timeout` while still batching
+//! under load.
+
+use super::backend::BackendError;
+use super::channel::{Channel, InFlightError};
+use super::client_state::ClientHandle;
+use super::topic::Topic;
+use super::Nsqd;
+use crate::protocol::frame::{encode_frame, encode_message_frame};
+use crate::protocol::identify::{IdentifyRequest, IdentifyResponse};
+use crate::protocol::{
+    Command, CommandDecoder, ConnState, DecodeError, FrameType, Limits, Message, MessageId,
+    ProtocolError, CLOSE_WAIT, HEARTBEAT, MAGIC_V2, NSQ_VERSION, OK,
+};
+use bytes::{Buf, Bytes, BytesMut};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::task::TaskTracker;
+
+/// Any byte stream a connection can run over: plain TCP now, TLS or a
+/// compressed stream after an in-place upgrade.
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for T {}
+pub type BoxStream = Box<dyn Stream>;
+
+/// nsqd's fixed client timeout; the default heartbeat is half of it.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Stop reading from a client whose unread responses pile up past this.
+const MAX_PENDING_OUTPUT: usize = 4 << 20;
+/// Messages taken from the channel per lock round trip.
+const TAKE_BATCH: usize = 128;
+
+/// Accept TCP clients until shutdown.
+pub async fn serve(nsqd: Arc<Nsqd>, listener: TcpListener, tracker: TaskTracker) {
+    loop {
+        tokio::select! {
+            _ = nsqd.shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, addr)) => {
+                    let _ = stream.set_nodelay(true);
+                    tracker.spawn(handle_connection(nsqd.clone(), stream, addr));
+                }
+                Err(e) => {
+                    // Usually out of file descriptors: back off briefly.
+                    tracing::error!("TCP: accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+}
+
+async fn handle_connection(nsqd: Arc<Nsqd>, mut stream: TcpStream, addr: SocketAddr) {
+    tracing::debug!("TCP: new client({addr})");
+    let mut magic = [0u8; 4];
+    match tokio::time::timeout(CLIENT_TIMEOUT, stream.read_exact(&mut magic)).await {
+        Ok(Ok(_)) => {}
+        _ => return,
+    }
+    if &magic != MAGIC_V2 {
+        tracing::error!(
+            "client({addr}) bad protocol magic {:?}",
+            String::from_utf8_lossy(&magic)
+        );
+        let mut buf = BytesMut::new();
+        encode_frame(&mut buf, FrameType::Error, b"E_BAD_PROTOCOL");
+        let _ = stream.write_all(&buf).await;
+        return;
+    }
+    let client = nsqd.register_client(addr);
+    let mut conn = Connection::new(nsqd.clone(), client.clone(), Box::new(stream));
+    if let Err(e) = conn.run().await {
+        tracing::debug!("client({addr}): {e}");
+    }
+    conn.cleanup();
+    nsqd.unregister_client(client.id);
+    tracing::debug!("PROTOCOL(V2): client({addr}) exiting");
+}
+
+struct Subscription {
+    topic: Arc<Topic>,
+    channel: Arc<Channel>,
+}
+
+struct Connection {
+    nsqd: Arc<Nsqd>,
+    client: Arc<ClientHandle>,
+    rh: ReadHalf<BoxStream>,
+    wh: WriteHalf<BoxStream>,
+    rbuf: BytesMut,
+    wbuf: BytesMut,
+    decoder: CommandDecoder,
+    heartbeat: Option<Duration>,
+    msg_timeout: Duration,
+    output_buffer_size: usize,
+    sub: Option<Subscription>,
+    /// The topic of the last publish, to skip the topic map on repeats.
+    pub_topic: Option<Arc<Topic>>,
+    /// A response or error is waiting in `wbuf`: flush it now.
+    flush_now: bool,
+    /// A fatal error was queued: flush and close.
+    closing: bool,
+    last_command: Instant,
+    batch: Vec<Message>,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ConnError {
+    #[error("connection closed by peer")]
+    Eof,
+    #[error("socket error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Closed(&'static str),
+}
+
+impl Connection {
+    fn new(nsqd: Arc<Nsqd>, client: Arc<ClientHandle>, stream: BoxStream) -> Self {
+        let opts = &nsqd.opts;
+        let limits = Limits {
+            max_msg_size: opts.max_msg_size,
+            max_body_size: opts.max_body_size,
+            max_rdy_count: opts.max_rdy_count.max(0) as u64,
+            max_req_timeout_ms: opts.max_req_timeout.as_millis() as u64,
+        };
+        let mut decoder = CommandDecoder::new(limits);
+        decoder.gate.tls_pending = false;
+        let (rh, wh) = tokio::io::split(stream);
+        let msg_timeout = opts.msg_timeout;
+        Connection {
+            nsqd,
+            client,
+            rh,
+            wh,
+            rbuf: BytesMut::with_capacity(4096),
+            wbuf: BytesMut::new(),
+            decoder,
+            heartbeat: Some(CLIENT_TIMEOUT / 2),
+            msg_timeout,
+            output_buffer_size: 16 * 1024,
+            sub: None,
+            pub_topic: None,
+            flush_now: false,
+            closing: false,
+            last_command: Instant::now(),
+            batch: Vec::with_capacity(TAKE_BATCH),
+        }
+    }
+
+    fn is_ready(&self) -> bool {
+        if self.decoder.gate.state != ConnState::Subscribed {
+            return false;
+        }
+        let Some(sub) = &self.sub else { return false };
+        let ready = self.client.ready_count.load(Relaxed);
+        ready > 0 && self.client.in_flight.load(Relaxed) < ready && !sub.channel.is_paused()
+    }
+
+    async fn run(&mut self) -> Result<(), ConnError> {
+        let mut eof = false;
+        let mut heartbeat_every = self.heartbeat;
+        let mut ticker = new_ticker(heartbeat_every);
+        let mut write_progress = Instant::now();
+        let kill = self.client.kill.clone();
+        let shutdown = self.nsqd.shutdown.clone();
+
+        loop {
+            self.process_commands(eof).await?;
+            if self.closing || eof {
+                self.flush_all().await?;
+                return Err(if eof {
+                    ConnError::Eof
+                } else {
+                    ConnError::Closed("fatal error")
+                });
+            }
+            if self.heartbeat != heartbeat_every {
+                heartbeat_every = self.heartbeat;
+                ticker = new_ticker(heartbeat_every);
+            }
+
+            // Pull messages while the client has room and the buffer has space.
+            let channel = if self.is_ready() {
+                self.sub.as_ref().map(|s| s.channel.clone())
+            } else {
+                None
+            };
+            let notified = channel.as_ref().map(|c| c.notify.notified());
+            tokio::pin!(notified);
+            if let Some(n) = notified.as_mut().as_pin_mut() {
+                n.enable();
+            }
+            let starved = match &channel {
+                Some(ch) => self.deliver(ch),
+                None => false,
+            };
+
+            if self.wbuf.is_empty() {
+                write_progress = Instant::now();
+            }
+            let want_write = !self.wbuf.is_empty()
+                && (self.flush_now
+                    || starved
+                    || !self.is_ready()
+                    || self.wbuf.len() >= self.output_buffer_size);
+            let can_read = !eof && self.wbuf.len() < MAX_PENDING_OUTPUT;
+            if can_read && self.rbuf.capacity() - self.rbuf.len() < 1024 {
+                self.rbuf.reserve(16 * 1024);
+            }
+            let read_deadline = self
+                .heartbeat
+                .map(|hb| self.last_command + hb * 2)
+                .unwrap_or_else(far_future);
+
+            tokio::select! {
+                biased;
+                _ = kill.cancelled() => return Err(ConnError::Closed("closed by nsqd")),
+                _ = shutdown.cancelled() => {
+                    let _ = tokio::time::timeout(Duration::from_secs(1), self.flush_all()).await;
+                    return Err(ConnError::Closed("shutting down"));
+                }
+                written = self.wh.write(&self.wbuf), if want_write => {
+                    let n = written?;
+                    if n == 0 {
+                        return Err(ConnError::Eof);
+                    }
+                    self.wbuf.advance(n);
+                    write_progress = Instant::now();
+                    if self.wbuf.is_empty() {
+                        self.flush_now = false;
+                    }
+                }
+                read = self.rh.read_buf(&mut self.rbuf), if can_read => {
+                    if read? == 0 {
+                        eof = true;
+                    }
+                }
+                _ = async { notified.as_mut().as_pin_mut().expect("guarded").await }, if starved => {}
+                _ = self.client.wake.notified() => {}
+                _ = tokio::time::sleep_until(read_deadline.into()), if self.heartbeat.is_some() => {
+                    if self.heartbeat.is_some_and(|hb| self.last_command + hb * 2 <= Instant::now()) {
+                        return Err(ConnError::Closed("no command within two heartbeat intervals"));
+                    }
+                }
+                _ = tick(&mut ticker) => {
+                    if let Some(hb) = self.heartbeat {
+                        if !self.wbuf.is_empty() && write_progress.elapsed() > hb {
+                            return Err(ConnError::Closed("write stalled for a heartbeat interval"));
+                        }
+                    }
+                    self.respond(HEARTBEAT);
+                }
+            }
+        }
+    }
+
+    /// Decode and execute every complete command in the read buffer.
+    async fn process_commands(&mut self, eof: bool) -> Result<(), ConnError> {
+        while !self.closing {
+            match self.decoder.decode_command(&mut self.rbuf, eof) {
+                Ok(Some(cmd)) => {
+                    self.last_command = Instant::now();
+                    if let Err(e) = self.execute(cmd).await {
+                        self.send_error(&e);
+                    }
+                }
+                Ok(None) => break,
+                Err(DecodeError::Protocol(e)) => self.send_error(&e),
+                Err(DecodeError::LineTooLong) => {
+                    return Err(ConnError::Closed("command line too long"))
+                }
+                Err(DecodeError::Io(e)) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    fn send_error(&mut self, e: &ProtocolError) {
+        tracing::error!("[{}] - {e}", self.client.remote_addr);
+        encode_frame(&mut self.wbuf, FrameType::Error, e.to_string().as_bytes());
+        self.flush_now = true;
+        if e.fatal {
+            self.closing = true;
+        }
+    }
+
+    fn respond(&mut self, data: &[u8]) {
+        encode_frame(&mut self.wbuf, FrameType::Response, data);
+        self.flush_now = true;
+    }
+
+    async fn flush_all(&mut self) -> Result<(), ConnError> {
+        if !self.wbuf.is_empty() {
+            self.wh.write_all(&self.wbuf).await?;
+            self.wbuf.clear();
+        }
+        self.wh.flush().await?;
+        self.flush_now = false;
+        Ok(())
+    }
+
+    /// Move messages from the channel into the output buffer. Returns true
+    /// when the channel had nothing more to give (the caller then waits on
+    /// its notification).
+    fn deliver(&mut self, channel: &Channel) -> bool {
+        while self.wbuf.len() < self.output_buffer_size {
+            let ready = self.client.ready_count.load(Relaxed);
+            let room = ready - self.client.in_flight.load(Relaxed);
+            if room <= 0 || channel.is_paused() {
+                return false;
+            }
+            self.batch.clear();
+            let n = channel.take(
+                &self.client,
+                (room as usize).min(TAKE_BATCH),
+                self.msg_timeout,
+                &mut self.batch,
+            );
+            for msg in &self.batch {
+                encode_message_frame(&mut self.wbuf, msg);
+            }
+            if n == 0 {
+                return true;
+            }
+        }
+        false
+    }
+
+    async fn execute(&mut self, cmd: Command) -> Result<(), ProtocolError> {
+        match cmd {
+            Command::Nop => Ok(()),
+            Command::Identify(body) => self.identify(&body).await,
+            Command::Auth(_) => {
+                // Authorization servers are not configurable yet, so AUTH is
+                // always "disabled", exactly as nsqd without --auth-http-address.
+                Err(ProtocolError::fatal("E_AUTH_DISABLED", "AUTH disabled"))
+            }
+            Command::Sub { topic, channel } => self.subscribe(&topic, &channel),
+            Command::Rdy(count) => {
+                self.client.ready_count.store(count as i64, Relaxed);
+                Ok(())
+            }
+            Command::Fin(raw) => {
+                let result =
+                    self.in_flight_op(&raw, |ch, client, id| ch.finish(client, id).map(|_| ()));
+                self.settle(result, &raw, "E_FIN_FAILED", "FIN", |c| &c.finish_count)
+            }
+            Command::Req {
+                id: raw,
+                timeout_ms,
+            } => {
+                let max = self.nsqd.opts.max_req_timeout;
+                let mut delay = Duration::from_millis(timeout_ms);
+                if delay > max {
+                    tracing::info!(
+                        "[{}] REQ timeout {timeout_ms}ms clamped to {}ms",
+                        self.client.remote_addr,
+                        max.as_millis()
+                    );
+                    delay = max;
+                }
+                let result =
+                    self.in_flight_op(&raw, |ch, client, id| ch.requeue(client, id, delay));
+                self.settle(result, &raw, "E_REQ_FAILED", "REQ", |c| &c.requeue_count)
+            }
+            Command::Touch(raw) => {
+                let (timeout, max) = (self.msg_timeout, self.nsqd.opts.max_msg_timeout);
+                match self.in_flight_op(&raw, |ch, client, id| ch.touch(client, id, timeout, max)) {
+                    Ok(()) => Ok(()),
+                    Err(e) => Err(in_flight_error("E_TOUCH_FAILED", "TOUCH", &raw, e)),
+                }
+            }
+            Command::Cls => {
+                self.client.ready_count.store(0, Relaxed);
+                self.set_state(ConnState::Closing);
+                self.respond(CLOSE_WAIT);
+                Ok(())
+            }
+            Command::Pub { topic, body } => self.publish(
+                &topic,
+                std::iter::once(body),
+                1,
+                Duration::ZERO,
+                "E_PUB_FAILED",
+                "PUB",
+            ),
+            Command::Mpub { topic, bodies } => {
+                let n = bodies.len() as u64;
+                self.publish(&topic, bodies, n, Duration::ZERO, "E_MPUB_FAILED", "MPUB")
+            }
+            Command::Dpub {
+                topic,
+                defer_ms,
+                body,
+            } => self.publish(
+                &topic,
+                std::iter::once(body),
+                1,
+                Duration::from_millis(defer_ms),
+                "E_DPUB_FAILED",
+                "DPUB",
+            ),
+        }
+    }
+
+    fn in_flight_op<T>(
+        &self,
+        raw: &[u8; 16],
+        op: impl FnOnce(&Channel, u64, MessageId) -> Result<T, InFlightError>,
+    ) -> Result<T, InFlightError> {
+        let sub = self.sub.as_ref().ok_or(InFlightError::NotInFlight)?;
+        let id = MessageId::from_hex(raw).ok_or(InFlightError::NotInFlight)?;
+        op(&sub.channel, self.client.id, id)
+    }
+
+    /// Account for a FIN or REQ: a freed in-flight slot on success, a
+    /// non-fatal error otherwise.
+    fn settle(
+        &self,
+        result: Result<(), InFlightError>,
+        raw: &[u8; 16],
+        code: &'static str,
+        name: &str,
+        counter: fn(&ClientHandle) -> &std::sync::atomic::AtomicU64,
+    ) -> Result<(), ProtocolError> {
+        match result {
+            Ok(()) => {
+                self.client.in_flight.fetch_sub(1, Relaxed);
+                counter(&self.client).fetch_add(1, Relaxed);
+                Ok(())
+            }
+            Err(e) => Err(in_flight_error(code, name, raw, e)),
+        }
+    }
+
+    fn set_state(&mut self, state: ConnState) {
+        self.decoder.gate.state = state;
+        self.client.set_state(state);
+    }
+
+    fn subscribe(&mut self, topic_name: &str, channel_name: &str) -> Result<(), ProtocolError> {
+        let max = self.nsqd.opts.max_channel_consumers.max(0) as usize;
+        for _ in 0..3 {
+            let topic = self.nsqd.get_or_create_topic(topic_name);
+            let (channel, _) = topic.get_or_create_channel(channel_name);
+            match channel.add_client(self.client.clone(), max) {
+                Ok(()) if !topic.is_exiting() && !channel.is_exiting() => {
+                    self.sub = Some(Subscription { topic, channel });
+                    self.set_state(ConnState::Subscribed);
+                    self.respond(OK);
+                    return Ok(());
+                }
+                Ok(()) => {
+                    channel.remove_client(self.client.id);
+                }
+                Err(true) => {}
+                Err(false) => {
+                    return Err(ProtocolError::fatal(
+                        "E_SUB_FAILED",
+                        format!(
+                            "SUB failed consumers for {topic_name}:{channel_name} exceeds limit of {max}"
+                        ),
+                    ))
+                }
+            }
+        }
+        Err(ProtocolError::fatal(
+            "E_SUB_FAILED",
+            "SUB failed to deleted topic/channel",
+        ))
+    }
+
+    fn publish(
+        &mut self,
+        topic_name: &str,
+        bodies: impl IntoIterator<Item = Bytes>,
+        count: u64,
+        defer: Duration,
+        code: &'static str,
+        name: &str,
+    ) -> Result<(), ProtocolError> {
+        let topic = match &self.pub_topic {
+            Some(t) if t.name == topic_name && !t.is_exiting() => t.clone(),
+            _ => {
+                let t = self.nsqd.get_or_create_topic(topic_name);
+                self.pub_topic = Some(t.clone());
+                t
+            }
+        };
+        match topic.put(bodies, defer) {
+            Ok(_) => {
+                self.client.record_publish(topic_name, count);
+                self.respond(OK);
+                Ok(())
+            }
+            Err(e) => {
+                if let BackendError::Write(text) = &e {
+                    self.nsqd.set_health(Some(text.clone()));
+                }
+                Err(ProtocolError::fatal(code, format!("{name} failed {e}")))
+            }
+        }
+    }
+
+    async fn identify(&mut self, body: &[u8]) -> Result<(), ProtocolError> {
+        let bad = |text: String| ProtocolError::fatal("E_BAD_BODY", text);
+        let req = IdentifyRequest::parse(body)
+            .ok_or_else(|| bad("IDENTIFY failed to decode JSON body".into()))?;
+        let opts = self.nsqd.opts.clone();
+        {
+            let mut info = self.client.info.lock();
+            info.client_id = req.client_id.clone().unwrap_or_default();
+            info.hostname = req.hostname.clone().unwrap_or_default();
+            info.user_agent = req.user_agent.clone().unwrap_or_default();
+            info.topology_region = req.topology_region.clone().unwrap_or_default();
+            info.topology_zone = req.topology_zone.clone().unwrap_or_default();
+        }
+
+        let max_hb = opts.max_heartbeat_interval.as_millis() as i64;
+        match req.heartbeat_interval.unwrap_or(0) {
+            -1 => self.heartbeat = None,
+            0 => {}
+            v if (1000..=max_hb).contains(&v) => {
+                self.heartbeat = Some(Duration::from_millis(v as u64))
+            }
+            v => return Err(bad(format!("IDENTIFY heartbeat interval ({v}) is invalid"))),
+        }
+        self.decoder.gate.heartbeats_disabled = self.heartbeat.is_none();
+
+        let (min_obt, max_obt) = (
+            opts.min_output_buffer_timeout.as_millis() as i64,
+            opts.max_output_buffer_timeout.as_millis() as i64,
+        );
+        let mut output_buffer_timeout = opts.output_buffer_timeout.as_millis() as i64;
+        match req.output_buffer_timeout.unwrap_or(0) {
+            -1 => output_buffer_timeout = 0,
+            0 => {}
+            v if (min_obt..=max_obt).contains(&v) => output_buffer_timeout = v,
+            v => {
+                return Err(bad(format!(
+                    "IDENTIFY output buffer timeout ({v}) is invalid"
+                )))
+            }
+        }
+        match req.output_buffer_size.unwrap_or(0) {
+            -1 => {
+                self.output_buffer_size = 1;
+                output_buffer_timeout = 0;
+            }
+            0 => {}
+            v if (64..=opts.max_output_buffer_size).contains(&v) => {
+                self.output_buffer_size = v as usize
+            }
+            v => return Err(bad(format!("IDENTIFY output buffer size ({v}) is invalid"))),
+        }
+        let sample_rate = req.sample_rate.unwrap_or(0);
+        if !(0..=99).contains(&sample_rate) {
+            return Err(bad(format!(
+                "IDENTIFY sample rate ({sample_rate}) is invalid"
+            )));
+        }
+        self.client.sample_rate.store(sample_rate, Relaxed);
+        let max_mt = opts.max_msg_timeout.as_millis() as i64;
+        match req.msg_timeout.unwrap_or(0) {
+            0 => {}
+            v if (1000..=max_mt).contains(&v) => self.msg_timeout = Duration::from_millis(v as u64),
+            v => return Err(bad(format!("IDENTIFY msg timeout ({v}) is invalid"))),
+        }
+
+        if !req.feature_negotiation.unwrap_or(false) {
+            self.respond(OK);
+            return Ok(());
+        }
+
+        // TLS, snappy and deflate are not available in this build, so they
+        // are never negotiated; the response says so and clients carry on
+        // in plain text.
+        let deflate = false;
+        let snappy = false;
+        let mut deflate_level = 6;
+        if deflate {
+            deflate_level = req.deflate_level.filter(|l| *l > 0).unwrap_or(6);
+        }
+        deflate_level = deflate_level.min(opts.max_deflate_level);
+        let response = IdentifyResponse {
+            max_rdy_count: opts.max_rdy_count,
+            version: NSQ_VERSION.to_string(),
+            max_msg_timeout: max_mt,
+            msg_timeout: self.msg_timeout.as_millis() as i64,
+            tls_v1: false,
+            deflate,
+            deflate_level,
+            max_deflate_level: opts.max_deflate_level,
+            snappy,
+            sample_rate,
+            auth_required: false,
+            output_buffer_size: self.output_buffer_size as i64,
+            output_buffer_timeout,
+            topology_region: opts.topology_region.clone(),
+            topology_zone: opts.topology_zone.clone(),
+        };
+        let json = serde_json::to_vec(&response).expect("plain struct serializes");
+        self.respond(&json);
+        Ok(())
+    }
+
+    /// Replace the underlying stream in place (TLS or compression after
+    /// IDENTIFY): everything buffered is flushed first, then `wrap` gets the
+    /// raw stream and returns the upgraded one.
+    #[allow(dead_code)]
+    async fn upgrade<F, Fut>(&mut self, wrap: F) -> Result<(), ConnError>
+    where
+        F: FnOnce(BoxStream) -> Fut,
+        Fut: std::future::Future<Output = std::io::Result<BoxStream>>,
+    {
+        self.flush_all().await?;
+        let placeholder: BoxStream = Box::new(tokio::io::duplex(1).0);
+        let (rh, wh) = tokio::io::split(placeholder);
+        let old_rh = std::mem::replace(&mut self.rh, rh);
+        let old_wh = std::mem::replace(&mut self.wh, wh);
+        let upgraded = wrap(old_rh.unsplit(old_wh)).await?;
+        let (rh, wh) = tokio::io::split(upgraded);
+        self.rh = rh;
+        self.wh = wh;
+        Ok(())
+    }
+
+    /// Leave the channel; an ephemeral channel (and then topic) left with
+    /// nobody goes away.
+    fn cleanup(&mut self) {
+        let Some(sub) = self.sub.take() else { return };
+        let remaining = sub.channel.remove_client(self.client.id);
+        if remaining == 0
+            && sub.channel.ephemeral
+            && sub.topic.delete_channel_if_unused(&sub.channel)
+            && sub.topic.ephemeral
+        {
+            self.nsqd.delete_topic_if_unused(&sub.topic);
+        }
+    }
+}
+
+fn in_flight_error(
+    code: &'static str,
+    name: &str,
+    raw: &[u8; 16],
+    e: InFlightError,
+) -> ProtocolError {
+    ProtocolError::non_fatal(
+        code,
+        format!(
+            "{name} {} failed {}",
+            String::from_utf8_lossy(raw),
+            e.text()
+        ),
+    )
+}
+
+fn new_ticker(every: Option<Duration>) -> Option<tokio::time::Interval> {
+    every.map(|d| {
+        let mut t = tokio::time::interval_at(tokio::time::Instant::now() + d, d);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        t
+    })
+}
+
+async fn tick(ticker: &mut Option<tokio::time::Interval>) {
+    match ticker {
+        Some(t) => {
+            t.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86400 * 365)
+}
