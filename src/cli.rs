@@ -150,14 +150,34 @@ mod tests {
     #[test]
     fn go_flags() {
         let known = |n: &str| n == "tcp-address" || n == "topic";
-        let args = ["x", "-tcp-address=1", "-n", "5", "--topic", "t", "-topic", "u", "-5"];
+        let args = [
+            "x",
+            "-tcp-address=1",
+            "-n",
+            "5",
+            "--topic",
+            "t",
+            "-topic",
+            "u",
+            "-5",
+        ];
         let out: Vec<String> = normalize_go_flags(args.iter().map(Into::into), known)
             .into_iter()
             .map(|s| s.into_string().unwrap())
             .collect();
         assert_eq!(
             out,
-            ["x", "--tcp-address=1", "-n", "5", "--topic", "t", "--topic", "u", "-5"]
+            [
+                "x",
+                "--tcp-address=1",
+                "-n",
+                "5",
+                "--topic",
+                "t",
+                "--topic",
+                "u",
+                "-5"
+            ]
         );
     }
 }

@@ -15,7 +15,6 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::Notify;
 
 /// Message IDs are already well-mixed counters; hashing them again is waste.
 #[derive(Default)]
@@ -75,8 +74,9 @@ struct State {
     deadlines: BTreeSet<(Instant, MessageId)>,
     deferred: BinaryHeap<Deferred>,
     clients: HashMap<u64, Arc<ClientHandle>>,
-    /// A consumer found the queue empty and waits on `notify`.
-    waiters: bool,
+    /// Consumers that found the queue empty; woken (through their own
+    /// `wake`, which keeps a permit) when messages arrive.
+    waiters: Vec<Arc<ClientHandle>>,
 }
 
 /// Why FIN/REQ/TOUCH failed (non-fatal for the client).
@@ -100,8 +100,6 @@ pub struct Channel {
     pub topic_name: String,
     pub ephemeral: bool,
     state: Mutex<State>,
-    /// Wakes consumers waiting for messages (or for an unpause).
-    pub notify: Notify,
     paused: AtomicBool,
     exiting: AtomicBool,
     pub message_count: AtomicU64,
@@ -130,9 +128,8 @@ impl Channel {
                 deadlines: BTreeSet::new(),
                 deferred: BinaryHeap::new(),
                 clients: HashMap::new(),
-                waiters: false,
+                waiters: Vec::new(),
             }),
-            notify: Notify::new(),
             paused: AtomicBool::new(false),
             exiting: AtomicBool::new(false),
             message_count: AtomicU64::new(0),
@@ -174,20 +171,23 @@ impl Channel {
     }
 
     fn wake_waiters(&self, mut st: parking_lot::MutexGuard<'_, State>) {
-        let wake = std::mem::take(&mut st.waiters);
+        if st.waiters.is_empty() {
+            return;
+        }
+        let waiters = std::mem::take(&mut st.waiters);
         drop(st);
-        if wake {
-            self.notify.notify_waiters();
+        for c in waiters {
+            c.wake.notify_one();
         }
     }
 
     /// Take up to `max` messages for `client`, marking them in flight with
-    /// `timeout`. Returns how many were appended to `out`. When none is
-    /// available the caller should wait on [`Channel::notify`] (enabled
-    /// before calling, so that no wakeup is lost).
+    /// `timeout`. Returns how many were appended to `out`. When the queue
+    /// runs dry the client is remembered and its `wake` notified (a stored
+    /// permit, so no wakeup is lost) when messages arrive.
     pub fn take(
         &self,
-        client: &ClientHandle,
+        client: &Arc<ClientHandle>,
         max: usize,
         timeout: Duration,
         out: &mut Vec<Message>,
@@ -202,7 +202,9 @@ impl Channel {
         let mut taken = 0;
         while taken < max {
             let Some(mut msg) = st.queue.pop() else {
-                st.waiters = true;
+                if !st.waiters.iter().any(|w| w.id == client.id) {
+                    st.waiters.push(client.clone());
+                }
                 break;
             };
             // nsqd draws 0-99 and drops the message when the draw exceeds the rate.
@@ -368,6 +370,7 @@ impl Channel {
     pub fn remove_client(&self, client_id: u64) -> usize {
         let mut st = self.state.lock();
         st.clients.remove(&client_id);
+        st.waiters.retain(|w| w.id != client_id);
         st.clients.len()
     }
 
@@ -381,7 +384,6 @@ impl Channel {
 
     pub fn unpause(&self) {
         self.paused.store(false, Relaxed);
-        self.notify.notify_waiters();
         for c in self.state.lock().clients.values() {
             c.wake.notify_one();
         }
@@ -410,6 +412,7 @@ impl Channel {
             c.kill.cancel();
         }
         st.clients.clear();
+        st.waiters.clear();
         st.queue.empty();
         st.in_flight.clear();
         st.deadlines.clear();

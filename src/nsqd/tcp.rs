@@ -165,6 +165,13 @@ impl Connection {
         }
     }
 
+    /// Two heartbeat intervals after the last command (never, without heartbeats).
+    fn read_deadline(&self) -> Instant {
+        self.heartbeat
+            .map(|hb| self.last_command + hb * 2)
+            .unwrap_or_else(far_future)
+    }
+
     fn is_ready(&self) -> bool {
         if self.decoder.gate.state != ConnState::Subscribed {
             return false;
@@ -181,6 +188,10 @@ impl Connection {
         let mut write_progress = Instant::now();
         let kill = self.client.kill.clone();
         let shutdown = self.nsqd.shutdown.clone();
+        // The read deadline is checked lazily: the timer is re-armed only
+        // when it fires, not on every command.
+        let read_timer = tokio::time::sleep_until(self.read_deadline().into());
+        tokio::pin!(read_timer);
 
         loop {
             self.process_commands(eof).await?;
@@ -195,6 +206,7 @@ impl Connection {
             if self.heartbeat != heartbeat_every {
                 heartbeat_every = self.heartbeat;
                 ticker = new_ticker(heartbeat_every);
+                read_timer.as_mut().reset(self.read_deadline().into());
             }
 
             // Pull messages while the client has room and the buffer has space.
@@ -203,11 +215,6 @@ impl Connection {
             } else {
                 None
             };
-            let notified = channel.as_ref().map(|c| c.notify.notified());
-            tokio::pin!(notified);
-            if let Some(n) = notified.as_mut().as_pin_mut() {
-                n.enable();
-            }
             let starved = match &channel {
                 Some(ch) => self.deliver(ch),
                 None => false,
@@ -225,10 +232,6 @@ impl Connection {
             if can_read && self.rbuf.capacity() - self.rbuf.len() < 1024 {
                 self.rbuf.reserve(16 * 1024);
             }
-            let read_deadline = self
-                .heartbeat
-                .map(|hb| self.last_command + hb * 2)
-                .unwrap_or_else(far_future);
 
             tokio::select! {
                 biased;
@@ -253,12 +256,13 @@ impl Connection {
                         eof = true;
                     }
                 }
-                _ = async { notified.as_mut().as_pin_mut().expect("guarded").await }, if starved => {}
                 _ = self.client.wake.notified() => {}
-                _ = tokio::time::sleep_until(read_deadline.into()), if self.heartbeat.is_some() => {
-                    if self.heartbeat.is_some_and(|hb| self.last_command + hb * 2 <= Instant::now()) {
+                _ = &mut read_timer, if self.heartbeat.is_some() => {
+                    let deadline = self.read_deadline();
+                    if deadline <= Instant::now() {
                         return Err(ConnError::Closed("no command within two heartbeat intervals"));
                     }
+                    read_timer.as_mut().reset(deadline.into());
                 }
                 _ = tick(&mut ticker) => {
                     if let Some(hb) = self.heartbeat {

@@ -301,7 +301,11 @@ impl CommandDecoder {
         what: &str,
     ) -> Step<Bytes> {
         let Some(size) = read_i32(buf, header) else {
-            return short(eof, "E_BAD_BODY", format!("{what} failed to read body size"));
+            return short(
+                eof,
+                "E_BAD_BODY",
+                format!("{what} failed to read body size"),
+            );
         };
         let max = self.limits.max_body_size;
         if size as i64 > max {
@@ -395,7 +399,11 @@ impl CommandDecoder {
                 return Err(bad_body(format!("MPUB body too big {size} > {max_body}")));
             }
             let Some(count) = read_i32(buf, header + 4) else {
-                return short(eof, "E_BAD_BODY", "MPUB failed to read message count".into());
+                return short(
+                    eof,
+                    "E_BAD_BODY",
+                    "MPUB failed to read message count".into(),
+                );
             };
             if count <= 0 || count as i64 > (max_body - 4) / 5 {
                 return Err(bad_body(format!("MPUB invalid message count {count}")));
@@ -430,7 +438,11 @@ impl CommandDecoder {
             let start = scan.pos + 4;
             let end = start + size as usize;
             if buf.len() < end {
-                return short(eof, "E_BAD_MESSAGE", "MPUB failed to read message body".into());
+                return short(
+                    eof,
+                    "E_BAD_MESSAGE",
+                    "MPUB failed to read message body".into(),
+                );
             }
             scan.ranges.push((start, end));
             scan.pos = end;
@@ -508,11 +520,10 @@ fn valid_name(raw: &[u8], code: &'static str, what: &str) -> Result<String, Deco
         // Valid names are ASCII.
         Ok(String::from_utf8_lossy(raw).into_owned())
     } else {
-        Err(ProtocolError::fatal(
-            code,
-            format!("{what} name {} is not valid", go_quote(raw)),
+        Err(
+            ProtocolError::fatal(code, format!("{what} name {} is not valid", go_quote(raw)))
+                .into(),
         )
-        .into())
     }
 }
 
@@ -598,7 +609,10 @@ mod tests {
     #[test]
     fn errors_match_nsq_texts() {
         assert_eq!(one(b"\n").unwrap_err(), "E_INVALID invalid command ");
-        assert_eq!(one(b"FOO bar\n").unwrap_err(), "E_INVALID invalid command FOO");
+        assert_eq!(
+            one(b"FOO bar\n").unwrap_err(),
+            "E_INVALID invalid command FOO"
+        );
         assert_eq!(
             one(b"PUB\n").unwrap_err(),
             "E_INVALID PUB insufficient number of parameters"
@@ -639,7 +653,10 @@ mod tests {
             one(b"RDY 1\n").unwrap_err(),
             "E_INVALID cannot RDY in current state"
         );
-        assert_eq!(one(b"CLS\n").unwrap_err(), "E_INVALID cannot CLS in current state");
+        assert_eq!(
+            one(b"CLS\n").unwrap_err(),
+            "E_INVALID cannot CLS in current state"
+        );
         assert_eq!(
             one(b"SUB t\n").unwrap_err(),
             "E_INVALID SUB insufficient number of parameters"

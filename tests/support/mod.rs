@@ -1,0 +1,447 @@
+//! Test harness: start the real binaries on port 0 with a temp data dir and
+//! talk to them over real sockets. Every child is killed when its handle is
+//! dropped, so a failing test leaves nothing running.
+
+#![allow(dead_code)]
+
+use bytes::BytesMut;
+use nsq::protocol::{Command, Frame, FrameDecoder, MAGIC_V2};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command as Process, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio_util::codec::Decoder;
+
+pub const DEADLINE: Duration = Duration::from_secs(10);
+
+/// A running nsqd.
+pub struct Nsqd {
+    child: Child,
+    pub tcp: SocketAddr,
+    pub http: SocketAddr,
+    pub data: tempfile::TempDir,
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Nsqd {
+    pub fn start(args: &[&str]) -> Nsqd {
+        let data = tempfile::tempdir().expect("temp dir");
+        Self::start_in(data, args)
+    }
+
+    pub fn start_in(data: tempfile::TempDir, args: &[&str]) -> Nsqd {
+        let mut child = Process::new(env!("CARGO_BIN_EXE_nsqd"))
+            .arg("--tcp-address=127.0.0.1:0")
+            .arg("--http-address=127.0.0.1:0")
+            .arg(format!("--data-path={}", data.path().display()))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn nsqd");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().expect("piped stderr");
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            // Drain forever so the child never blocks on a full pipe.
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                for (key, marker) in [
+                    ("tcp", "TCP: listening on "),
+                    ("http", "HTTP: listening on "),
+                ] {
+                    if let Some(rest) = line.split(marker).nth(1) {
+                        let _ = tx.send((key, rest.trim().to_string()));
+                    }
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let (mut tcp, mut http) = (None, None);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while tcp.is_none() || http.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(("tcp", a)) => tcp = Some(a.parse().expect("tcp addr")),
+                Ok((_, a)) => http = Some(a.parse().expect("http addr")),
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!(
+                        "nsqd did not report its addresses; stderr:\n{}",
+                        log.lock().unwrap().join("\n")
+                    );
+                }
+            }
+        }
+        Nsqd {
+            child,
+            tcp: tcp.unwrap(),
+            http: http.unwrap(),
+            data,
+            log,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM, then wait (bounded) for the exit status.
+    pub fn stop(&mut self) -> ExitStatus {
+        signal(self.child.id(), "TERM");
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "nsqd did not exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().expect("wait").is_none()
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    pub fn connect(&self) -> Conn {
+        Conn::connect(self.tcp)
+    }
+
+    pub fn http(&self, method: &str, path: &str, body: &[u8]) -> HttpResponse {
+        http_request(self.http, method, path, body)
+    }
+
+    pub fn stats(&self) -> serde_json::Value {
+        let r = self.http("GET", "/stats?format=json", b"");
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json()
+    }
+
+    /// The channel's stats object, if the channel exists.
+    pub fn channel_stats(&self, topic: &str, channel: &str) -> Option<serde_json::Value> {
+        let stats = self.stats();
+        stats["topics"]
+            .as_array()?
+            .iter()
+            .find(|t| t["topic_name"] == topic)?["channels"]
+            .as_array()?
+            .iter()
+            .find(|c| c["channel_name"] == channel)
+            .cloned()
+    }
+
+    pub fn topic_stats(&self, topic: &str) -> Option<serde_json::Value> {
+        let stats = self.stats();
+        stats["topics"]
+            .as_array()?
+            .iter()
+            .find(|t| t["topic_name"] == topic)
+            .cloned()
+    }
+}
+
+impl Drop for Nsqd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn signal(pid: u32, sig: &str) {
+    let _ = Process::new("kill")
+        .args([format!("-{sig}"), pid.to_string()])
+        .status();
+}
+
+/// Poll `cond` until it holds or the deadline passes.
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + DEADLINE;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A raw protocol V2 connection with blocking reads and a deadline.
+pub struct Conn {
+    pub stream: TcpStream,
+    buf: BytesMut,
+    decoder: FrameDecoder,
+}
+
+impl Conn {
+    pub fn connect(addr: SocketAddr) -> Conn {
+        let mut c = Conn::connect_raw(addr);
+        c.send_raw(MAGIC_V2);
+        c
+    }
+
+    /// Connected, no magic sent.
+    pub fn connect_raw(addr: SocketAddr) -> Conn {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_nodelay(true).unwrap();
+        Conn {
+            stream,
+            buf: BytesMut::new(),
+            decoder: FrameDecoder::default(),
+        }
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write");
+    }
+
+    pub fn send(&mut self, cmd: &Command) {
+        let bytes = cmd.to_bytes();
+        self.send_raw(&bytes);
+    }
+
+    /// The next frame (heartbeats included), or `None` on EOF.
+    pub fn read_frame_within(&mut self, limit: Duration) -> Option<Frame> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(f) = self.decoder.decode(&mut self.buf).expect("valid frame") {
+                return Some(f);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "no frame within {limit:?}");
+            self.stream.set_read_timeout(Some(left)).unwrap();
+            let mut chunk = [0u8; 65536];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    panic!("no frame within {limit:?}")
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// The next non-heartbeat frame if one arrives within `limit`.
+    pub fn try_frame(&mut self, limit: Duration) -> Option<Frame> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(f) = self.decoder.decode(&mut self.buf).expect("valid frame") {
+                if f.is_heartbeat() {
+                    continue;
+                }
+                return Some(f);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            self.stream.set_read_timeout(Some(left)).unwrap();
+            let mut chunk = [0u8; 65536];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => panic!("connection closed"),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// The next frame that is not a heartbeat.
+    pub fn frame(&mut self) -> Frame {
+        loop {
+            match self.read_frame_within(DEADLINE) {
+                Some(f) if f.is_heartbeat() => continue,
+                Some(f) => return f,
+                None => panic!("connection closed while waiting for a frame"),
+            }
+        }
+    }
+
+    pub fn expect_response(&mut self, data: &[u8]) {
+        match self.frame() {
+            Frame::Response(d) => assert_eq!(
+                d.as_ref(),
+                data,
+                "response {:?}",
+                String::from_utf8_lossy(&d)
+            ),
+            other => panic!(
+                "expected response {:?}, got {other:?}",
+                String::from_utf8_lossy(data)
+            ),
+        }
+    }
+
+    pub fn expect_ok(&mut self) {
+        self.expect_response(b"OK");
+    }
+
+    pub fn expect_error(&mut self, text: &str) {
+        match self.frame() {
+            Frame::Error(d) => assert_eq!(String::from_utf8_lossy(&d), text),
+            other => panic!("expected error {text:?}, got {other:?}"),
+        }
+    }
+
+    pub fn expect_message(&mut self) -> nsq::protocol::Message {
+        match self.frame() {
+            Frame::Message(m) => m,
+            other => panic!("expected a message, got {other:?}"),
+        }
+    }
+
+    /// The server closes the connection (EOF) within the deadline; frames
+    /// before the close are returned.
+    pub fn expect_closed(&mut self) -> Vec<Frame> {
+        let mut frames = Vec::new();
+        while let Some(f) = self.read_frame_within(DEADLINE) {
+            frames.push(f);
+        }
+        frames
+    }
+
+    /// Assert that no frame other than heartbeats arrives within `window`.
+    pub fn expect_silence(&mut self, window: Duration) {
+        let deadline = Instant::now() + window;
+        loop {
+            if let Some(f) = self.decoder.decode(&mut self.buf).expect("valid frame") {
+                assert!(f.is_heartbeat(), "unexpected frame {f:?}");
+                continue;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            self.stream.set_read_timeout(Some(left)).unwrap();
+            let mut chunk = [0u8; 4096];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => panic!("connection closed"),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(_) => return,
+            }
+        }
+    }
+
+    pub fn identify(&mut self, json: serde_json::Value) -> Frame {
+        self.send(&Command::Identify(json.to_string().into()));
+        self.frame()
+    }
+
+    pub fn publish(&mut self, topic: &str, body: &[u8]) {
+        self.send(&Command::Pub {
+            topic: topic.into(),
+            body: bytes::Bytes::copy_from_slice(body),
+        });
+        self.expect_ok();
+    }
+
+    pub fn subscribe(&mut self, topic: &str, channel: &str) {
+        self.send(&Command::Sub {
+            topic: topic.into(),
+            channel: channel.into(),
+        });
+        self.expect_ok();
+    }
+
+    pub fn rdy(&mut self, n: u64) {
+        self.send(&Command::Rdy(n));
+    }
+
+    pub fn fin(&mut self, id: nsq::protocol::MessageId) {
+        self.send(&Command::Fin(id.to_hex()));
+    }
+}
+
+/// A consumer connection: connected, subscribed, RDY set.
+pub fn consumer(nsqd: &Nsqd, topic: &str, channel: &str, rdy: u64) -> Conn {
+    let mut c = nsqd.connect();
+    c.subscribe(topic, channel);
+    c.rdy(rdy);
+    c
+}
+
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+}
+
+/// A minimal HTTP/1.1 client (one request per connection), so tests see
+/// exactly what the server sends.
+pub fn http_request(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> HttpResponse {
+    let mut s = TcpStream::connect(addr).expect("connect http");
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read http response");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("header end");
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap();
+    let status: u16 = status_line.split(' ').nth(1).unwrap().parse().unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    if chunked {
+        body = dechunk(&body);
+    }
+    HttpResponse {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(eol) = data.windows(2).position(|w| w == b"\r\n") else {
+            break;
+        };
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&data[..eol]).unwrap().trim(), 16).unwrap();
+        if size == 0 {
+            break;
+        }
+        out.extend_from_slice(&data[eol + 2..eol + 2 + size]);
+        data = &data[eol + 2 + size + 2..];
+    }
+    out
+}
