@@ -5,6 +5,7 @@
 //! * [`client`]: producer and consumer used by the tools, the benchmark and tests;
 //! * [`cli`]: flag helpers shared by the binaries (Go-style flags, durations).
 
+pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod logging;

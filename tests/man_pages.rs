@@ -15,7 +15,10 @@ fn render(cmd: clap::Command) -> Vec<u8> {
 #[test]
 fn man_pages_are_current() {
     use clap::CommandFactory;
-    let pages = [("nsqd", nsq::nsqd::Options::command())];
+    let pages = [
+        ("nsqd", nsq::nsqd::Options::command()),
+        ("nsq-bench", nsq::bench::BenchArgs::command()),
+    ];
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("man");
     let update = std::env::var_os("UPDATE_MAN").is_some();
     let mut stale = Vec::new();

@@ -285,7 +285,7 @@ async fn read_body(req: Request, limit: usize, too_big: &'static str) -> Result<
 }
 
 /// The `topic` parameter, checked with the topic endpoints' error names.
-fn topic_param<'a>(q: &'a Query) -> Result<&'a str, ApiError> {
+fn topic_param(q: &Query) -> Result<&str, ApiError> {
     let topic = q
         .get("topic")
         .ok_or(ApiError(StatusCode::BAD_REQUEST, "MISSING_ARG_TOPIC"))?;

@@ -45,6 +45,8 @@ pub type BoxStream = Box<dyn Stream>;
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Stop reading from a client whose unread responses pile up past this.
 const MAX_PENDING_OUTPUT: usize = 4 << 20;
+/// Read buffer growth step.
+const READ_CHUNK: usize = 64 * 1024;
 /// Messages taken from the channel per lock round trip.
 const TAKE_BATCH: usize = 128;
 
@@ -229,8 +231,11 @@ impl Connection {
                     || !self.is_ready()
                     || self.wbuf.len() >= self.output_buffer_size);
             let can_read = !eof && self.wbuf.len() < MAX_PENDING_OUTPUT;
-            if can_read && self.rbuf.capacity() - self.rbuf.len() < 1024 {
-                self.rbuf.reserve(16 * 1024);
+            if can_read && self.rbuf.capacity() - self.rbuf.len() < 4096 {
+                // Message bodies are slices of this buffer, so its chunks are
+                // what queued messages keep alive: large chunks waste little
+                // on commands that straddle a chunk's end.
+                self.rbuf.reserve(READ_CHUNK);
             }
 
             tokio::select! {

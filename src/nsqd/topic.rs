@@ -88,7 +88,7 @@ impl Topic {
             .into_iter()
             .map(|body| {
                 bytes += body.len() as u64;
-                Message::new(st.ids.next_id(), timestamp, body)
+                Message::new(st.ids.next_id_at(timestamp), timestamp, body)
             })
             .collect();
         let n = msgs.len();

@@ -385,7 +385,7 @@ impl CommandDecoder {
 
     /// Walks the MPUB at the front of `buf`; returns the end offset once
     /// every message has arrived.
-    fn mpub_scan(&mut self, buf: &BytesMut, header: usize, eof: bool) -> Step<usize> {
+    fn mpub_scan(&mut self, buf: &mut BytesMut, header: usize, eof: bool) -> Step<usize> {
         let max_body = self.limits.max_body_size;
         let max_msg = self.limits.max_msg_size;
         if self.mpub.is_none() {
@@ -397,6 +397,12 @@ impl CommandDecoder {
             }
             if size as i64 > max_body {
                 return Err(bad_body(format!("MPUB body too big {size} > {max_body}")));
+            }
+            // Make room for the whole batch at once, so that it arrives in a
+            // single allocation rather than being copied as the buffer grows.
+            let want = header + 4 + size as usize;
+            if buf.len() < want {
+                buf.reserve(want - buf.len());
             }
             let Some(count) = read_i32(buf, header + 4) else {
                 return short(

@@ -136,7 +136,12 @@ impl IdGenerator {
     }
 
     pub fn next_id(&mut self) -> MessageId {
-        let tick = ((now_nanos().max(0) as u64) >> 20).saturating_sub(ID_EPOCH);
+        self.next_id_at(now_nanos())
+    }
+
+    /// The next ID given the current time, so a batch reads the clock once.
+    pub fn next_id_at(&mut self, now_nanos: i64) -> MessageId {
+        let tick = ((now_nanos.max(0) as u64) >> 20).saturating_sub(ID_EPOCH);
         if tick > self.last_tick {
             self.last_tick = tick;
             self.sequence = 0;

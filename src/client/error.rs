@@ -1,0 +1,19 @@
+use std::time::Duration;
+
+/// Everything that can go wrong talking to nsqd.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot connect to nsqd at {addr}: {reason}")]
+    Connect { addr: String, reason: String },
+    #[error("nsqd at {addr} did not answer within {after:?}")]
+    Timeout { addr: String, after: Duration },
+    /// An error frame from nsqd, e.g. `E_BAD_TOPIC PUB topic name "x!" is not valid`.
+    #[error("nsqd at {addr} refused: {text}")]
+    Server { addr: String, text: String },
+    #[error("connection to nsqd at {addr} failed: {reason}")]
+    Io { addr: String, reason: String },
+    #[error("nsqd at {addr} sent something unexpected: {reason}")]
+    Protocol { addr: String, reason: String },
+    #[error("the connection to nsqd at {addr} is closed")]
+    Closed { addr: String },
+}

@@ -1,0 +1,105 @@
+//! nsq-bench end to end: each mode runs against a real nsqd and reports
+//! sane figures; an unreachable nsqd is one clear line and exit status 1.
+
+mod support;
+
+use std::process::Command;
+use support::Nsqd;
+
+fn bench(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_nsq-bench"))
+        .args(args)
+        .output()
+        .expect("run nsq-bench");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn json_lines(stdout: &str) -> Vec<serde_json::Value> {
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn pub_sub_latency_and_baseline_report_figures() {
+    let nsqd = Nsqd::start(&[]);
+    let addr = nsqd.tcp.to_string();
+    let (code, out, err) = bench(&[
+        "pub",
+        "--nsqd-tcp-address",
+        &addr,
+        "--runfor",
+        "300ms",
+        "--connections",
+        "1",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let published = json_lines(&out)[0]["messages"].as_u64().unwrap();
+    assert!(published > 0);
+    assert_eq!(
+        nsqd.topic_stats("sub_bench").unwrap()["message_count"],
+        published
+    );
+
+    let (code, out, err) = bench(&[
+        "sub",
+        "--nsqd-tcp-address",
+        &addr,
+        "--runfor",
+        "1s",
+        "--connections",
+        "1",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    // However fast this build is, it consumed some and no more than exist.
+    let consumed = json_lines(&out)[0]["messages"].as_u64().unwrap();
+    assert!(
+        consumed > 0 && consumed <= published,
+        "{consumed} of {published}"
+    );
+
+    let (code, out, err) = bench(&[
+        "latency",
+        "--nsqd-tcp-address",
+        &addr,
+        "--runfor",
+        "500ms",
+        "--rate",
+        "200",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("latency us p50="), "{out}");
+
+    let (code, out, err) = bench(&["baseline", "--runfor", "200ms", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(json_lines(&out)[0]["mb_per_sec"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn unreachable_nsqd_is_one_clear_line() {
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (code, out, err) = bench(&[
+        "pub",
+        "--nsqd-tcp-address",
+        &free.to_string(),
+        "--runfor",
+        "1s",
+    ]);
+    assert_eq!(code, 1);
+    assert!(out.is_empty());
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("nsq-bench: cannot connect to nsqd at"),
+        "{err}"
+    );
+}
