@@ -73,9 +73,13 @@ pub async fn serve(nsqd: Arc<Nsqd>, listener: TcpListener, tracker: TaskTracker)
 async fn handle_connection(nsqd: Arc<Nsqd>, mut stream: TcpStream, addr: SocketAddr) {
     tracing::debug!("TCP: new client({addr})");
     let mut magic = [0u8; 4];
-    match tokio::time::timeout(CLIENT_TIMEOUT, stream.read_exact(&mut magic)).await {
-        Ok(Ok(_)) => {}
-        _ => return,
+    tokio::select! {
+        read = tokio::time::timeout(CLIENT_TIMEOUT, stream.read_exact(&mut magic)) => {
+            if !matches!(read, Ok(Ok(_))) {
+                return;
+            }
+        }
+        _ = nsqd.shutdown.cancelled() => return,
     }
     if &magic != MAGIC_V2 {
         tracing::error!(
