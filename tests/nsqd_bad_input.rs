@@ -110,5 +110,9 @@ fn garbage_never_hurts_the_daemon() {
     // Shutdown does not wait on connections that never sent their magic.
     let stopping = std::time::Instant::now();
     assert!(nsqd.stop().success());
-    assert!(stopping.elapsed() < Duration::from_secs(3), "{:?}", stopping.elapsed());
+    assert!(
+        stopping.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        stopping.elapsed()
+    );
 }

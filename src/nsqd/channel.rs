@@ -10,7 +10,7 @@ use super::backend::{BackendError, Queue};
 use super::client_state::ClientHandle;
 use crate::protocol::{Message, MessageId};
 use parking_lot::Mutex;
-use std::collections::{BTreeSet, BinaryHeap, HashMap};
+use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -70,8 +70,7 @@ impl Ord for Deferred {
 struct State {
     queue: Queue,
     in_flight: IdMap<InFlight>,
-    /// In-flight deadlines in order, so expiry checks look at the front only.
-    deadlines: BTreeSet<(Instant, MessageId)>,
+    deadlines: Deadlines,
     deferred: BinaryHeap<Deferred>,
     clients: HashMap<u64, Arc<ClientHandle>>,
     /// Consumers that found the queue empty; woken (through their own
@@ -92,6 +91,72 @@ impl InFlightError {
             InFlightError::NotInFlight => "ID not in flight",
             InFlightError::NotOwner => "client does not own message",
         }
+    }
+}
+
+/// In-flight deadlines in expiry order, cheap on the hot path.
+///
+/// Consumers of one channel almost always share a message timeout, so
+/// deadlines arrive in order and a FIFO holds them; the rare one that does
+/// not (TOUCH, a client with its own `msg_timeout`) goes to an ordered set.
+/// FIN does not search the FIFO: its entry goes stale and is skipped when it
+/// reaches the front, and the FIFO is compacted once stale entries outnumber
+/// live ones, so memory stays proportional to what is in flight.
+#[derive(Default)]
+struct Deadlines {
+    fifo: VecDeque<(Instant, MessageId)>,
+    out_of_order: BTreeSet<(Instant, MessageId)>,
+}
+
+impl Deadlines {
+    fn push(&mut self, at: Instant, id: MessageId) {
+        if self.fifo.back().is_none_or(|&(last, _)| last <= at) {
+            self.fifo.push_back((at, id));
+        } else {
+            self.out_of_order.insert((at, id));
+        }
+    }
+
+    /// An entry is no longer wanted (FIN, REQ, TOUCH moved it). Only the
+    /// ordered set is searched; FIFO entries are dropped lazily.
+    fn forget(&mut self, at: Instant, id: MessageId) {
+        if !self.out_of_order.is_empty() {
+            self.out_of_order.remove(&(at, id));
+        }
+    }
+
+    /// Drop stale FIFO entries once they outnumber the live ones.
+    fn compact(&mut self, live: usize, is_live: impl Fn(Instant, MessageId) -> bool) {
+        if self.fifo.len() > 2 * live + 1024 {
+            self.fifo.retain(|&(at, id)| is_live(at, id));
+        }
+    }
+
+    /// The earliest entry if it is due (it may be stale: callers check).
+    fn pop_due(&mut self, now: Instant) -> Option<(Instant, MessageId)> {
+        let fifo = self.fifo.front().copied();
+        let ordered = self.out_of_order.first().copied();
+        match (fifo, ordered) {
+            (Some(a), Some(b)) if b < a => (b.0 <= now).then(|| self.out_of_order.pop_first())?,
+            (Some(a), _) => (a.0 <= now).then(|| self.fifo.pop_front())?,
+            (None, Some(b)) => (b.0 <= now).then(|| self.out_of_order.pop_first())?,
+            (None, None) => None,
+        }
+    }
+
+    /// The earliest deadline (possibly of a stale entry: waking early is harmless).
+    fn next(&self) -> Option<Instant> {
+        let a = self.fifo.front().map(|e| e.0);
+        let b = self.out_of_order.first().map(|e| e.0);
+        match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn clear(&mut self) {
+        self.fifo.clear();
+        self.out_of_order.clear();
     }
 }
 
@@ -125,7 +190,7 @@ impl Channel {
             state: Mutex::new(State {
                 queue,
                 in_flight: IdMap::default(),
-                deadlines: BTreeSet::new(),
+                deadlines: Deadlines::default(),
                 deferred: BinaryHeap::new(),
                 clients: HashMap::new(),
                 waiters: Vec::new(),
@@ -212,7 +277,7 @@ impl Channel {
                 continue;
             }
             msg.attempts = msg.attempts.wrapping_add(1);
-            st.deadlines.insert((deadline, msg.id));
+            st.deadlines.push(deadline, msg.id);
             st.in_flight.insert(
                 msg.id,
                 InFlight {
@@ -244,7 +309,12 @@ impl Channel {
             Some(_) => {}
         }
         let f = st.in_flight.remove(&id).expect("checked above");
-        st.deadlines.remove(&(f.deadline, id));
+        st.deadlines.forget(f.deadline, id);
+        let live = st.in_flight.len();
+        let in_flight = &st.in_flight;
+        st.deadlines.compact(live, |at, id| {
+            in_flight.get(&id).is_some_and(|f| f.deadline == at)
+        });
         Ok(f)
     }
 
@@ -307,8 +377,8 @@ impl Channel {
         let old = f.deadline;
         let new = (Instant::now() + timeout).min(f.delivered_at + max_timeout);
         f.deadline = new;
-        st.deadlines.remove(&(old, id));
-        st.deadlines.insert((new, id));
+        st.deadlines.forget(old, id);
+        st.deadlines.push(new, id);
         Ok(())
     }
 
@@ -317,11 +387,14 @@ impl Channel {
     pub fn process_timers(&self, now: Instant) -> Option<Instant> {
         let mut st = self.state.lock();
         let mut released = false;
-        while let Some(&(deadline, id)) = st.deadlines.first() {
-            if deadline > now {
-                break;
+        while let Some((deadline, id)) = st.deadlines.pop_due(now) {
+            let live = st
+                .in_flight
+                .get(&id)
+                .is_some_and(|f| f.deadline == deadline);
+            if !live {
+                continue;
             }
-            st.deadlines.pop_first();
             if let Some(f) = st.in_flight.remove(&id) {
                 self.timeout_count.fetch_add(1, Relaxed);
                 if let Some(c) = st.clients.get(&f.client_id) {
@@ -336,9 +409,9 @@ impl Channel {
             self.requeue_now(&mut st, d.msg);
             released = true;
         }
-        let next = match (st.deadlines.first(), st.deferred.peek()) {
-            (Some(&(a, _)), Some(d)) => Some(a.min(d.due)),
-            (Some(&(a, _)), None) => Some(a),
+        let next = match (st.deadlines.next(), st.deferred.peek()) {
+            (Some(a), Some(d)) => Some(a.min(d.due)),
+            (Some(a), None) => Some(a),
             (None, Some(d)) => Some(d.due),
             (None, None) => None,
         };
@@ -527,5 +600,26 @@ mod tests {
             ch.process_timers(Instant::now()).unwrap()
                 <= Instant::now() + Duration::from_millis(20)
         );
+    }
+
+    #[test]
+    fn deadlines_expire_in_order_and_stay_bounded() {
+        let ch = channel();
+        let a = client(1);
+        ch.put_from_topic(&msgs(5000), Duration::ZERO).unwrap();
+        let mut out = Vec::new();
+        // Mixed timeouts: later deliveries with shorter timeouts go out of order.
+        ch.take(&a, 2000, Duration::from_secs(60), &mut out);
+        ch.take(&a, 10, Duration::from_millis(1), &mut out);
+        for m in &out[..2000] {
+            ch.finish(1, m.id).unwrap();
+        }
+        {
+            let st = ch.state.lock();
+            assert!(st.deadlines.fifo.len() <= 2 * st.in_flight.len() + 1024 + 1);
+        }
+        ch.process_timers(Instant::now() + Duration::from_millis(5));
+        assert_eq!(ch.timeout_count.load(Relaxed), 10);
+        assert_eq!(ch.counts().in_flight, 0);
     }
 }

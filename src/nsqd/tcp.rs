@@ -287,10 +287,16 @@ impl Connection {
 
     /// Decode and execute every complete command in the read buffer.
     async fn process_commands(&mut self, eof: bool) -> Result<(), ConnError> {
+        let mut any = false;
         while !self.closing {
             match self.decoder.decode_command(&mut self.rbuf, eof) {
                 Ok(Some(cmd)) => {
-                    self.last_command = Instant::now();
+                    if !any {
+                        // One clock read per batch of commands is precise
+                        // enough for a deadline of two heartbeat intervals.
+                        self.last_command = Instant::now();
+                        any = true;
+                    }
                     if let Err(e) = self.execute(cmd).await {
                         self.send_error(&e);
                     }

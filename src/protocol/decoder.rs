@@ -131,7 +131,7 @@ impl CommandDecoder {
         if let [rest @ .., b'\r'] = line {
             line = rest;
         }
-        let params: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
+        let params = Params::split(line);
         let name = params[0];
         let header = nl + 1;
 
@@ -540,13 +540,50 @@ fn require_in_flight_state(state: ConnState, name: &str) -> Result<(), DecodeErr
     }
 }
 
-fn message_id_param(params: &[&[u8]], name: &str) -> Result<[u8; 16], DecodeError> {
+fn message_id_param(params: &Params<'_>, name: &str) -> Result<[u8; 16], DecodeError> {
     let Some(raw) = params.get(1) else {
         return Err(invalid(format!("{name} insufficient number of params")));
     };
     raw.get(..)
         .and_then(|r| <[u8; 16]>::try_from(r).ok())
         .ok_or_else(|| invalid("invalid message ID"))
+}
+
+/// A command line split on single spaces, without allocating: no command
+/// looks past its third parameter, so only the first four are kept (the
+/// count still covers all of them).
+struct Params<'a> {
+    items: [&'a [u8]; 4],
+    len: usize,
+}
+
+impl<'a> Params<'a> {
+    fn split(line: &'a [u8]) -> Self {
+        let mut items: [&[u8]; 4] = [&[]; 4];
+        let mut len = 0;
+        for part in line.split(|&b| b == b' ') {
+            if len < items.len() {
+                items[len] = part;
+            }
+            len += 1;
+        }
+        Params { items, len }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn get(&self, i: usize) -> Option<&'a [u8]> {
+        (i < self.len.min(self.items.len())).then(|| self.items[i])
+    }
+}
+
+impl<'a> std::ops::Index<usize> for Params<'a> {
+    type Output = &'a [u8];
+    fn index(&self, i: usize) -> &&'a [u8] {
+        &self.items[i]
+    }
 }
 
 /// nsqd's unsigned decimal parser: digits only, empty is 0, wraps on overflow.
