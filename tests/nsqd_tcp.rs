@@ -405,16 +405,16 @@ fn message_timeout_redelivers_and_counts() {
 fn touch_extends_the_deadline() {
     let nsqd = Nsqd::start(&[]);
     let mut c = nsqd.connect();
-    c.identify(json!({"msg_timeout": 1000}));
+    c.identify(json!({"msg_timeout": 2000}));
     c.subscribe("t", "c");
     c.rdy(1);
     nsqd.connect().publish("t", b"m");
     let m = c.expect_message();
-    for _ in 0..3 {
+    for _ in 0..6 {
         std::thread::sleep(Duration::from_millis(500));
         c.send(&Command::Touch(m.id.to_hex()));
     }
-    // 1.5 s after delivery with a 1 s timeout, still not redelivered.
+    // 3 s after delivery with a 2 s timeout, still not redelivered.
     assert_eq!(nsqd.channel_stats("t", "c").unwrap()["timeout_count"], 0);
     c.fin(m.id);
 }
