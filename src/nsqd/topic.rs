@@ -143,7 +143,7 @@ impl Topic {
         }
     }
 
-    /// The channel, created if absent. `None` if the topic is being deleted.
+    /// The channel, created if absent, and whether it was created now.
     pub fn get_or_create_channel(&self, name: &str) -> (Arc<Channel>, bool) {
         let mut st = self.state.lock();
         if let Some(ch) = st.channels.get(name) {
