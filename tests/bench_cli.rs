@@ -3,19 +3,10 @@
 
 mod support;
 
-use std::process::Command;
 use support::Nsqd;
 
 fn bench(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_nsq-bench"))
-        .args(args)
-        .output()
-        .expect("run nsq-bench");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    support::run_binary(env!("CARGO_BIN_EXE_nsq-bench"), args)
 }
 
 fn json_lines(stdout: &str) -> Vec<serde_json::Value> {

@@ -2,19 +2,10 @@
 
 mod support;
 
-use std::process::Command;
 use support::Nsqd;
 
 fn nsqd(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_nsqd"))
-        .args(args)
-        .output()
-        .expect("run nsqd");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    support::run_binary(env!("CARGO_BIN_EXE_nsqd"), args)
 }
 
 #[test]

@@ -160,6 +160,16 @@ pub fn signal(pid: u32, sig: &str) {
         .status();
 }
 
+/// Run a binary to completion: exit code, stdout, stderr.
+pub fn run_binary(path: &str, args: &[&str]) -> (i32, String, String) {
+    let out = Process::new(path).args(args).output().expect("run binary");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// Poll `cond` until it holds or the deadline passes.
 pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + DEADLINE;
