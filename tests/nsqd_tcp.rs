@@ -332,7 +332,7 @@ fn fin_produces_no_frame() {
         "E_TOUCH_FAILED TOUCH {} failed ID not in flight",
         String::from_utf8_lossy(&m.id.to_hex())
     );
-    let mut frames = vec![c.frame(), c.frame()];
+    let mut frames = [c.frame(), c.frame()];
     frames.sort_by_key(|f| matches!(f, Frame::Message(_)));
     assert_eq!(frames[0], Frame::Error(Bytes::from(touch_err)));
     match &frames[1] {
