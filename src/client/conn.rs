@@ -1,21 +1,40 @@
+//! One connection to nsqd: TCP connect (bounded by a timeout), the `  V2`
+//! magic, IDENTIFY with feature negotiation, then frames in and commands out.
+//!
+//! [`Connection`] is also usable on its own, request by request (tools,
+//! tests); the producer and consumer take it apart into a socket and a
+//! [`FrameReader`] and drive both halves from one task.
+
 use super::error::ClientError;
 use crate::protocol::identify::{IdentifyRequest, IdentifyResponse};
-use crate::protocol::{Command, Frame, FrameDecoder, MAGIC_V2};
+use crate::protocol::{Command, Frame, FrameDecoder, MAGIC_V2, NSQ_VERSION};
 use bytes::{Bytes, BytesMut};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::codec::Decoder;
 
-/// Connection settings sent in IDENTIFY.
+/// Connection settings, most of them sent in IDENTIFY. `None` leaves nsqd's
+/// default in place.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Shown in nsqd's stats; defaults to the short host name.
     pub client_id: String,
     pub hostname: String,
+    /// `nsq-rs/<version>` by default.
     pub user_agent: String,
+    /// How often nsqd sends `_heartbeat_` (answered with NOP automatically).
+    /// nsqd accepts 1s..=`--max-heartbeat-interval`.
     pub heartbeat_interval: Option<Duration>,
+    /// How long a delivered message may stay un-FINished before nsqd
+    /// requeues it (1s..=`--max-msg-timeout`).
     pub msg_timeout: Option<Duration>,
+    /// nsqd's output buffer for this connection in bytes (64..=65536, or -1
+    /// to disable buffering).
+    pub output_buffer_size: Option<i64>,
+    /// How long nsqd may hold buffered messages before flushing them.
     pub output_buffer_timeout: Option<Duration>,
+    /// Bounds both the TCP connect and the IDENTIFY exchange.
     pub connect_timeout: Duration,
 }
 
@@ -28,8 +47,82 @@ impl Default for Config {
             user_agent: format!("nsq-rs/{}", env!("CARGO_PKG_VERSION")),
             heartbeat_interval: None,
             msg_timeout: None,
+            output_buffer_size: None,
             output_buffer_timeout: None,
             connect_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Config {
+    /// The IDENTIFY body these settings produce (always with
+    /// `feature_negotiation: true`, so that nsqd answers with its limits).
+    pub fn identify_request(&self) -> IdentifyRequest {
+        let ms = |d: Option<Duration>| d.map(|d| d.as_millis().min(i64::MAX as u128) as i64);
+        IdentifyRequest {
+            client_id: Some(self.client_id.clone()),
+            hostname: Some(self.hostname.clone()),
+            user_agent: Some(self.user_agent.clone()),
+            feature_negotiation: Some(true),
+            heartbeat_interval: ms(self.heartbeat_interval),
+            msg_timeout: ms(self.msg_timeout),
+            output_buffer_size: self.output_buffer_size,
+            output_buffer_timeout: ms(self.output_buffer_timeout),
+            ..Default::default()
+        }
+    }
+}
+
+/// Frames out of a byte stream: the read buffer and the decoder, kept apart
+/// from the socket so that a task can read and write the same socket
+/// concurrently (see `TcpStream::split`).
+#[derive(Debug)]
+pub struct FrameReader {
+    rbuf: BytesMut,
+    decoder: FrameDecoder,
+}
+
+impl Default for FrameReader {
+    fn default() -> Self {
+        FrameReader {
+            rbuf: BytesMut::with_capacity(READ_CHUNK),
+            decoder: FrameDecoder::default(),
+        }
+    }
+}
+
+/// Bytes asked of the kernel per read.
+const READ_CHUNK: usize = 64 * 1024;
+
+impl FrameReader {
+    /// A frame already buffered, if any.
+    pub fn decode(&mut self, addr: &str) -> Result<Option<Frame>, ClientError> {
+        self.decoder
+            .decode(&mut self.rbuf)
+            .map_err(|e| ClientError::Protocol {
+                addr: addr.to_string(),
+                reason: e.to_string(),
+            })
+    }
+
+    /// Read more bytes. Cancel-safe: usable as a `select!` branch.
+    pub async fn fill<R: AsyncRead + Unpin>(
+        &mut self,
+        reader: &mut R,
+        addr: &str,
+    ) -> Result<(), ClientError> {
+        if self.rbuf.capacity() - self.rbuf.len() < 4096 {
+            self.rbuf.reserve(READ_CHUNK);
+        }
+        match reader.read_buf(&mut self.rbuf).await {
+            Ok(0) => Err(ClientError::Closed {
+                addr: addr.to_string(),
+            }),
+            Ok(_) => Ok(()),
+            Err(e) => Err(ClientError::Io {
+                addr: addr.to_string(),
+                reason: e.to_string(),
+            }),
         }
     }
 }
@@ -40,11 +133,14 @@ pub struct Connection {
     pub stream: TcpStream,
     /// What nsqd answered to IDENTIFY (its limits, e.g. `max_rdy_count`).
     pub server: IdentifyResponse,
-    rbuf: BytesMut,
-    decoder: FrameDecoder,
+    reader: FrameReader,
 }
 
 impl Connection {
+    /// Connect, send the magic and IDENTIFY. Fails with
+    /// [`ClientError::Connect`] if nothing answers, [`ClientError::Timeout`]
+    /// if IDENTIFY is not answered within `config.connect_timeout`, and
+    /// [`ClientError::Server`] if nsqd refuses the settings.
     pub async fn connect(addr: &str, config: &Config) -> Result<Connection, ClientError> {
         let connect_err = |reason: String| ClientError::Connect {
             addr: addr.to_string(),
@@ -58,36 +154,27 @@ impl Connection {
         let mut conn = Connection {
             addr: addr.to_string(),
             stream,
-            server: placeholder_response(),
-            rbuf: BytesMut::with_capacity(64 * 1024),
-            decoder: FrameDecoder::default(),
+            server: default_response(),
+            reader: FrameReader::default(),
         };
-        conn.write(MAGIC_V2).await?;
-        let ms = |d: Option<Duration>| d.map(|d| d.as_millis() as i64);
-        let identify = IdentifyRequest {
-            client_id: Some(config.client_id.clone()),
-            hostname: Some(config.hostname.clone()),
-            user_agent: Some(config.user_agent.clone()),
-            feature_negotiation: Some(true),
-            heartbeat_interval: ms(config.heartbeat_interval),
-            msg_timeout: ms(config.msg_timeout),
-            output_buffer_timeout: ms(config.output_buffer_timeout),
-            ..Default::default()
-        };
-        let body = serde_json::to_vec(&identify).expect("plain struct");
-        let response = tokio::time::timeout(
-            config.connect_timeout,
-            conn.request(&Command::Identify(body.into())),
-        )
+        let body = serde_json::to_vec(&config.identify_request()).expect("plain struct");
+        let mut hello = BytesMut::with_capacity(body.len() + 32);
+        hello.extend_from_slice(MAGIC_V2);
+        Command::Identify(body.into()).encode(&mut hello);
+        let response = tokio::time::timeout(config.connect_timeout, async {
+            conn.write(&hello).await?;
+            conn.response().await
+        })
         .await
         .map_err(|_| ClientError::Timeout {
             addr: addr.to_string(),
             after: config.connect_timeout,
         })??;
-        conn.server = serde_json::from_slice(&response).map_err(|e| ClientError::Protocol {
-            addr: addr.to_string(),
-            reason: format!("bad IDENTIFY response: {e}"),
-        })?;
+        conn.server =
+            parse_identify_response(&response).map_err(|reason| ClientError::Protocol {
+                addr: addr.to_string(),
+                reason,
+            })?;
         Ok(conn)
     }
 
@@ -106,7 +193,7 @@ impl Connection {
         self.write(&bytes).await
     }
 
-    /// The next frame (heartbeats included).
+    /// The next frame (heartbeats included: the caller answers them).
     pub async fn read_frame(&mut self) -> Result<Frame, ClientError> {
         loop {
             if let Some(frame) = self.decode()? {
@@ -118,35 +205,23 @@ impl Connection {
 
     /// A frame already buffered, if any.
     pub fn decode(&mut self) -> Result<Option<Frame>, ClientError> {
-        self.decoder
-            .decode(&mut self.rbuf)
-            .map_err(|e| ClientError::Protocol {
-                addr: self.addr.clone(),
-                reason: e.to_string(),
-            })
+        self.reader.decode(&self.addr)
     }
 
     /// Read more bytes from the socket into the frame buffer.
     pub async fn fill(&mut self) -> Result<(), ClientError> {
-        if self.rbuf.capacity() - self.rbuf.len() < 4096 {
-            self.rbuf.reserve(64 * 1024);
-        }
-        match self.stream.read_buf(&mut self.rbuf).await {
-            Ok(0) => Err(ClientError::Closed {
-                addr: self.addr.clone(),
-            }),
-            Ok(_) => Ok(()),
-            Err(e) => Err(ClientError::Io {
-                addr: self.addr.clone(),
-                reason: e.to_string(),
-            }),
-        }
+        self.reader.fill(&mut self.stream, &self.addr).await
     }
 
     /// Send a command and wait for its response frame, answering heartbeats
-    /// meanwhile. An error frame becomes `ClientError::Server`.
+    /// meanwhile. An error frame becomes [`ClientError::Server`].
     pub async fn request(&mut self, cmd: &Command) -> Result<Bytes, ClientError> {
         self.send(cmd).await?;
+        self.response().await
+    }
+
+    /// The next response or error frame, heartbeats answered on the way.
+    async fn response(&mut self) -> Result<Bytes, ClientError> {
         loop {
             match self.read_frame().await? {
                 f if f.is_heartbeat() => self.write(b"NOP\n").await?,
@@ -166,24 +241,81 @@ impl Connection {
             }
         }
     }
+
+    /// The socket and whatever has been read but not decoded yet.
+    pub(crate) fn into_parts(self) -> (String, TcpStream, FrameReader) {
+        (self.addr, self.stream, self.reader)
+    }
 }
 
-fn placeholder_response() -> IdentifyResponse {
+/// nsqd answers IDENTIFY with JSON when asked for feature negotiation, and
+/// with `OK` when it does not negotiate (older or minimal servers): then its
+/// defaults apply.
+fn parse_identify_response(data: &[u8]) -> Result<IdentifyResponse, String> {
+    if data == crate::protocol::OK {
+        return Ok(default_response());
+    }
+    let mut r: IdentifyResponse =
+        serde_json::from_slice(data).map_err(|e| format!("bad IDENTIFY response: {e}"))?;
+    if r.max_rdy_count <= 0 {
+        // pynsq's fallback; go-nsq would never send RDY at all.
+        r.max_rdy_count = 2500;
+    }
+    Ok(r)
+}
+
+/// nsqd's defaults, for a server that answered IDENTIFY with a plain `OK`.
+fn default_response() -> IdentifyResponse {
     IdentifyResponse {
         max_rdy_count: 2500,
-        version: String::new(),
-        max_msg_timeout: 0,
-        msg_timeout: 0,
+        version: NSQ_VERSION.to_string(),
+        max_msg_timeout: 900_000,
+        msg_timeout: 60_000,
         tls_v1: false,
         deflate: false,
-        deflate_level: 0,
-        max_deflate_level: 0,
+        deflate_level: 6,
+        max_deflate_level: 6,
         snappy: false,
         sample_rate: 0,
         auth_required: false,
-        output_buffer_size: 0,
-        output_buffer_timeout: 0,
+        output_buffer_size: 16384,
+        output_buffer_timeout: 250,
         topology_region: String::new(),
         topology_zone: String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identify_body_negotiates_and_sends_only_what_is_set() {
+        let config = Config {
+            client_id: "c".into(),
+            hostname: "h.example".into(),
+            heartbeat_interval: Some(Duration::from_secs(5)),
+            output_buffer_size: Some(-1),
+            ..Config::default()
+        };
+        let json = serde_json::to_value(config.identify_request()).unwrap();
+        assert_eq!(json["feature_negotiation"], true);
+        assert_eq!(json["client_id"], "c");
+        assert_eq!(json["hostname"], "h.example");
+        assert_eq!(json["heartbeat_interval"], 5000);
+        assert_eq!(json["output_buffer_size"], -1);
+        assert!(json["msg_timeout"].is_null());
+        assert!(json["user_agent"].as_str().unwrap().starts_with("nsq-rs/"));
+        // nsqd's own parser accepts what we send.
+        let body = serde_json::to_vec(&config.identify_request()).unwrap();
+        assert!(IdentifyRequest::parse(&body).is_some());
+    }
+
+    #[test]
+    fn identify_response_json_ok_and_garbage() {
+        let json = br#"{"max_rdy_count":100,"version":"1.3.0","max_msg_timeout":900000,"msg_timeout":60000,"tls_v1":false,"deflate":false,"deflate_level":6,"max_deflate_level":6,"snappy":false,"sample_rate":0,"auth_required":false,"output_buffer_size":16384,"output_buffer_timeout":250,"topology_region":"","topology_zone":""}"#;
+        assert_eq!(parse_identify_response(json).unwrap().max_rdy_count, 100);
+        assert_eq!(parse_identify_response(b"OK").unwrap().max_rdy_count, 2500);
+        assert!(parse_identify_response(b"{").is_err());
     }
 }

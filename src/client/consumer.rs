@@ -1,129 +1,477 @@
-use super::conn::{Config, Connection};
+//! Consuming: SUB on one or more nsqd, RDY spread over the connections,
+//! messages handed out as [`Delivery`] handles to FIN, REQ or TOUCH.
+//!
+//! Each connection runs one task that reads messages, and writes the FINs,
+//! REQs and TOUCHes queued since its last write in one go. The connections
+//! share the in-flight budget (`max_in_flight`), rebalanced whenever a
+//! connection is added or lost, which is what nsqlookupd discovery will
+//! build on: it only has to call [`Consumer::add_nsqd`] for new producers.
+
+use super::conn::{Config, Connection, FrameReader};
 use super::error::ClientError;
-use crate::protocol::{Command, Frame, Message};
-use bytes::BytesMut;
+use crate::protocol::{Command, Frame, Message, MessageId, CLOSE_WAIT};
+use bytes::{Bytes, BytesMut};
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 /// What a consumer subscribes to and how much it takes at once.
 #[derive(Debug, Clone)]
 pub struct ConsumerConfig {
     pub topic: String,
     pub channel: String,
-    /// Messages in flight across all connections (spread over them).
+    /// Messages in flight across all connections (spread over them; each
+    /// connection gets at least 1 and at most nsqd's `max_rdy_count`).
     pub max_in_flight: u64,
     pub connection: Config,
 }
 
+/// The connection task's answer for one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Ack {
-    Fin(Message),
-    Req(Message, Duration),
-    Touch(Message),
+    Fin(MessageId),
+    Req(MessageId, u64),
+    Touch(MessageId),
 }
 
-/// A delivered message; FIN it, REQ it, or let it time out.
+/// A delivered message; FIN it, REQ it, or let it time out (after the
+/// connection's `msg_timeout` nsqd redelivers it).
+#[derive(Debug)]
 pub struct Delivery {
     pub message: Message,
     acks: mpsc::UnboundedSender<Ack>,
 }
 
 impl Delivery {
+    pub fn id(&self) -> MessageId {
+        self.message.id
+    }
+
+    pub fn body(&self) -> &Bytes {
+        &self.message.body
+    }
+
+    /// Deliveries so far, this one included.
+    pub fn attempts(&self) -> u16 {
+        self.message.attempts
+    }
+
+    /// Done with it: nsqd forgets the message.
     pub fn fin(self) {
-        let _ = self.acks.send(Ack::Fin(self.message));
+        let _ = self.acks.send(Ack::Fin(self.message.id));
     }
+
+    /// Give it back, to be redelivered after `delay` (millisecond precision).
     pub fn req(self, delay: Duration) {
-        let _ = self.acks.send(Ack::Req(self.message, delay));
+        let ms = delay.as_millis().min(u64::MAX as u128) as u64;
+        let _ = self.acks.send(Ack::Req(self.message.id, ms));
     }
+
+    /// Still working on it: restart its timeout.
     pub fn touch(&self) {
-        let _ = self.acks.send(Ack::Touch(self.message.clone()));
+        let _ = self.acks.send(Ack::Touch(self.message.id));
     }
 }
 
+/// What the consumer tells a connection task.
+#[derive(Debug)]
+enum Control {
+    Rdy(u64),
+    /// CLS, then close once nothing is in flight.
+    Close,
+}
+
+struct Conn {
+    addr: String,
+    ctl: mpsc::UnboundedSender<Control>,
+    max_rdy: u64,
+    rdy: u64,
+}
+
+type Item = Result<Delivery, ClientError>;
+
 /// Consumes one topic/channel from one or more nsqd.
+///
+/// [`next`](Consumer::next) yields messages from every connection, and the
+/// error that ends a connection (the others go on). Once every connection is
+/// gone (lost, or closed by [`stop`](Consumer::stop)) it yields `None`.
 pub struct Consumer {
-    rx: mpsc::Receiver<Result<Delivery, ClientError>>,
+    config: ConsumerConfig,
+    rx: mpsc::Receiver<Item>,
+    /// Weak, so that the channel closes when the last connection task ends.
+    tx: mpsc::WeakSender<Item>,
+    conns: Vec<Conn>,
 }
 
 impl Consumer {
-    /// Connect to every address and subscribe; fails if any connection fails.
+    /// Connect to every address, SUB, then spread `max_in_flight` over the
+    /// connections as RDY. Fails if any connection fails.
     pub async fn connect(
         addrs: &[String],
         config: &ConsumerConfig,
     ) -> Result<Consumer, ClientError> {
-        let (tx, rx) = mpsc::channel(1024);
-        let per_conn = (config.max_in_flight / addrs.len().max(1) as u64).max(1);
-        for addr in addrs {
-            let mut conn = Connection::connect(addr, &config.connection).await?;
-            conn.request(&Command::Sub {
-                topic: config.topic.clone(),
-                channel: config.channel.clone(),
-            })
-            .await?;
-            let rdy = per_conn.min(conn.server.max_rdy_count.max(1) as u64);
-            conn.send(&Command::Rdy(rdy)).await?;
-            tokio::spawn(run(conn, tx.clone()));
+        if addrs.is_empty() {
+            return Err(ClientError::NoAddress);
         }
-        Ok(Consumer { rx })
+        let capacity = (config.max_in_flight.max(addrs.len() as u64) as usize + 64).min(1 << 16);
+        let (tx, rx) = mpsc::channel(capacity);
+        let mut consumer = Consumer {
+            config: config.clone(),
+            rx,
+            tx: tx.downgrade(),
+            conns: Vec::new(),
+        };
+        for addr in addrs {
+            consumer.attach(addr, &tx).await?;
+        }
+        consumer.rebalance();
+        Ok(consumer)
+    }
+
+    /// Add a connection to another nsqd (e.g. one nsqlookupd reported) and
+    /// rebalance RDY over all connections.
+    pub async fn add_nsqd(&mut self, addr: &str) -> Result<(), ClientError> {
+        let tx = self.tx.upgrade().ok_or_else(|| ClientError::Closed {
+            addr: addr.to_string(),
+        })?;
+        self.attach(addr, &tx).await?;
+        self.rebalance();
+        Ok(())
+    }
+
+    /// The nsqd addresses with a live connection.
+    pub fn connections(&mut self) -> Vec<String> {
+        self.conns.retain(|c| !c.ctl.is_closed());
+        self.conns.iter().map(|c| c.addr.clone()).collect()
+    }
+
+    /// Stop receiving: CLS on every connection. Messages already delivered
+    /// can still be FINished or REQueued; each connection closes when its
+    /// last one is (or after the message timeout), and then `next` yields
+    /// `None`.
+    pub fn stop(&self) {
+        for c in &self.conns {
+            let _ = c.ctl.send(Control::Close);
+        }
     }
 
     /// The next message, or the error that ended a connection; `None` once
     /// every connection is gone.
-    pub async fn next(&mut self) -> Option<Result<Delivery, ClientError>> {
-        self.rx.recv().await
+    pub async fn next(&mut self) -> Option<Item> {
+        let item = self.rx.recv().await;
+        if matches!(item, Some(Err(_))) {
+            // A connection ended: give its share of RDY to the others.
+            self.rebalance();
+        }
+        item
+    }
+
+    async fn attach(&mut self, addr: &str, tx: &mpsc::Sender<Item>) -> Result<(), ClientError> {
+        let mut conn = Connection::connect(addr, &self.config.connection).await?;
+        conn.request(&Command::Sub {
+            topic: self.config.topic.clone(),
+            channel: self.config.channel.clone(),
+        })
+        .await?;
+        let max_rdy = conn.server.max_rdy_count.max(1) as u64;
+        let grace = Duration::from_millis(conn.server.msg_timeout.max(1000) as u64);
+        let (ctl, ctl_rx) = mpsc::unbounded_channel();
+        let (addr, mut stream, reader) = conn.into_parts();
+        let task = Task {
+            addr: addr.clone(),
+            reader,
+            tx: tx.clone(),
+            ctl: ctl_rx,
+            close_grace: grace,
+        };
+        tokio::spawn(async move {
+            let (rd, wr) = stream.split();
+            task.run(rd, wr).await;
+        });
+        self.conns.push(Conn {
+            addr,
+            ctl,
+            max_rdy,
+            rdy: 0,
+        });
+        Ok(())
+    }
+
+    /// Send each live connection its share of `max_in_flight`, where it changed.
+    fn rebalance(&mut self) {
+        self.conns.retain(|c| !c.ctl.is_closed());
+        let shares = spread_rdy(self.config.max_in_flight, self.conns.len());
+        for (c, share) in self.conns.iter_mut().zip(shares) {
+            let rdy = share.min(c.max_rdy);
+            if rdy != c.rdy && c.ctl.send(Control::Rdy(rdy)).is_ok() {
+                c.rdy = rdy;
+            }
+        }
     }
 }
 
-async fn run(mut conn: Connection, tx: mpsc::Sender<Result<Delivery, ClientError>>) {
-    let (ack_tx, mut ack_rx) = mpsc::unbounded_channel();
-    let mut out = BytesMut::new();
-    let result: Result<(), ClientError> = loop {
-        tokio::select! {
-            ack = ack_rx.recv() => {
-                let Some(ack) = ack else { break Ok(()) };
-                encode_ack(ack, &mut out);
-                while let Ok(ack) = ack_rx.try_recv() {
-                    encode_ack(ack, &mut out);
-                }
-                if let Err(e) = conn.write(&out).await {
-                    break Err(e);
-                }
-                out.clear();
+/// Split `total` over `n` connections as evenly as possible, each at least 1
+/// (a connection with RDY 0 would never receive anything).
+fn spread_rdy(total: u64, n: usize) -> Vec<u64> {
+    if n == 0 {
+        return Vec::new();
+    }
+    let (base, extra) = (total / n as u64, total % n as u64);
+    (0..n as u64)
+        .map(|i| (base + u64::from(i < extra)).max(1))
+        .collect()
+}
+
+/// Append the wire form of an acknowledgement.
+fn encode_ack(ack: Ack, out: &mut BytesMut) {
+    match ack {
+        Ack::Fin(id) => Command::Fin(id.to_hex()),
+        Ack::Req(id, timeout_ms) => Command::Req {
+            id: id.to_hex(),
+            timeout_ms,
+        },
+        Ack::Touch(id) => Command::Touch(id.to_hex()),
+    }
+    .encode(out)
+}
+
+/// Only these error frames leave the connection open.
+fn is_fatal(error: &[u8]) -> bool {
+    !(error.starts_with(b"E_FIN_FAILED")
+        || error.starts_with(b"E_REQ_FAILED")
+        || error.starts_with(b"E_TOUCH_FAILED"))
+}
+
+/// One subscribed connection's task.
+struct Task {
+    addr: String,
+    reader: FrameReader,
+    tx: mpsc::Sender<Item>,
+    ctl: mpsc::UnboundedReceiver<Control>,
+    /// After CLS, how long to wait for in-flight messages to be answered.
+    close_grace: Duration,
+}
+
+/// Where a connection stands while it runs.
+struct State {
+    out: BytesMut,
+    in_flight: u64,
+    /// Set once CLS is queued: close when nothing is in flight, or then.
+    closing: Option<Instant>,
+    acks: mpsc::UnboundedSender<Ack>,
+}
+
+impl Task {
+    async fn run<R, W>(mut self, mut rd: R, mut wr: W)
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        let (acks, mut ack_rx) = mpsc::unbounded_channel();
+        let mut st = State {
+            out: BytesMut::with_capacity(16 * 1024),
+            in_flight: 0,
+            closing: None,
+            acks,
+        };
+        let mut ctl_open = true;
+        let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
+        let end: Result<(), ClientError> = loop {
+            if st.closing.is_some() && st.in_flight == 0 && st.out.is_empty() {
+                break Ok(());
             }
-            frame = conn.read_frame() => match frame {
-                Err(e) => break Err(e),
-                Ok(f) if f.is_heartbeat() => {
-                    if let Err(e) = conn.write(b"NOP\n").await {
+            tokio::select! {
+                ack = ack_rx.recv() => {
+                    // Never `None`: `st.acks` is a sender.
+                    let Some(mut ack) = ack else { continue };
+                    loop {
+                        st.apply(ack);
+                        let Ok(next) = ack_rx.try_recv() else { break };
+                        ack = next;
+                    }
+                }
+                ctl = self.ctl.recv(), if ctl_open => match ctl {
+                    Some(Control::Rdy(n)) if st.closing.is_none() => Command::Rdy(n).encode(&mut st.out),
+                    Some(Control::Rdy(_)) => {}
+                    Some(Control::Close) | None => {
+                        ctl_open &= ctl.is_some();
+                        st.close(self.close_grace);
+                    }
+                },
+                read = self.reader.fill(&mut rd, &self.addr) => {
+                    if let Err(e) = read {
+                        break Err(e);
+                    }
+                    if let Err(e) = self.on_frames(&mut st).await {
                         break Err(e);
                     }
                 }
-                Ok(Frame::Message(message)) => {
-                    let d = Delivery { message, acks: ack_tx.clone() };
-                    if tx.send(Ok(d)).await.is_err() {
-                        break Ok(());
+                written = wr.write_buf(&mut st.out), if !st.out.is_empty() => match written {
+                    Ok(0) => break Err(ClientError::Closed { addr: self.addr.clone() }),
+                    Ok(_) => {}
+                    Err(e) => break Err(ClientError::Io { addr: self.addr.clone(), reason: e.to_string() }),
+                },
+                _ = tokio::time::sleep_until(st.closing.unwrap_or(far)), if st.closing.is_some() => break Ok(()),
+            }
+        };
+        if let Err(e) = end {
+            let _ = self.tx.send(Err(e)).await;
+        }
+    }
+
+    /// Handle every complete frame buffered.
+    async fn on_frames(&mut self, st: &mut State) -> Result<(), ClientError> {
+        while let Some(frame) = self.reader.decode(&self.addr)? {
+            match frame {
+                f if f.is_heartbeat() => Command::Nop.encode(&mut st.out),
+                Frame::Message(message) => {
+                    st.in_flight += 1;
+                    let id = message.id;
+                    let d = Delivery {
+                        message,
+                        acks: st.acks.clone(),
+                    };
+                    let sent = match self.tx.try_send(Ok(d)) {
+                        Ok(()) => true,
+                        Err(mpsc::error::TrySendError::Full(d)) => self.tx.send(d).await.is_ok(),
+                        Err(mpsc::error::TrySendError::Closed(_)) => false,
+                    };
+                    if !sent {
+                        // Nobody is listening any more: hand it straight back.
+                        st.apply(Ack::Req(id, 0));
+                        st.close(Duration::ZERO);
                     }
                 }
-                Ok(Frame::Error(text)) => {
-                    // FIN/REQ/TOUCH failures are not fatal; report and go on.
-                    let text = String::from_utf8_lossy(&text).into_owned();
-                    tracing::warn!("nsqd at {}: {text}", conn.addr);
+                Frame::Response(r) if r.as_ref() == CLOSE_WAIT => {}
+                Frame::Response(_) => {}
+                Frame::Error(text) if !is_fatal(&text) => {
+                    tracing::warn!("nsqd at {}: {}", self.addr, String::from_utf8_lossy(&text));
                 }
-                Ok(Frame::Response(_)) => {}
+                Frame::Error(text) => {
+                    return Err(ClientError::Server {
+                        addr: self.addr.clone(),
+                        text: String::from_utf8_lossy(&text).into_owned(),
+                    })
+                }
             }
         }
-    };
-    if let Err(e) = result {
-        let _ = tx.send(Err(e)).await;
+        Ok(())
     }
 }
 
-fn encode_ack(ack: Ack, out: &mut BytesMut) {
-    match ack {
-        Ack::Fin(m) => Command::Fin(m.id.to_hex()).encode(out),
-        Ack::Req(m, delay) => Command::Req {
-            id: m.id.to_hex(),
-            timeout_ms: delay.as_millis() as u64,
+impl State {
+    fn apply(&mut self, ack: Ack) {
+        if !matches!(ack, Ack::Touch(_)) {
+            self.in_flight = self.in_flight.saturating_sub(1);
         }
-        .encode(out),
-        Ack::Touch(m) => Command::Touch(m.id.to_hex()).encode(out),
+        encode_ack(ack, &mut self.out);
+    }
+
+    fn close(&mut self, grace: Duration) {
+        if self.closing.is_none() {
+            Command::Cls.encode(&mut self.out);
+            self.closing = Some(Instant::now() + grace);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::frame::{encode_frame, encode_message_frame, FrameType};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[test]
+    fn rdy_is_spread_evenly_and_never_zero() {
+        assert_eq!(spread_rdy(10, 3), [4, 3, 3]);
+        assert_eq!(spread_rdy(2500, 2), [1250, 1250]);
+        assert_eq!(spread_rdy(1, 3), [1, 1, 1]);
+        assert_eq!(spread_rdy(0, 1), [1]);
+        assert!(spread_rdy(5, 0).is_empty());
+    }
+
+    #[test]
+    fn acks_encode_as_nsq_commands() {
+        let id = MessageId(0xab);
+        let mut out = BytesMut::new();
+        encode_ack(Ack::Fin(id), &mut out);
+        encode_ack(Ack::Req(id, 1500), &mut out);
+        encode_ack(Ack::Touch(id), &mut out);
+        assert_eq!(
+            &out[..],
+            b"FIN 00000000000000ab\nREQ 00000000000000ab 1500\nTOUCH 00000000000000ab\n"
+        );
+    }
+
+    #[test]
+    fn only_three_errors_are_not_fatal() {
+        assert!(!is_fatal(b"E_FIN_FAILED FIN 1 failed ID not in flight"));
+        assert!(!is_fatal(b"E_REQ_FAILED x"));
+        assert!(!is_fatal(b"E_TOUCH_FAILED x"));
+        assert!(is_fatal(b"E_INVALID x"));
+    }
+
+    /// A task on an in-memory stream: messages in, batched FINs out, CLS on
+    /// stop, close once nothing is in flight.
+    #[tokio::test]
+    async fn delivers_acks_in_one_batch_and_closes_after_cls() {
+        let (client, mut server) = tokio::io::duplex(1 << 20);
+        let (tx, mut rx) = mpsc::channel(16);
+        let (ctl, ctl_rx) = mpsc::unbounded_channel();
+        let task = Task {
+            addr: "fake".into(),
+            reader: FrameReader::default(),
+            tx,
+            ctl: ctl_rx,
+            close_grace: Duration::from_secs(30),
+        };
+        let (rd, wr) = tokio::io::split(client);
+        let handle = tokio::spawn(task.run(rd, wr));
+        ctl.send(Control::Rdy(3)).unwrap();
+        let mut got = [0u8; 6];
+        server.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"RDY 3\n");
+
+        let mut frames = BytesMut::new();
+        for i in 1..=3 {
+            let mut m = Message::new(MessageId(i), 7, Bytes::from_static(b"body"));
+            m.attempts = 1;
+            encode_message_frame(&mut frames, &m);
+        }
+        encode_frame(&mut frames, FrameType::Response, b"_heartbeat_");
+        server.write_all(&frames).await.unwrap();
+
+        let mut ds = Vec::new();
+        for _ in 0..3 {
+            ds.push(rx.recv().await.unwrap().unwrap());
+        }
+        assert_eq!(ds[0].body().as_ref(), b"body");
+        assert_eq!(ds[2].id(), MessageId(3));
+        let mut nop = [0u8; 4];
+        server.read_exact(&mut nop).await.unwrap();
+        assert_eq!(&nop, b"NOP\n");
+
+        ctl.send(Control::Close).unwrap();
+        let mut cls = [0u8; 4];
+        server.read_exact(&mut cls).await.unwrap();
+        assert_eq!(&cls, b"CLS\n");
+        let mut close_wait = BytesMut::new();
+        encode_frame(&mut close_wait, FrameType::Response, CLOSE_WAIT);
+        server.write_all(&close_wait).await.unwrap();
+
+        // Answered together, they go out together; then the task ends.
+        let mut ds = ds.into_iter();
+        ds.next().unwrap().fin();
+        ds.next().unwrap().req(Duration::from_millis(5));
+        ds.next().unwrap().fin();
+        let mut rest = Vec::new();
+        server.read_to_end(&mut rest).await.unwrap();
+        assert_eq!(
+            rest,
+            b"FIN 0000000000000001\nREQ 0000000000000002 5\nFIN 0000000000000003\n"
+        );
+        handle.await.unwrap();
+        assert!(rx.recv().await.is_none());
     }
 }

@@ -1,3 +1,6 @@
+//! The client's one error type: every variant names the nsqd it concerns,
+//! so that a tool can print it as one line.
+
 use std::time::Duration;
 
 /// Everything that can go wrong talking to nsqd.
@@ -16,4 +19,13 @@ pub enum ClientError {
     Protocol { addr: String, reason: String },
     #[error("the connection to nsqd at {addr} is closed")]
     Closed { addr: String },
+    /// A consumer was given no nsqd to connect to.
+    #[error("no nsqd address given")]
+    NoAddress,
+    /// A command this API does not send (e.g. a FIN given to a producer).
+    #[error("{command} cannot be sent this way ({reason})")]
+    Unsupported {
+        command: &'static str,
+        reason: &'static str,
+    },
 }

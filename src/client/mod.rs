@@ -1,22 +1,28 @@
 //! Client side of NSQ: what the tools, the benchmark and the tests use to
-//! talk to nsqd.
+//! talk to nsqd. It lives in the library, beside the server, so that both
+//! sides share one [`crate::protocol`] and agree on every byte.
 //!
-//! * [`Connection`]: one TCP connection, magic and IDENTIFY done, frames in
-//!   and commands out (heartbeats answered by whoever reads).
-//! * [`Producer`]: publishes; many publishes may be outstanding on one
-//!   connection (pipelining), answered in order as nsqd guarantees.
-//! * [`Consumer`]: subscribes on one or more nsqd and hands out messages to
-//!   FIN, REQ or TOUCH.
+//! * [`Connection`] (`conn.rs`): one TCP connection, magic and IDENTIFY
+//!   done, frames in and commands out; usable request by request.
+//! * [`Producer`] (`producer.rs`): publishes; many publishes may be
+//!   outstanding on one connection (pipelining), answered in order as nsqd
+//!   guarantees.
+//! * [`Consumer`] (`consumer.rs`): subscribes on one or more nsqd, spreads
+//!   the in-flight budget over them as RDY, hands out messages to FIN, REQ
+//!   or TOUCH.
+//! * [`ClientError`] (`error.rs`): one error type, nsqd's own text included.
 //!
-//! Each producer or consumer connection runs in one task that batches
-//! whatever commands are waiting into a single write.
+//! Each producer or consumer connection runs in one task that reads and
+//! writes concurrently and batches whatever commands are waiting into a
+//! single write; nothing is spawned per message. Heartbeats are answered
+//! with NOP everywhere.
 
 mod conn;
 mod consumer;
 mod error;
 mod producer;
 
-pub use conn::{Config, Connection};
+pub use conn::{Config, Connection, FrameReader};
 pub use consumer::{Consumer, ConsumerConfig, Delivery};
 pub use error::ClientError;
-pub use producer::Producer;
+pub use producer::{Producer, PublishAck};
