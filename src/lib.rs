@@ -8,6 +8,7 @@
 pub mod bench;
 pub mod cli;
 pub mod client;
+pub mod diskqueue;
 pub mod logging;
 pub mod nsqd;
 pub mod protocol;

@@ -57,10 +57,10 @@ fn garbage_never_hurts_the_daemon() {
         let mut bytes = b"  V2".to_vec();
         for _ in 0..(rng.next() % 4 + 1) {
             bytes.extend_from_slice(names[(rng.next() % names.len() as u64) as usize].as_bytes());
-            if rng.next() % 2 == 0 {
+            if rng.next().is_multiple_of(2) {
                 bytes.extend_from_slice(b" t");
             }
-            if rng.next() % 2 == 0 {
+            if rng.next().is_multiple_of(2) {
                 bytes.extend_from_slice(b" 12");
             }
             bytes.push(b'\n');

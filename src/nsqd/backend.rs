@@ -1,12 +1,14 @@
 //! Where a topic's or channel's messages go once its memory queue
 //! (`--mem-queue-size`) is full.
 //!
-//! NSQ spills to a disk queue; ephemeral queues drop instead. The queue
-//! engine talks only to this trait, so the disk queue plugs in without
-//! touching topics or channels.
+//! Durable queues spill to a [`DiskQueue`]; ephemeral ones drop instead (as
+//! NSQ does). Topics and channels talk only to [`Queue`], so the storage
+//! policy stays in this file and the engine's factory.
 
+use crate::diskqueue::{DiskQueue, SyncJob, SyncState};
 use crate::protocol::Message;
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 /// Why a message could not be stored. Reported to publishers as
 /// `E_PUB_FAILED PUB failed <reason>` (TCP) or 503 (HTTP).
@@ -20,8 +22,8 @@ pub enum BackendError {
 
 /// Overflow storage behind a memory queue.
 pub trait Backend: Send + 'static {
-    /// Store a message at the tail.
-    fn put(&mut self, msg: &Message) -> Result<(), BackendError>;
+    /// Store messages at the tail, all or (on error) a prefix of them.
+    fn put(&mut self, msgs: &[Message]) -> Result<(), BackendError>;
     /// Take the message at the head, if any.
     fn pop(&mut self) -> Option<Message>;
     /// Messages stored (reported as `backend_depth`).
@@ -32,18 +34,32 @@ pub trait Backend: Send + 'static {
     fn dropped(&self) -> u64 {
         0
     }
+    /// Where durability of the writes so far can be awaited (disk only).
+    fn durability_point(&self) -> Option<(Arc<SyncState>, u64)> {
+        None
+    }
+    /// Whether `--sync-every` operations are waiting for a sync.
+    fn sync_due(&self) -> bool {
+        false
+    }
+    /// The pending sync, to run outside the owner's lock.
+    fn sync_job(&mut self, _with_meta: bool) -> Option<SyncJob> {
+        None
+    }
+    /// Remove the stored messages for good (topic or channel deleted).
+    fn delete(self: Box<Self>) {}
 }
 
-/// Overflow kept in memory, without limit, until the disk queue is in place:
-/// nothing is ever dropped, at the cost of memory.
+/// Overflow kept in memory, without limit (unit tests, and a data path
+/// that cannot be used at all is refused at start-up instead).
 #[derive(Default)]
 pub struct MemoryOverflow {
     queue: VecDeque<Message>,
 }
 
 impl Backend for MemoryOverflow {
-    fn put(&mut self, msg: &Message) -> Result<(), BackendError> {
-        self.queue.push_back(msg.clone());
+    fn put(&mut self, msgs: &[Message]) -> Result<(), BackendError> {
+        self.queue.extend(msgs.iter().cloned());
         Ok(())
     }
     fn pop(&mut self) -> Option<Message> {
@@ -65,8 +81,8 @@ pub struct Discard {
 }
 
 impl Backend for Discard {
-    fn put(&mut self, _msg: &Message) -> Result<(), BackendError> {
-        self.dropped += 1;
+    fn put(&mut self, msgs: &[Message]) -> Result<(), BackendError> {
+        self.dropped += msgs.len() as u64;
         Ok(())
     }
     fn pop(&mut self) -> Option<Message> {
@@ -81,12 +97,134 @@ impl Backend for Discard {
     }
 }
 
+/// Messages on disk, in NSQ's record format (the message frame's payload:
+/// timestamp, attempts, ID, body).
+pub struct Disk {
+    queue: DiskQueue,
+    /// Called when `--sync-every` operations have accumulated.
+    on_sync_due: Arc<dyn Fn() + Send + Sync>,
+}
+
+impl Disk {
+    pub fn new(queue: DiskQueue, on_sync_due: Arc<dyn Fn() + Send + Sync>) -> Self {
+        Disk { queue, on_sync_due }
+    }
+
+    fn note_ops(&self) {
+        if self.queue.sync_due() {
+            (self.on_sync_due)();
+        }
+    }
+}
+
+impl Backend for Disk {
+    fn put(&mut self, msgs: &[Message]) -> Result<(), BackendError> {
+        let result = self
+            .queue
+            .put_with(msgs, |m, buf| m.encode(buf), |m| m.encoded_len());
+        self.note_ops();
+        result.map_err(|e| BackendError::Write(e.to_string()))
+    }
+
+    fn pop(&mut self) -> Option<Message> {
+        loop {
+            let record = self.queue.pop()?;
+            self.note_ops();
+            match Message::decode(record) {
+                Some(m) => return Some(m),
+                // The size check on read makes this unreachable for NSQ's
+                // records; a record that still does not decode is skipped.
+                None => tracing::error!(
+                    "DISKQUEUE({}): skipping a record that is not a message",
+                    self.queue.name()
+                ),
+            }
+        }
+    }
+
+    fn depth(&self) -> u64 {
+        self.queue.depth()
+    }
+
+    fn empty(&mut self) {
+        if let Err(e) = self.queue.empty() {
+            tracing::error!("DISKQUEUE({}): failed to empty: {e}", self.queue.name());
+        }
+    }
+
+    fn durability_point(&self) -> Option<(Arc<SyncState>, u64)> {
+        Some((self.queue.sync_state().clone(), self.queue.write_seq()))
+    }
+
+    fn sync_due(&self) -> bool {
+        self.queue.sync_due()
+    }
+
+    fn sync_job(&mut self, with_meta: bool) -> Option<SyncJob> {
+        self.queue.sync_job(with_meta)
+    }
+
+    fn delete(self: Box<Self>) {
+        let name = self.queue.name().to_string();
+        if let Err(e) = self.queue.delete() {
+            tracing::error!("DISKQUEUE({name}): failed to delete files: {e}");
+        }
+    }
+}
+
+/// The disk writes a publish must wait for before its `OK`
+/// (`--sync-every=1`): for each queue written, its sequence number then.
+#[derive(Default)]
+pub struct Ticket {
+    points: Vec<(Arc<SyncState>, u64)>,
+}
+
+/// Where a [`Ticket`] stands.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TicketStatus {
+    Durable,
+    Pending,
+    Failed,
+}
+
+impl Ticket {
+    pub fn is_empty(&self) -> bool {
+        self.points.is_empty()
+    }
+
+    pub fn add(&mut self, point: Option<(Arc<SyncState>, u64)>) {
+        if let Some(p) = point {
+            self.points.push(p);
+        }
+    }
+
+    pub fn merge(&mut self, other: Ticket) {
+        self.points.extend(other.points);
+    }
+
+    pub fn status(&self) -> TicketStatus {
+        let mut status = TicketStatus::Durable;
+        for (state, seq) in &self.points {
+            if state.synced() >= *seq {
+                continue;
+            }
+            if state.failed() >= *seq {
+                return TicketStatus::Failed;
+            }
+            status = TicketStatus::Pending;
+        }
+        status
+    }
+}
+
 /// A memory queue with its overflow backend: the storage shared by topics
 /// and channels.
 pub struct Queue {
     memory: VecDeque<Message>,
     capacity: usize,
     backend: Box<dyn Backend>,
+    /// Collect durability tickets on writes (`--sync-every=1`).
+    durable_acks: bool,
     /// Alternates the source when both hold messages, so that neither the
     /// memory queue nor the backend is starved under steady load.
     prefer_backend: bool,
@@ -98,17 +236,48 @@ impl Queue {
             memory: VecDeque::new(),
             capacity,
             backend,
+            durable_acks: false,
             prefer_backend: false,
         }
     }
 
-    /// Memory if there is room, otherwise the backend.
-    pub fn put(&mut self, msg: Message) -> Result<(), BackendError> {
+    /// The stand-in left behind once a queue's storage is deleted or
+    /// persisted: holds nothing, accepts nothing.
+    pub fn closed() -> Self {
+        Queue::new(0, Box::<Discard>::default())
+    }
+
+    /// Make writes report what they must wait for to be durable.
+    pub fn with_durable_acks(mut self, on: bool) -> Self {
+        self.durable_acks = on;
+        self
+    }
+
+    /// Memory while there is room, the rest to the backend in one write.
+    /// Returns what must be synced before the write can be acknowledged.
+    pub fn put_all(&mut self, msgs: &[Message]) -> Result<Ticket, BackendError> {
+        let room = self
+            .capacity
+            .saturating_sub(self.memory.len())
+            .min(msgs.len());
+        self.memory.extend(msgs[..room].iter().cloned());
+        let mut ticket = Ticket::default();
+        if room < msgs.len() {
+            self.backend.put(&msgs[room..])?;
+            if self.durable_acks {
+                ticket.add(self.backend.durability_point());
+            }
+        }
+        Ok(ticket)
+    }
+
+    /// One message, as [`put_all`](Self::put_all).
+    pub fn put(&mut self, msg: Message) -> Result<Ticket, BackendError> {
         if self.memory.len() < self.capacity {
             self.memory.push_back(msg);
-            Ok(())
+            Ok(Ticket::default())
         } else {
-            self.backend.put(&msg)
+            self.put_all(std::slice::from_ref(&msg))
         }
     }
 
@@ -145,6 +314,38 @@ impl Queue {
         self.memory.clear();
         self.memory.shrink_to(1024);
         self.backend.empty();
+    }
+
+    /// Shutdown: the memory queue and `extra` (in-flight, deferred) go to
+    /// the backend, which is then synced. Ephemeral backends drop them.
+    pub fn persist(
+        &mut self,
+        extra: impl IntoIterator<Item = Message>,
+    ) -> Result<(), BackendError> {
+        let mut all: Vec<Message> = self.memory.drain(..).collect();
+        all.extend(extra);
+        let result = if all.is_empty() {
+            Ok(())
+        } else {
+            self.backend.put(&all)
+        };
+        if let Some(job) = self.backend.sync_job(true) {
+            job.run().map_err(|e| BackendError::Write(e.to_string()))?;
+        }
+        result
+    }
+
+    pub fn sync_due(&self) -> bool {
+        self.backend.sync_due()
+    }
+
+    pub fn sync_job(&mut self, with_meta: bool) -> Option<SyncJob> {
+        self.backend.sync_job(with_meta)
+    }
+
+    /// Remove the queue's files (topic or channel deleted).
+    pub fn delete(self) {
+        self.backend.delete();
     }
 }
 

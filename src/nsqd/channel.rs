@@ -6,8 +6,9 @@
 //! [`Channel::take`], so one lock round trip moves many messages, and no task
 //! or timer exists per message.
 
-use super::backend::{BackendError, Queue};
+use super::backend::{BackendError, Queue, Ticket};
 use super::client_state::ClientHandle;
+use crate::diskqueue::SyncJob;
 use crate::protocol::{Message, MessageId};
 use parking_lot::Mutex;
 use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
@@ -212,16 +213,20 @@ impl Channel {
     }
 
     /// Messages handed over by the topic: queued now, or deferred by `defer`.
-    pub fn put_from_topic(&self, msgs: &[Message], defer: Duration) -> Result<(), BackendError> {
+    /// Returns the disk writes to wait for before acknowledging them.
+    pub fn put_from_topic(
+        &self,
+        msgs: &[Message],
+        defer: Duration,
+    ) -> Result<Ticket, BackendError> {
         let mut st = self.state.lock();
         if self.is_exiting() {
             return Err(BackendError::Exiting);
         }
         self.message_count.fetch_add(msgs.len() as u64, Relaxed);
+        let mut ticket = Ticket::default();
         if defer.is_zero() {
-            for msg in msgs {
-                st.queue.put(msg.clone())?;
-            }
+            ticket = st.queue.put_all(msgs)?;
         } else {
             let due = Instant::now() + defer;
             for msg in msgs {
@@ -232,7 +237,7 @@ impl Channel {
             }
         }
         self.wake_waiters(st);
-        Ok(())
+        Ok(ticket)
     }
 
     fn wake_waiters(&self, mut st: parking_lot::MutexGuard<'_, State>) {
@@ -347,7 +352,7 @@ impl Channel {
     }
 
     fn requeue_now(&self, st: &mut State, msg: Message) {
-        if let Err(e) = st.queue.put(msg) {
+        if let Err(e) = st.queue.put(msg).map(drop) {
             // Only a failing disk gets here; the message stays lost to this
             // channel, so say so loudly.
             tracing::error!(
@@ -486,10 +491,33 @@ impl Channel {
         }
         st.clients.clear();
         st.waiters.clear();
-        st.queue.empty();
         st.in_flight.clear();
         st.deadlines.clear();
         st.deferred.clear();
+        let queue = std::mem::replace(&mut st.queue, Queue::closed());
+        drop(st);
+        queue.delete();
+    }
+
+    /// Shutdown: everything the channel holds (queued, in flight, deferred)
+    /// goes to its backend, so that it is delivered again after a restart.
+    pub fn persist(&self) -> Result<(), BackendError> {
+        self.exiting.store(true, Relaxed);
+        let mut st = self.state.lock();
+        st.deadlines.clear();
+        let in_flight: Vec<Message> = st.in_flight.drain().map(|(_, f)| f.msg).collect();
+        let deferred: Vec<Message> = std::mem::take(&mut st.deferred)
+            .into_sorted_vec()
+            .into_iter()
+            .rev()
+            .map(|d| d.msg)
+            .collect();
+        st.queue.persist(in_flight.into_iter().chain(deferred))
+    }
+
+    /// The sync this channel's disk queue needs, if any.
+    pub fn sync_job(&self, with_meta: bool) -> Option<SyncJob> {
+        self.state.lock().queue.sync_job(with_meta)
     }
 
     /// Whether the channel has no consumers (for ephemeral cleanup), checked

@@ -1,32 +1,86 @@
-//! The engine: nsqd's topics, its connected clients, and its health.
+//! The engine: nsqd's topics, its connected clients, its storage and its
+//! health.
 
-use super::backend::{Discard, MemoryOverflow, Queue};
+use super::backend::{
+    Backend, BackendError, Discard, Disk, MemoryOverflow, Queue, Ticket, TicketStatus,
+};
+use super::channel::Channel;
 use super::client_state::ClientHandle;
+use super::metadata::{self, ChannelMeta, Metadata, TopicMeta};
 use super::options::Options;
 use super::topic::Topic;
+use crate::diskqueue::{self, DiskQueue, SyncJob};
 use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
+use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
+
+/// Where durable queues live and how they sync.
+struct DiskSettings {
+    dir: PathBuf,
+    cfg: diskqueue::Config,
+    /// `--sync-every=1`: a publish is acknowledged only once on disk.
+    durable_acks: bool,
+}
 
 /// Builds the queue behind each topic and channel, so that the storage
 /// policy (memory size, what overflows where) is decided in one place.
 pub struct QueueFactory {
     pub mem_queue_size: usize,
     pub node_id: u16,
+    /// `None`: no data path (an engine built for tests); overflow stays in memory.
+    disk: Option<DiskSettings>,
+    /// Wakes the syncer: `--sync-every` operations accumulated somewhere.
+    sync_wake: Arc<Notify>,
 }
 
 impl QueueFactory {
-    pub fn queue(&self, _queue_name: &str, ephemeral: bool) -> Queue {
-        if ephemeral {
-            Queue::new(self.mem_queue_size, Box::<Discard>::default())
-        } else {
-            Queue::new(self.mem_queue_size, Box::<MemoryOverflow>::default())
-        }
+    pub fn queue(&self, queue_name: &str, ephemeral: bool) -> Queue {
+        let backend: Box<dyn Backend> = match (&self.disk, ephemeral) {
+            (_, true) => Box::<Discard>::default(),
+            (None, false) => Box::<MemoryOverflow>::default(),
+            (Some(disk), false) => match DiskQueue::open(&disk.dir, queue_name, disk.cfg.clone()) {
+                Ok(q) => {
+                    let wake = self.sync_wake.clone();
+                    let backend = Disk::new(q, Arc::new(move || wake.notify_one()));
+                    return Queue::new(self.mem_queue_size, Box::new(backend))
+                        .with_durable_acks(disk.durable_acks);
+                }
+                Err(e) => {
+                    let reason = format!(
+                        "cannot open disk queue {queue_name} in {}: {e}",
+                        disk.dir.display()
+                    );
+                    tracing::error!("{reason}");
+                    Box::new(Unavailable(reason))
+                }
+            },
+        };
+        Queue::new(self.mem_queue_size, backend)
     }
+}
+
+/// The backend of a durable queue whose files could not be opened: every
+/// write past the memory queue fails, so nothing is acknowledged that is
+/// not stored.
+struct Unavailable(String);
+
+impl Backend for Unavailable {
+    fn put(&mut self, _msgs: &[crate::protocol::Message]) -> Result<(), BackendError> {
+        Err(BackendError::Write(self.0.clone()))
+    }
+    fn pop(&mut self) -> Option<crate::protocol::Message> {
+        None
+    }
+    fn depth(&self) -> u64 {
+        0
+    }
+    fn empty(&mut self) {}
 }
 
 /// Addresses actually bound (port 0 resolved).
@@ -44,6 +98,13 @@ pub struct Nsqd {
     factory: Arc<QueueFactory>,
     /// Set when a write to a backend fails; `/ping` reports it.
     health: Mutex<Option<String>>,
+    unhealthy: AtomicBool,
+    /// Serialises `nsqd.dat` writes; true while loading it (no writes then).
+    metadata_lock: Mutex<bool>,
+    /// Held for the life of the process: one nsqd per data path.
+    _data_path_lock: Option<std::fs::File>,
+    /// Bumped after every sync round, to wake publishers awaiting one.
+    sync_rounds: watch::Sender<u64>,
     pub start_time: i64,
     pub started: Instant,
     pub addrs: OnceLock<BoundAddrs>,
@@ -51,11 +112,68 @@ pub struct Nsqd {
     pub shutdown: CancellationToken,
 }
 
+/// Why the data path cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum DataPathError {
+    #[error("--data-path={0} in use (possibly by another instance of nsqd); stop it or choose another --data-path")]
+    InUse(String),
+    #[error("--data-path={path} cannot be used: {reason}")]
+    Unusable { path: String, reason: String },
+    #[error("{0} (fix or move the file aside to start with no topics)")]
+    Metadata(String),
+}
+
 impl Nsqd {
+    /// An engine with no data path: queues overflow into memory and nothing
+    /// persists. For tests and embedding; the daemon uses [`Nsqd::open`].
     pub fn new(opts: Options) -> Arc<Nsqd> {
+        Self::build(opts, None, None)
+    }
+
+    /// The daemon's engine: lock the data path, open durable queues there
+    /// and restore the topics and channels of `nsqd.dat`.
+    pub fn open(opts: Options) -> Result<Arc<Nsqd>, DataPathError> {
+        let dir = opts.data_dir();
+        let shown = dir.display().to_string();
+        let unusable = |reason: String| DataPathError::Unusable {
+            path: shown.clone(),
+            reason,
+        };
+        let lock = std::fs::File::open(&dir).map_err(|e| unusable(e.to_string()))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(DataPathError::InUse(shown)),
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(unusable(format!("cannot lock it: {e}")))
+            }
+        }
+        let saved = metadata::load(&dir).map_err(DataPathError::Metadata)?;
+        let max_msg = opts.max_msg_size.max(0) as u64;
+        let disk = DiskSettings {
+            cfg: diskqueue::Config {
+                max_bytes_per_file: opts.max_bytes_per_file.max(1) as u64,
+                min_record_size: crate::protocol::message::MESSAGE_HEADER_LEN as u32,
+                max_record_size: (max_msg + crate::protocol::message::MESSAGE_HEADER_LEN as u64)
+                    .min(i32::MAX as u64) as u32,
+                sync_every: opts.sync_every.max(1) as u64,
+            },
+            durable_acks: opts.sync_every <= 1,
+            dir,
+        };
+        let nsqd = Self::build(opts, Some(disk), Some(lock));
+        if let Some(saved) = saved {
+            nsqd.restore(saved);
+        }
+        nsqd.persist_metadata();
+        Ok(nsqd)
+    }
+
+    fn build(opts: Options, disk: Option<DiskSettings>, lock: Option<std::fs::File>) -> Arc<Nsqd> {
         let factory = Arc::new(QueueFactory {
             mem_queue_size: opts.mem_queue_size.max(0) as usize,
             node_id: opts.effective_node_id(),
+            disk,
+            sync_wake: Arc::new(Notify::new()),
         });
         Arc::new(Nsqd {
             opts: Arc::new(opts),
@@ -64,11 +182,90 @@ impl Nsqd {
             next_client_id: AtomicU64::new(1),
             factory,
             health: Mutex::new(None),
+            unhealthy: AtomicBool::new(false),
+            metadata_lock: Mutex::new(false),
+            _data_path_lock: lock,
+            sync_rounds: watch::channel(0).0,
             start_time: unix_seconds(),
             started: Instant::now(),
             addrs: OnceLock::new(),
             shutdown: CancellationToken::new(),
         })
+    }
+
+    /// Recreate the saved topics and channels, with their paused state.
+    fn restore(&self, saved: Metadata) {
+        *self.metadata_lock.lock() = true;
+        for t in saved.topics.unwrap_or_default() {
+            if !crate::protocol::names::is_valid_name(t.name.as_bytes()) {
+                tracing::warn!(
+                    "skipping creation of invalid topic {:?} found in nsqd.dat",
+                    t.name
+                );
+                continue;
+            }
+            let topic = self.get_or_create_topic(&t.name);
+            if t.paused {
+                topic.pause();
+            }
+            for c in t.channels.unwrap_or_default() {
+                if !crate::protocol::names::is_valid_name(c.name.as_bytes()) {
+                    tracing::warn!(
+                        "skipping creation of invalid channel {:?} found in nsqd.dat",
+                        c.name
+                    );
+                    continue;
+                }
+                let (channel, _) = topic.get_or_create_channel(&c.name);
+                if c.paused {
+                    channel.pause();
+                }
+            }
+        }
+        *self.metadata_lock.lock() = false;
+    }
+
+    /// Write `nsqd.dat` with the durable topics and channels as they are now.
+    pub fn persist_metadata(&self) {
+        if self.factory.disk.is_none() {
+            return;
+        }
+        let loading = self.metadata_lock.lock();
+        if *loading {
+            return;
+        }
+        let topics: Vec<TopicMeta> = self
+            .topics()
+            .into_iter()
+            .filter(|t| !t.ephemeral && !t.is_exiting())
+            .map(|t| {
+                let channels: Vec<ChannelMeta> = t
+                    .channels()
+                    .into_iter()
+                    .filter(|c| !c.ephemeral && !c.is_exiting())
+                    .map(|c| ChannelMeta {
+                        name: c.name.clone(),
+                        paused: c.is_paused(),
+                    })
+                    .collect();
+                TopicMeta {
+                    name: t.name.clone(),
+                    paused: t.is_paused(),
+                    channels: (!channels.is_empty()).then_some(channels),
+                }
+            })
+            .collect();
+        let meta = Metadata {
+            topics: (!topics.is_empty()).then_some(topics),
+            version: crate::protocol::NSQ_VERSION.to_string(),
+        };
+        let dir = self.opts.data_dir();
+        if let Err(e) = metadata::save(&dir, &meta) {
+            tracing::error!(
+                "failed to persist metadata to {}: {e}",
+                metadata::path(&dir).display()
+            );
+        }
     }
 
     /// The topic, created if absent (or if the old one is being deleted).
@@ -84,10 +281,32 @@ impl Nsqd {
                 return t.clone();
             }
         }
-        let topic = Arc::new(Topic::new(name, self.factory.clone()));
+        let topic = Topic::new(name, self.factory.clone());
         topics.insert(name.to_string(), topic.clone());
+        drop(topics);
         tracing::info!("TOPIC({name}): created");
+        if !topic.ephemeral {
+            self.persist_metadata();
+        }
         topic
+    }
+
+    /// The channel, created if absent; `nsqd.dat` follows a new durable one.
+    pub fn get_or_create_channel(&self, topic: &Topic, name: &str) -> Arc<Channel> {
+        let (channel, created) = topic.get_or_create_channel(name);
+        if created && !channel.ephemeral {
+            self.persist_metadata();
+        }
+        channel
+    }
+
+    /// Delete a channel and its files. False if there is no such channel.
+    pub fn delete_channel(&self, topic: &Topic, name: &str) -> bool {
+        let deleted = topic.delete_channel(name);
+        if deleted {
+            self.persist_metadata();
+        }
+        deleted
     }
 
     pub fn get_topic(&self, name: &str) -> Option<Arc<Topic>> {
@@ -109,6 +328,7 @@ impl Nsqd {
             Some(t) => {
                 t.delete();
                 tracing::info!("TOPIC({name}): deleted");
+                self.persist_metadata();
                 true
             }
             None => false,
@@ -150,7 +370,120 @@ impl Nsqd {
     }
 
     pub fn set_health(&self, err: Option<String>) {
+        self.unhealthy.store(err.is_some(), Relaxed);
         *self.health.lock() = err;
+    }
+
+    /// Track the outcome of a publish: a storage failure makes nsqd
+    /// unhealthy, the next success makes it healthy again (as NSQ does).
+    pub fn note_put<T>(&self, result: &Result<T, BackendError>) {
+        match result {
+            Err(BackendError::Write(text)) => self.set_health(Some(text.clone())),
+            Ok(_) if self.unhealthy.load(Relaxed) => self.set_health(None),
+            _ => {}
+        }
+    }
+
+    /// Wait until the disk writes of a publish are fsynced
+    /// (`--sync-every=1`); `Err` if the sync failed or nsqd is stopping.
+    pub async fn wait_durable(&self, ticket: &Ticket) -> Result<(), &'static str> {
+        let mut rounds = self.sync_rounds.subscribe();
+        loop {
+            match ticket.status() {
+                TicketStatus::Durable => return Ok(()),
+                TicketStatus::Failed => return Err("fsync failed"),
+                TicketStatus::Pending => {}
+            }
+            self.factory.sync_wake.notify_one();
+            tokio::select! {
+                changed = rounds.changed() => if changed.is_err() { return Err("exiting") },
+                _ = self.shutdown.cancelled() => return Err("exiting"),
+            }
+        }
+    }
+
+    /// A receiver bumped after every sync round, for connections that wait
+    /// on many tickets in turn.
+    pub fn sync_rounds(&self) -> watch::Receiver<u64> {
+        self.sync_rounds.subscribe()
+    }
+
+    /// Ask the syncer for a round now.
+    pub fn request_sync(&self) {
+        self.factory.sync_wake.notify_one();
+    }
+
+    /// fsync the disk queues: when `--sync-every` operations accumulated
+    /// somewhere (or a publisher waits, with `--sync-every=1`), and every
+    /// `--sync-timeout` if anything changed. One round syncs every queue
+    /// with unsynced changes, so concurrent publishers share the fsyncs.
+    pub async fn run_syncer(self: Arc<Self>) {
+        if self.factory.disk.is_none() {
+            return;
+        }
+        let wake = self.factory.sync_wake.clone();
+        let every = self.opts.sync_timeout.max(Duration::from_millis(1));
+        // With durable acks, commits fsync data only and the metadata
+        // follows on the ticker (see `DiskQueue::sync_job`).
+        let commit_meta = !self.factory.disk.as_ref().is_some_and(|d| d.durable_acks);
+        let mut ticker = tokio::time::interval(every);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let with_meta = tokio::select! {
+                _ = self.shutdown.cancelled() => return,
+                _ = wake.notified() => commit_meta,
+                _ = ticker.tick() => true,
+            };
+            self.sync_round(with_meta).await;
+        }
+    }
+
+    async fn sync_round(&self, with_meta: bool) {
+        let topics = self.topics();
+        // Topic jobs are taken first: a topic's read position must not be
+        // recorded past messages its pump moved into channels whose own
+        // writes are not yet on disk. The channel jobs, taken after, cover
+        // those writes and run before the topic jobs.
+        let topic_jobs: Vec<SyncJob> = topics
+            .iter()
+            .filter_map(|t| t.sync_job(with_meta))
+            .collect();
+        let channel_jobs: Vec<SyncJob> = topics
+            .iter()
+            .flat_map(|t| t.channels())
+            .filter_map(|c| c.sync_job(with_meta))
+            .collect();
+        if topic_jobs.is_empty() && channel_jobs.is_empty() {
+            return;
+        }
+        let errors = tokio::task::spawn_blocking(move || {
+            channel_jobs
+                .into_iter()
+                .chain(topic_jobs)
+                .filter_map(|job| job.run().err())
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_else(|e| vec![format!("sync task failed: {e}")]);
+        for e in &errors {
+            tracing::error!("failed to sync a disk queue: {e}");
+        }
+        if let Some(e) = errors.into_iter().next() {
+            self.set_health(Some(e));
+        }
+        self.sync_rounds.send_modify(|r| *r = r.wrapping_add(1));
+    }
+
+    /// Shutdown: record the topology, then put every queued, in-flight and
+    /// deferred message on disk so that it is delivered after a restart.
+    pub fn close(&self) {
+        self.persist_metadata();
+        for topic in self.topics() {
+            if let Err(e) = topic.persist() {
+                tracing::error!("TOPIC({}): failed to persist messages: {e}", topic.name);
+            }
+        }
     }
 
     /// Drive in-flight timeouts and deferred messages for every channel.

@@ -94,7 +94,7 @@ async fn dispatch(State(nsqd): State<Arc<Nsqd>>, req: Request) -> Response {
 }
 
 /// An HTTP error: status and NSQ's message text.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ApiError(pub StatusCode, pub &'static str);
 
 type ApiResult = Result<Response, ApiError>;
@@ -295,11 +295,22 @@ fn topic_param(q: &Query) -> Result<&str, ApiError> {
     Ok(topic)
 }
 
-fn put_failed(nsqd: &Nsqd, e: super::backend::BackendError) -> ApiError {
-    if let super::backend::BackendError::Write(text) = &e {
-        nsqd.set_health(Some(text.clone()));
+/// Publish and, with `--sync-every=1`, wait for the fsync before answering.
+/// Failures are 503 `EXITING`, as NSQ answers any failed put.
+async fn put_and_wait(
+    nsqd: &Nsqd,
+    topic: &super::topic::Topic,
+    bodies: impl IntoIterator<Item = Bytes>,
+    defer: Duration,
+) -> Result<(), ApiError> {
+    let exiting = ApiError(StatusCode::SERVICE_UNAVAILABLE, "EXITING");
+    let result = topic.put(bodies, defer);
+    nsqd.note_put(&result);
+    let (_, ticket) = result.map_err(|_| exiting.clone())?;
+    if !ticket.is_empty() {
+        nsqd.wait_durable(&ticket).await.map_err(|_| exiting)?;
     }
-    ApiError(StatusCode::SERVICE_UNAVAILABLE, "EXITING")
+    Ok(())
 }
 
 async fn publish(nsqd: &Nsqd, raw_query: &str, req: Request) -> ApiResult {
@@ -323,9 +334,7 @@ async fn publish(nsqd: &Nsqd, raw_query: &str, req: Request) -> ApiResult {
         }
         defer = Duration::from_millis(ms as u64);
     }
-    topic
-        .put(std::iter::once(body), defer)
-        .map_err(|e| put_failed(nsqd, e))?;
+    put_and_wait(nsqd, &topic, std::iter::once(body), defer).await?;
     Ok(ok_text("OK"))
 }
 
@@ -354,9 +363,7 @@ async fn multi_publish(nsqd: &Nsqd, raw_query: &str, req: Request) -> ApiResult 
         out
     };
     if !bodies.is_empty() {
-        topic
-            .put(bodies, Duration::ZERO)
-            .map_err(|e| put_failed(nsqd, e))?;
+        put_and_wait(nsqd, &topic, bodies, Duration::ZERO).await?;
     }
     Ok(ok_text("OK"))
 }
@@ -439,8 +446,14 @@ fn topic_action(nsqd: &Nsqd, raw_query: &str, action: TopicAction) -> ApiResult 
             }
             nsqd.get_topic(name).ok_or(not_found)?.empty();
         }
-        TopicAction::Pause => nsqd.get_topic(name).ok_or(not_found)?.pause(),
-        TopicAction::Unpause => nsqd.get_topic(name).ok_or(not_found)?.unpause(),
+        TopicAction::Pause => {
+            nsqd.get_topic(name).ok_or(not_found)?.pause();
+            nsqd.persist_metadata();
+        }
+        TopicAction::Unpause => {
+            nsqd.get_topic(name).ok_or(not_found)?.unpause();
+            nsqd.persist_metadata();
+        }
     }
     Ok(ok_empty())
 }
@@ -468,19 +481,25 @@ fn channel_action(nsqd: &Nsqd, raw_query: &str, action: ChannelAction) -> ApiRes
         .get_topic(topic_name)
         .ok_or(ApiError(StatusCode::NOT_FOUND, "TOPIC_NOT_FOUND"))?;
     if let ChannelAction::Create = action {
-        topic.get_or_create_channel(channel_name);
+        nsqd.get_or_create_channel(&topic, channel_name);
         return Ok(ok_empty());
     }
     let not_found = ApiError(StatusCode::NOT_FOUND, "CHANNEL_NOT_FOUND");
     match action {
         ChannelAction::Delete => {
-            if !topic.delete_channel(channel_name) {
+            if !nsqd.delete_channel(&topic, channel_name) {
                 return Err(not_found);
             }
         }
         ChannelAction::Empty => topic.get_channel(channel_name).ok_or(not_found)?.empty(),
-        ChannelAction::Pause => topic.get_channel(channel_name).ok_or(not_found)?.pause(),
-        ChannelAction::Unpause => topic.get_channel(channel_name).ok_or(not_found)?.unpause(),
+        ChannelAction::Pause => {
+            topic.get_channel(channel_name).ok_or(not_found)?.pause();
+            nsqd.persist_metadata();
+        }
+        ChannelAction::Unpause => {
+            topic.get_channel(channel_name).ok_or(not_found)?.unpause();
+            nsqd.persist_metadata();
+        }
         ChannelAction::Create => unreachable!("handled above"),
     }
     Ok(ok_empty())

@@ -17,6 +17,8 @@ pub enum StartError {
         addr: String,
         source: std::io::Error,
     },
+    #[error("{0}")]
+    DataPath(#[from] super::engine::DataPathError),
 }
 
 /// A running nsqd: its engine and the task that serves it.
@@ -38,6 +40,9 @@ async fn bind(what: &'static str, addr: &str) -> Result<TcpListener, StartError>
 
 /// Bind and start serving; returns once the listeners are up.
 pub async fn start(opts: Options) -> Result<Running, StartError> {
+    // The data path first: a second nsqd on it must fail before binding.
+    let nsqd = Nsqd::open(opts)?;
+    let opts = nsqd.opts.clone();
     let tcp_listener = bind("TCP", &opts.tcp_address).await?;
     let http_listener = if opts.http_address.is_empty() {
         None
@@ -52,7 +57,6 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
             .as_ref()
             .map(|l| l.local_addr().expect("bound socket has an address")),
     };
-    let nsqd = Nsqd::new(opts);
     let _ = nsqd.addrs.set(addrs);
     tracing::info!(
         "nsqd v{} (nsq-rs {}) node id {}",
@@ -82,6 +86,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
         });
     }
     tracker.spawn(nsqd.clone().run_timers());
+    tracker.spawn(nsqd.clone().run_syncer());
     Ok(Running {
         nsqd,
         addrs,
@@ -100,6 +105,12 @@ impl Running {
             .is_err()
         {
             tracing::warn!("NSQ: some connections did not close within 5s");
+        }
+        // Clients are gone: what they left queued, in flight or deferred
+        // goes to disk.
+        let nsqd = self.nsqd.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || nsqd.close()).await {
+            tracing::error!("NSQ: failed to persist state: {e}");
         }
         tracing::info!("NSQ: bye");
     }

@@ -15,7 +15,7 @@
 //! latency well inside NSQ's `output_buffer_timeout` while still batching
 //! under load.
 
-use super::backend::BackendError;
+use super::backend::{Ticket, TicketStatus};
 use super::channel::{Channel, InFlightError};
 use super::client_state::ClientHandle;
 use super::topic::Topic;
@@ -27,6 +27,7 @@ use crate::protocol::{
     ProtocolError, CLOSE_WAIT, HEARTBEAT, MAGIC_V2, NSQ_VERSION, OK,
 };
 use bytes::{Buf, Bytes, BytesMut};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -126,6 +127,21 @@ struct Connection {
     closing: bool,
     last_command: Instant,
     batch: Vec<Message>,
+    /// Publishes waiting for their fsync (`--sync-every=1`), oldest first.
+    /// Their `OK`s, and every response after them, are held back so that
+    /// responses stay in command order; the connection keeps reading, so
+    /// one fsync covers many pipelined publishes.
+    held: VecDeque<Held>,
+    sync_rounds: tokio::sync::watch::Receiver<u64>,
+}
+
+/// A publish awaiting durability, and the responses queued behind it.
+struct Held {
+    ticket: Ticket,
+    /// Sent instead of `OK` if the sync fails.
+    on_failure: ProtocolError,
+    /// Responses to later commands, sent after this publish's `OK`.
+    after: BytesMut,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -151,7 +167,6 @@ impl Connection {
         let (rh, wh) = tokio::io::split(stream);
         let msg_timeout = opts.msg_timeout;
         Connection {
-            nsqd,
             client,
             rh,
             wh,
@@ -167,6 +182,9 @@ impl Connection {
             closing: false,
             last_command: Instant::now(),
             batch: Vec::with_capacity(TAKE_BATCH),
+            held: VecDeque::new(),
+            sync_rounds: nsqd.sync_rounds(),
+            nsqd,
         }
     }
 
@@ -200,7 +218,9 @@ impl Connection {
 
         loop {
             self.process_commands(eof).await?;
+            self.release_held();
             if self.closing || eof {
+                self.wait_held(Duration::from_secs(1)).await;
                 self.flush_all().await?;
                 return Err(if eof {
                     ConnError::Eof
@@ -265,6 +285,7 @@ impl Connection {
                     }
                 }
                 _ = self.client.wake.notified() => {}
+                _ = self.sync_rounds.changed(), if !self.held.is_empty() => {}
                 _ = &mut read_timer, if self.heartbeat.is_some() => {
                     let deadline = self.read_deadline();
                     if deadline <= Instant::now() {
@@ -313,16 +334,71 @@ impl Connection {
 
     fn send_error(&mut self, e: &ProtocolError) {
         tracing::error!("[{}] - {e}", self.client.remote_addr);
-        encode_frame(&mut self.wbuf, FrameType::Error, e.to_string().as_bytes());
+        let out = match self.held.back_mut() {
+            Some(h) => &mut h.after,
+            None => &mut self.wbuf,
+        };
+        encode_frame(out, FrameType::Error, e.to_string().as_bytes());
         self.flush_now = true;
         if e.fatal {
             self.closing = true;
         }
     }
 
+    /// Queue a response frame, behind any publish still awaiting its fsync.
     fn respond(&mut self, data: &[u8]) {
-        encode_frame(&mut self.wbuf, FrameType::Response, data);
+        let out = match self.held.back_mut() {
+            Some(h) => &mut h.after,
+            None => &mut self.wbuf,
+        };
+        encode_frame(out, FrameType::Response, data);
         self.flush_now = true;
+    }
+
+    /// Send the `OK`s (and what queued behind them) of publishes now on
+    /// disk; a failed sync answers with the publish's fatal error instead.
+    fn release_held(&mut self) {
+        if self.held.is_empty() {
+            return;
+        }
+        self.sync_rounds.borrow_and_update();
+        while let Some(front) = self.held.front() {
+            match front.ticket.status() {
+                TicketStatus::Pending => {
+                    self.nsqd.request_sync();
+                    break;
+                }
+                TicketStatus::Durable => {
+                    let h = self.held.pop_front().expect("front exists");
+                    encode_frame(&mut self.wbuf, FrameType::Response, OK);
+                    self.wbuf.extend_from_slice(&h.after);
+                }
+                TicketStatus::Failed => {
+                    let h = self.held.pop_front().expect("front exists");
+                    self.held.clear();
+                    tracing::error!("[{}] - {}", self.client.remote_addr, h.on_failure);
+                    encode_frame(
+                        &mut self.wbuf,
+                        FrameType::Error,
+                        h.on_failure.to_string().as_bytes(),
+                    );
+                    self.closing = true;
+                }
+            }
+            self.flush_now = true;
+        }
+    }
+
+    /// Before closing: give held publishes a bounded chance to be answered.
+    async fn wait_held(&mut self, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        while !self.held.is_empty() {
+            let changed = tokio::time::timeout_at(deadline, self.sync_rounds.changed()).await;
+            if !matches!(changed, Ok(Ok(()))) {
+                return;
+            }
+            self.release_held();
+        }
     }
 
     async fn flush_all(&mut self) -> Result<(), ConnError> {
@@ -478,7 +554,7 @@ impl Connection {
         let max = self.nsqd.opts.max_channel_consumers.max(0) as usize;
         for _ in 0..3 {
             let topic = self.nsqd.get_or_create_topic(topic_name);
-            let (channel, _) = topic.get_or_create_channel(channel_name);
+            let channel = self.nsqd.get_or_create_channel(&topic, channel_name);
             match channel.add_client(self.client.clone(), max) {
                 Ok(()) if !topic.is_exiting() && !channel.is_exiting() => {
                     self.sub = Some(Subscription { topic, channel });
@@ -523,18 +599,27 @@ impl Connection {
                 t
             }
         };
-        match topic.put(bodies, defer) {
-            Ok(_) => {
+        let result = topic.put(bodies, defer);
+        self.nsqd.note_put(&result);
+        match result {
+            Ok((_, ticket)) => {
                 self.client.record_publish(topic_name, count);
-                self.respond(OK);
+                if ticket.is_empty() {
+                    self.respond(OK);
+                } else {
+                    self.nsqd.request_sync();
+                    self.held.push_back(Held {
+                        ticket,
+                        on_failure: ProtocolError::fatal(
+                            code,
+                            format!("{name} failed to sync to disk"),
+                        ),
+                        after: BytesMut::new(),
+                    });
+                }
                 Ok(())
             }
-            Err(e) => {
-                if let BackendError::Write(text) = &e {
-                    self.nsqd.set_health(Some(text.clone()));
-                }
-                Err(ProtocolError::fatal(code, format!("{name} failed {e}")))
-            }
+            Err(e) => Err(ProtocolError::fatal(code, format!("{name} failed {e}"))),
         }
     }
 

@@ -1,30 +1,40 @@
 //! A topic: the stream publishers write to, copied to every channel.
 //!
-//! Fan-out happens in [`Topic::put`] itself: while the topic has channels
-//! and is not paused, a published batch goes straight into every channel
-//! (sharing each body's allocation). Otherwise it waits in the topic's own
-//! queue and moves on when the first channel appears or the topic is
-//! unpaused. No pump task sits between publisher and channel.
+//! While the topic has channels, is not paused and holds no backlog, a
+//! published batch goes straight into every channel in [`Topic::put`]
+//! (sharing each body's allocation): no task between publisher and channel.
+//! Otherwise messages wait in the topic's own queue (memory, then disk), and
+//! a pump task moves them on in bounded batches once there is somewhere to
+//! go, releasing the lock between batches so publishers and new consumers
+//! are never stalled behind a large backlog. New publishes queue behind the
+//! backlog, so a topic's order of arrival is kept.
 
-use super::backend::{BackendError, Queue};
+use super::backend::{BackendError, Queue, Ticket};
 use super::channel::Channel;
 use super::engine::QueueFactory;
+use crate::diskqueue::SyncJob;
 use crate::protocol::message::{now_nanos, IdGenerator};
-use crate::protocol::Message;
+use crate::protocol::{Message, MessageId};
 use bytes::Bytes;
 use parking_lot::Mutex;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
+
+/// Messages moved per pump step: large enough to amortise the locks,
+/// small enough that a publisher waits at most one step.
+const PUMP_BATCH: usize = 1024;
 
 struct State {
     channels: BTreeMap<String, Arc<Channel>>,
-    /// Messages waiting for a channel (or an unpause), with their deferral.
+    /// Messages waiting for a channel (or an unpause, or the pump).
     queue: Queue,
     /// Deferrals of queued DPUB messages, by ID, applied when they move on.
-    deferrals: Vec<(crate::protocol::MessageId, Duration)>,
+    deferrals: HashMap<MessageId, Duration>,
     ids: IdGenerator,
+    /// A pump task is moving the queue into the channels.
+    pumping: bool,
 }
 
 pub struct Topic {
@@ -36,6 +46,8 @@ pub struct Topic {
     pub message_count: AtomicU64,
     pub message_bytes: AtomicU64,
     factory: Arc<QueueFactory>,
+    /// For the pump task, which needs an owned handle.
+    me: Weak<Topic>,
 }
 
 pub struct TopicCounts {
@@ -45,23 +57,25 @@ pub struct TopicCounts {
 }
 
 impl Topic {
-    pub fn new(name: &str, factory: Arc<QueueFactory>) -> Self {
+    pub fn new(name: &str, factory: Arc<QueueFactory>) -> Arc<Self> {
         let ephemeral = crate::protocol::names::is_ephemeral(name);
-        Topic {
+        Arc::new_cyclic(|me| Topic {
             name: name.to_string(),
             ephemeral,
             state: Mutex::new(State {
                 channels: BTreeMap::new(),
                 queue: factory.queue(name, ephemeral),
-                deferrals: Vec::new(),
+                deferrals: HashMap::new(),
                 ids: IdGenerator::new(factory.node_id),
+                pumping: false,
             }),
             paused: AtomicBool::new(false),
             exiting: AtomicBool::new(false),
             message_count: AtomicU64::new(0),
             message_bytes: AtomicU64::new(0),
             factory,
-        }
+            me: me.clone(),
+        })
     }
 
     pub fn is_paused(&self) -> bool {
@@ -72,12 +86,14 @@ impl Topic {
         self.exiting.load(Relaxed)
     }
 
-    /// Publish bodies (all or none), deferred by `defer` if non-zero.
+    /// Publish bodies (all or none, short of a disk failure part-way),
+    /// deferred by `defer` if non-zero. Returns how many were published and
+    /// the disk writes to wait for before acknowledging (`--sync-every=1`).
     pub fn put(
         &self,
         bodies: impl IntoIterator<Item = Bytes>,
         defer: Duration,
-    ) -> Result<usize, BackendError> {
+    ) -> Result<(usize, Ticket), BackendError> {
         let mut st = self.state.lock();
         if self.is_exiting() {
             return Err(BackendError::Exiting);
@@ -92,55 +108,88 @@ impl Topic {
             })
             .collect();
         let n = msgs.len();
-        if !self.is_paused() && !st.channels.is_empty() {
+        let direct = !self.is_paused() && !st.channels.is_empty() && st.queue.is_empty();
+        let mut ticket = Ticket::default();
+        if direct {
             for ch in st.channels.values() {
-                ch.put_from_topic(&msgs, defer)?;
+                ticket.merge(ch.put_from_topic(&msgs, defer)?);
             }
         } else {
-            for msg in msgs {
-                if !defer.is_zero() {
-                    st.deferrals.push((msg.id, defer));
-                }
-                st.queue.put(msg)?;
+            if !defer.is_zero() {
+                st.deferrals.extend(msgs.iter().map(|m| (m.id, defer)));
             }
+            ticket = st.queue.put_all(&msgs)?;
+            self.start_pump(&mut st);
         }
         self.message_count.fetch_add(n as u64, Relaxed);
         self.message_bytes.fetch_add(bytes, Relaxed);
-        Ok(n)
+        Ok((n, ticket))
     }
 
-    /// Move messages held by the topic into its channels, if it has any and
-    /// is not paused. Called with the state locked.
-    fn drain_into_channels(&self, st: &mut State) {
-        if self.is_paused() || st.channels.is_empty() {
+    /// Start the pump if there is a backlog and somewhere for it to go.
+    fn start_pump(&self, st: &mut State) {
+        if st.pumping || self.is_paused() || st.channels.is_empty() || st.queue.is_empty() {
             return;
         }
-        let deferrals: std::collections::HashMap<_, _> = st.deferrals.drain(..).collect();
-        let mut batch = Vec::with_capacity(256);
-        loop {
-            batch.clear();
-            while batch.len() < 256 {
-                match st.queue.pop() {
-                    Some(m) => batch.push(m),
-                    None => break,
-                }
-            }
-            if batch.is_empty() {
-                break;
-            }
-            for msg in &batch {
-                let defer = deferrals.get(&msg.id).copied().unwrap_or_default();
-                for ch in st.channels.values() {
-                    if let Err(e) = ch.put_from_topic(std::slice::from_ref(msg), defer) {
-                        tracing::error!(
-                            "topic {}: failed to move a message to channel {}: {e}",
-                            self.name,
-                            ch.name
-                        );
+        let Some(me) = self.me.upgrade() else { return };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                st.pumping = true;
+                rt.spawn(async move {
+                    while me.pump_step() {
+                        tokio::task::yield_now().await;
                     }
-                }
+                });
+            }
+            // Outside a runtime (unit tests): drain in place.
+            Err(_) => while Self::move_batch(&me.name, st) {},
+        }
+    }
+
+    /// Move one batch; false (and the pump flag cleared) when done.
+    fn pump_step(&self) -> bool {
+        let mut st = self.state.lock();
+        if self.is_paused() || self.is_exiting() || !Self::move_batch(&self.name, &mut st) {
+            st.pumping = false;
+            return false;
+        }
+        true
+    }
+
+    /// Move up to [`PUMP_BATCH`] queued messages into every channel.
+    /// Returns false when there was nothing to move (or nowhere to go).
+    fn move_batch(topic: &str, st: &mut State) -> bool {
+        if st.channels.is_empty() {
+            return false;
+        }
+        let mut now = Vec::with_capacity(PUMP_BATCH.min(st.queue.depth() as usize));
+        let mut later = Vec::new();
+        while now.len() + later.len() < PUMP_BATCH {
+            let Some(msg) = st.queue.pop() else { break };
+            match st.deferrals.remove(&msg.id) {
+                Some(defer) => later.push((msg, defer)),
+                None => now.push(msg),
             }
         }
+        if now.is_empty() && later.is_empty() {
+            return false;
+        }
+        for ch in st.channels.values() {
+            let mut result = ch.put_from_topic(&now, Duration::ZERO).map(drop);
+            for (msg, defer) in &later {
+                result = result.and(
+                    ch.put_from_topic(std::slice::from_ref(msg), *defer)
+                        .map(drop),
+                );
+            }
+            if let Err(e) = result {
+                tracing::error!(
+                    "TOPIC({topic}): failed to move messages to channel {}: {e}",
+                    ch.name
+                );
+            }
+        }
+        true
     }
 
     /// The channel, created if absent, and whether it was created now.
@@ -157,7 +206,7 @@ impl Topic {
             self.factory.queue(&queue_name, ephemeral),
         ));
         st.channels.insert(name.to_string(), ch.clone());
-        self.drain_into_channels(&mut st);
+        self.start_pump(&mut st);
         tracing::info!("TOPIC({}): new channel({})", self.name, name);
         (ch, true)
     }
@@ -213,7 +262,7 @@ impl Topic {
     pub fn unpause(&self) {
         let mut st = self.state.lock();
         self.paused.store(false, Relaxed);
-        self.drain_into_channels(&mut st);
+        self.start_pump(&mut st);
     }
 
     /// Drop the messages the topic holds (its channels keep theirs).
@@ -223,15 +272,39 @@ impl Topic {
         st.deferrals.clear();
     }
 
-    /// Mark deleted and delete every channel.
+    /// Mark deleted and delete every channel, with their files.
     pub fn delete(&self) {
         self.exiting.store(true, Relaxed);
         let mut st = self.state.lock();
         for ch in std::mem::take(&mut st.channels).into_values() {
             ch.delete();
         }
-        st.queue.empty();
         st.deferrals.clear();
+        let queue = std::mem::replace(&mut st.queue, Queue::closed());
+        drop(st);
+        queue.delete();
+    }
+
+    /// Shutdown: stop taking messages and put everything held, by the topic
+    /// and by each channel, on disk (ephemeral ones are dropped).
+    pub fn persist(&self) -> Result<(), BackendError> {
+        self.exiting.store(true, Relaxed);
+        let channels = self.channels();
+        let mut result = Ok(());
+        for ch in channels {
+            if let Err(e) = ch.persist() {
+                tracing::error!("CHANNEL({}:{}): failed to persist: {e}", self.name, ch.name);
+                result = Err(e);
+            }
+        }
+        let mut st = self.state.lock();
+        st.deferrals.clear();
+        result.and(st.queue.persist(std::iter::empty()))
+    }
+
+    /// The sync the topic's own disk queue needs, if any.
+    pub fn sync_job(&self, with_meta: bool) -> Option<SyncJob> {
+        self.state.lock().queue.sync_job(with_meta)
     }
 
     /// Ephemeral cleanup: mark exiting if no channel is left.

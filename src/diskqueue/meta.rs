@@ -1,0 +1,194 @@
+//! The metadata file and the file names of a disk queue, in go-diskqueue's
+//! format so that a data directory can move between NSQ and us.
+
+use std::path::{Path, PathBuf};
+
+/// Read and write positions, as stored in `<name>.diskqueue.meta.dat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Meta {
+    pub depth: u64,
+    pub read_file_num: u64,
+    pub read_pos: u64,
+    pub write_file_num: u64,
+    pub write_pos: u64,
+}
+
+impl Meta {
+    /// The exact text go-diskqueue writes: `depth\nrfn,rpos\nwfn,wpos\n`.
+    pub fn to_text(&self) -> String {
+        format!(
+            "{}\n{},{}\n{},{}\n",
+            self.depth, self.read_file_num, self.read_pos, self.write_file_num, self.write_pos
+        )
+    }
+
+    /// Parse the metadata text. Anything else (garbage, negative numbers,
+    /// a read position past the write position) is `None`: the caller then
+    /// rebuilds the positions from the segment files instead of trusting it.
+    pub fn parse(text: &[u8]) -> Option<Meta> {
+        let text = std::str::from_utf8(text).ok()?;
+        let mut lines = text.split('\n');
+        let depth: i64 = lines.next()?.trim().parse().ok()?;
+        let pair = |line: Option<&str>| -> Option<(u64, u64)> {
+            let (a, b) = line?.trim().split_once(',')?;
+            Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
+        };
+        let (read_file_num, read_pos) = pair(lines.next())?;
+        let (write_file_num, write_pos) = pair(lines.next())?;
+        if lines.any(|rest| !rest.trim().is_empty()) {
+            return None;
+        }
+        let behind = (read_file_num, read_pos) <= (write_file_num, write_pos);
+        if !behind {
+            return None;
+        }
+        Some(Meta {
+            // NSQ can leave a negative depth behind after corruption; the
+            // true figure is recounted later, zero is the safe start.
+            depth: depth.max(0) as u64,
+            read_file_num,
+            read_pos,
+            write_file_num,
+            write_pos,
+        })
+    }
+}
+
+/// File names of one queue inside the data directory.
+#[derive(Debug, Clone)]
+pub struct Names {
+    pub dir: PathBuf,
+    pub name: String,
+}
+
+impl Names {
+    pub fn meta(&self) -> PathBuf {
+        self.dir.join(format!("{}.diskqueue.meta.dat", self.name))
+    }
+
+    /// `<name>.diskqueue.000042.dat`: six digits at least, more past 999999.
+    pub fn segment(&self, num: u64) -> PathBuf {
+        self.dir
+            .join(format!("{}.diskqueue.{:06}.dat", self.name, num))
+    }
+
+    /// The segment number of `file_name` if it is one of this queue's
+    /// segments (not `.bad`, not a temporary file).
+    pub fn segment_number(&self, file_name: &str) -> Option<u64> {
+        let rest = file_name.strip_prefix(&self.name)?;
+        let digits = rest.strip_prefix(".diskqueue.")?.strip_suffix(".dat")?;
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        digits.parse().ok()
+    }
+
+    /// Every segment number present on disk, ascending.
+    pub fn list_segments(&self) -> std::io::Result<Vec<u64>> {
+        let mut nums = Vec::new();
+        for entry in std::fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            if let Some(num) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| self.segment_number(n))
+            {
+                nums.push(num);
+            }
+        }
+        nums.sort_unstable();
+        Ok(nums)
+    }
+}
+
+/// A temporary name beside `path` (`<path>.<random>.tmp`, as NSQ names its
+/// own), for writes that finish with an atomic rename.
+pub fn temp_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".{}.tmp", fastrand::u64(..)));
+    PathBuf::from(name)
+}
+
+/// Write `contents` to `path` atomically: temp file, fsync, rename.
+pub fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = temp_path(path);
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(contents)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Move a damaged file out of the way (`<file>.bad`), keeping its bytes for
+/// a human to look at; a second `.bad` of the same name gets a suffix.
+pub fn set_aside(path: &Path) -> std::io::Result<PathBuf> {
+    let mut target = PathBuf::from(format!("{}.bad", path.display()));
+    let mut n = 1;
+    while target.exists() {
+        target = PathBuf::from(format!("{}.bad.{n}", path.display()));
+        n += 1;
+    }
+    std::fs::rename(path, &target)?;
+    Ok(target)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meta_round_trips_in_nsq_text() {
+        let m = Meta {
+            depth: 42,
+            read_file_num: 0,
+            read_pos: 1380,
+            write_file_num: 1,
+            write_pos: 512,
+        };
+        assert_eq!(m.to_text(), "42\n0,1380\n1,512\n");
+        assert_eq!(Meta::parse(m.to_text().as_bytes()), Some(m));
+    }
+
+    #[test]
+    fn garbage_meta_is_rejected() {
+        for bad in [
+            &b""[..],
+            b"x\n0,0\n0,0\n",
+            b"1\n0,0\n",
+            b"1\n0,5\n0,4\n",
+            b"1\n0,0\n0,4\nextra\n",
+            b"\xff\xfe",
+        ] {
+            assert_eq!(Meta::parse(bad), None, "{bad:?}");
+        }
+        assert_eq!(Meta::parse(b"-3\n0,0\n0,0\n").unwrap().depth, 0);
+    }
+
+    #[test]
+    fn segment_names() {
+        let n = Names {
+            dir: PathBuf::from("/d"),
+            name: "t:c".into(),
+        };
+        assert_eq!(n.segment(7), PathBuf::from("/d/t:c.diskqueue.000007.dat"));
+        assert_eq!(
+            n.segment(1234567),
+            PathBuf::from("/d/t:c.diskqueue.1234567.dat")
+        );
+        assert_eq!(n.segment_number("t:c.diskqueue.000007.dat"), Some(7));
+        assert_eq!(n.segment_number("t:c.diskqueue.000007.dat.bad"), None);
+        assert_eq!(n.segment_number("t:c.diskqueue.meta.dat"), None);
+        assert_eq!(n.segment_number("t:cc.diskqueue.000007.dat"), None);
+    }
+}

@@ -1,0 +1,795 @@
+//! A disk-backed FIFO of byte records that survives restarts.
+//!
+//! Records are appended to numbered segment files and read back in order;
+//! a small metadata file remembers where reading and writing stand. The
+//! layout is go-diskqueue's (file names, `int32` big-endian length before
+//! each record, metadata text), so a data directory written by NSQ can be
+//! taken over in place and the other way round.
+//!
+//! The queue knows nothing about messages, topics or threads: it is a plain
+//! synchronous structure used under its owner's lock. Durability is split
+//! in two so that the expensive part runs without that lock: [`DiskQueue::sync_job`]
+//! collects what needs flushing (cheap, under the lock) and [`SyncJob::run`]
+//! does the `fsync`s and the metadata write (slow, outside it). Many writes
+//! then share one `fsync`: group commit.
+
+mod meta;
+
+pub use meta::{set_aside, write_atomically, Meta, Names};
+
+use bytes::{Bytes, BytesMut};
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Size limits and sync policy of one queue.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Start a new segment before a write would take a file past this.
+    pub max_bytes_per_file: u64,
+    /// Records outside `min..=max` bytes are rejected on write and treated
+    /// as corruption on read.
+    pub min_record_size: u32,
+    pub max_record_size: u32,
+    /// Reads plus writes after which a sync is due (`--sync-every`).
+    pub sync_every: u64,
+}
+
+/// How far a queue's writes are known to be on stable storage; shared with
+/// whoever waits for durability (publishers in `--sync-every=1` mode).
+#[derive(Debug, Default)]
+pub struct SyncState {
+    /// Every write with a sequence number up to this one is fsynced.
+    synced: AtomicU64,
+    /// Writes up to this one were in a sync that failed.
+    failed: AtomicU64,
+    /// The queue was deleted: a job still running must not recreate files.
+    deleted: AtomicBool,
+}
+
+impl SyncState {
+    pub fn synced(&self) -> u64 {
+        self.synced.load(Ordering::Acquire)
+    }
+    pub fn failed(&self) -> u64 {
+        self.failed.load(Ordering::Acquire)
+    }
+}
+
+/// Why a write was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("invalid message write size ({size}) minMsgSize={min} maxMsgSize={max}")]
+    Size { size: usize, min: u32, max: u32 },
+    #[error("write {path}: {source}")]
+    Io { path: String, source: io::Error },
+}
+
+/// The reader's open segment and the bytes read ahead from it.
+struct Reader {
+    file: File,
+    /// Bytes of the segment that may be read: its size for a finished
+    /// segment, the write position for the one being written.
+    finished_len: Option<u64>,
+    /// Unconsumed bytes, starting at the queue's read position.
+    buf: BytesMut,
+}
+
+pub struct DiskQueue {
+    names: Names,
+    cfg: Config,
+    read_file_num: u64,
+    read_pos: u64,
+    write_file_num: u64,
+    write_pos: u64,
+    depth: u64,
+    reader: Option<Reader>,
+    writer: Option<Arc<File>>,
+    /// Finished segments written since the last sync: fsynced by the next job.
+    unsynced_files: Vec<Arc<File>>,
+    /// A segment was created or removed: the directory needs an fsync too.
+    dir_changed: bool,
+    /// Positions changed since the metadata was last written.
+    dirty: bool,
+    ops_since_sync: u64,
+    /// Sequence number of the last write (starts at 0: nothing written).
+    write_seq: u64,
+    /// `write_seq` when the last sync job was taken.
+    last_job_seq: u64,
+    sync_state: Arc<SyncState>,
+    /// Segments found damaged and set aside, since the queue was opened.
+    bad_segments: u64,
+    scratch: Vec<u8>,
+}
+
+const READ_CHUNK: usize = 64 * 1024;
+
+impl DiskQueue {
+    /// Open the queue `name` in `dir`, resuming from its metadata. Damaged
+    /// metadata or segments are set aside and logged, never fatal: the only
+    /// errors are those of reading the directory itself.
+    pub fn open(dir: &Path, name: &str, cfg: Config) -> io::Result<DiskQueue> {
+        let names = Names {
+            dir: dir.to_path_buf(),
+            name: name.to_string(),
+        };
+        let mut q = DiskQueue {
+            names,
+            cfg,
+            read_file_num: 0,
+            read_pos: 0,
+            write_file_num: 0,
+            write_pos: 0,
+            depth: 0,
+            reader: None,
+            writer: None,
+            unsynced_files: Vec::new(),
+            dir_changed: false,
+            dirty: false,
+            ops_since_sync: 0,
+            write_seq: 0,
+            last_job_seq: 0,
+            sync_state: Arc::new(SyncState::default()),
+            bad_segments: 0,
+            scratch: Vec::new(),
+        };
+        q.recover()?;
+        Ok(q)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.names.name
+    }
+
+    /// Records written and not yet read.
+    pub fn depth(&self) -> u64 {
+        self.depth
+    }
+
+    /// Segments set aside as damaged since the queue was opened.
+    pub fn bad_segments(&self) -> u64 {
+        self.bad_segments
+    }
+
+    pub fn sync_state(&self) -> &Arc<SyncState> {
+        &self.sync_state
+    }
+
+    /// Sequence number of the last write, for [`SyncState::synced`].
+    pub fn write_seq(&self) -> u64 {
+        self.write_seq
+    }
+
+    /// Whether `--sync-every` reads and writes happened since the last sync.
+    pub fn sync_due(&self) -> bool {
+        self.ops_since_sync >= self.cfg.sync_every.max(1)
+    }
+
+    /// Whether anything changed since the last sync.
+    pub fn is_dirty(&self) -> bool {
+        self.dirty || !self.unsynced_files.is_empty() || self.synced_seq_pending()
+    }
+
+    pub fn meta(&self) -> Meta {
+        Meta {
+            depth: self.depth,
+            read_file_num: self.read_file_num,
+            read_pos: self.read_pos,
+            write_file_num: self.write_file_num,
+            write_pos: self.write_pos,
+        }
+    }
+
+    fn warn(&self, what: std::fmt::Arguments) {
+        tracing::warn!("DISKQUEUE({}): {what}", self.names.name);
+    }
+
+    /// Establish the positions from the metadata, checked against the files.
+    fn recover(&mut self) -> io::Result<()> {
+        let meta_path = self.names.meta();
+        let meta = match std::fs::read(&meta_path) {
+            Ok(text) => match Meta::parse(&text) {
+                Some(m) => Some(m),
+                None => {
+                    match set_aside(&meta_path) {
+                        Ok(to) => self.warn(format_args!(
+                            "metadata {} is damaged, moved to {}; rebuilding positions from the segment files",
+                            meta_path.display(),
+                            to.display()
+                        )),
+                        Err(e) => self.warn(format_args!(
+                            "metadata {} is damaged and could not be moved aside ({e}); rebuilding positions from the segment files",
+                            meta_path.display()
+                        )),
+                    }
+                    None
+                }
+            },
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => {
+                self.warn(format_args!(
+                    "cannot read metadata {}: {e}; rebuilding positions from the segment files",
+                    meta_path.display()
+                ));
+                None
+            }
+        };
+        match meta {
+            Some(m) => self.resume(m),
+            None => self.rebuild_from_segments(),
+        }
+    }
+
+    /// Resume from trusted-looking metadata. A write segment longer than
+    /// the recorded write position means the process died after writing
+    /// but before the metadata caught up: the extra records are kept (and
+    /// counted), and writing continues in a fresh segment so nothing is
+    /// overwritten.
+    fn resume(&mut self, m: Meta) -> io::Result<()> {
+        self.read_file_num = m.read_file_num;
+        self.read_pos = m.read_pos;
+        self.write_file_num = m.write_file_num;
+        self.write_pos = m.write_pos;
+        self.depth = m.depth;
+        let path = self.names.segment(self.write_file_num);
+        let size = match std::fs::metadata(&path) {
+            Ok(md) => Some(md.len()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        };
+        match size {
+            Some(size) if size > self.write_pos => {
+                let (extra, _) = self.count_records(&path, self.write_pos, size);
+                self.warn(format_args!(
+                    "{} is {size} bytes, metadata says {}: {extra} unrecorded message(s) kept, writing continues in a new file",
+                    path.display(),
+                    self.write_pos
+                ));
+                self.depth += extra;
+                self.skip_write_file();
+            }
+            Some(size) if size < self.write_pos => {
+                self.warn(format_args!(
+                    "{} is {size} bytes, shorter than the recorded {}: reading it to its end, writing continues in a new file",
+                    path.display(),
+                    self.write_pos
+                ));
+                self.skip_write_file();
+                self.recount_depth();
+            }
+            None if self.write_pos > 0 => {
+                self.warn(format_args!(
+                    "{} is missing: writing continues in a new file",
+                    path.display()
+                ));
+                self.skip_write_file();
+                self.recount_depth();
+            }
+            _ => {}
+        }
+        // Segments after the write segment were started after the last
+        // metadata write (rollover without a sync yet): adopt them.
+        let last_segment = self.names.list_segments()?.last().copied();
+        if let Some(last) = last_segment.filter(|&n| n > m.write_file_num) {
+            self.warn(format_args!(
+                "segments up to {last} were written after the last metadata update: reading them too"
+            ));
+            self.write_file_num = last;
+            self.skip_write_file();
+            self.recount_depth();
+        }
+        Ok(())
+    }
+
+    /// No usable metadata: read every segment on disk from the start and
+    /// write after the last one. Messages read before may come again
+    /// (at-least-once), none is lost.
+    fn rebuild_from_segments(&mut self) -> io::Result<()> {
+        let segments = self.names.list_segments()?;
+        let (Some(&first), Some(&last)) = (segments.first(), segments.last()) else {
+            return Ok(()); // a new, empty queue
+        };
+        self.read_file_num = first;
+        self.read_pos = 0;
+        self.write_file_num = last;
+        self.write_pos = 0;
+        self.skip_write_file();
+        self.recount_depth();
+        self.dirty = true;
+        self.warn(format_args!(
+            "recovered {} message(s) from segments {first}..={last}",
+            self.depth
+        ));
+        Ok(())
+    }
+
+    /// Leave the current write segment as finished; write in the next one.
+    fn skip_write_file(&mut self) {
+        if let Some(f) = self.writer.take() {
+            self.unsynced_files.push(f);
+        }
+        self.write_file_num += 1;
+        self.write_pos = 0;
+        self.dirty = true;
+    }
+
+    /// Count the valid records of `path` between `from` and `to`; returns
+    /// the count and where the valid part ends.
+    fn count_records(&self, path: &Path, from: u64, to: u64) -> (u64, u64) {
+        use std::io::{BufReader, Read, Seek, SeekFrom};
+        let Ok(file) = File::open(path) else {
+            return (0, from);
+        };
+        let mut r = BufReader::with_capacity(READ_CHUNK, file);
+        if r.seek(SeekFrom::Start(from)).is_err() {
+            return (0, from);
+        }
+        let (mut pos, mut count) = (from, 0);
+        let mut len = [0u8; 4];
+        while pos + 4 <= to {
+            if r.read_exact(&mut len).is_err() {
+                break;
+            }
+            let size = i32::from_be_bytes(len);
+            if !self.valid_size(size) || pos + 4 + size as u64 > to {
+                break;
+            }
+            if r.seek_relative(size as i64).is_err() {
+                break;
+            }
+            pos += 4 + size as u64;
+            count += 1;
+        }
+        (count, pos)
+    }
+
+    /// Depth from the files themselves (after damage or lost metadata).
+    fn recount_depth(&mut self) {
+        let mut depth = 0;
+        for num in self.read_file_num..=self.write_file_num {
+            let path = self.names.segment(num);
+            let start = if num == self.read_file_num {
+                self.read_pos
+            } else {
+                0
+            };
+            let end = if num == self.write_file_num {
+                self.write_pos
+            } else {
+                std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0)
+            };
+            if end > start {
+                depth += self.count_records(&path, start, end).0;
+            }
+        }
+        self.depth = depth;
+        self.dirty = true;
+    }
+
+    fn valid_size(&self, size: i32) -> bool {
+        size >= self.cfg.min_record_size as i32 && size as i64 <= self.cfg.max_record_size as i64
+    }
+
+    /// Append records. Each batch goes to the file in as few `write`s as
+    /// segment boundaries allow, so an error (a full disk) is seen here,
+    /// before anything is acknowledged. On error, the records before the
+    /// failing write are stored and the rest are not.
+    pub fn put<'a>(
+        &mut self,
+        records: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<(), WriteError> {
+        self.put_with(
+            records,
+            |rec, buf| buf.extend_from_slice(rec),
+            |rec| rec.len(),
+        )
+    }
+
+    /// Like [`put`](Self::put), with the record bytes produced by `encode`
+    /// straight into the write buffer (no intermediate copy) and their
+    /// length given by `len`.
+    pub fn put_with<T>(
+        &mut self,
+        items: impl IntoIterator<Item = T>,
+        encode: impl Fn(&T, &mut Vec<u8>),
+        len: impl Fn(&T) -> usize,
+    ) -> Result<(), WriteError> {
+        let mut buf = std::mem::take(&mut self.scratch);
+        buf.clear();
+        let mut pending = 0u64; // records in `buf`
+        let mut result = Ok(());
+        for item in items {
+            let size = len(&item);
+            if size < self.cfg.min_record_size as usize || size > self.cfg.max_record_size as usize
+            {
+                result = Err(WriteError::Size {
+                    size,
+                    min: self.cfg.min_record_size,
+                    max: self.cfg.max_record_size,
+                });
+                break;
+            }
+            let at = self.write_pos + buf.len() as u64;
+            if at > 0 && at + 4 + size as u64 > self.cfg.max_bytes_per_file {
+                if let Err(e) = self.flush_buf(&buf, pending) {
+                    result = Err(e);
+                    buf.clear();
+                    pending = 0;
+                    break;
+                }
+                buf.clear();
+                pending = 0;
+                self.skip_write_file();
+                // NSQ syncs at every rollover; ask for one soon.
+                self.ops_since_sync = self.ops_since_sync.max(self.cfg.sync_every);
+            }
+            buf.extend_from_slice(&(size as u32).to_be_bytes());
+            let before = buf.len();
+            encode(&item, &mut buf);
+            debug_assert_eq!(buf.len() - before, size);
+            pending += 1;
+        }
+        if pending > 0 {
+            if let Err(e) = self.flush_buf(&buf, pending) {
+                result = Err(e);
+            }
+        }
+        buf.clear();
+        if buf.capacity() > 4 * 1024 * 1024 {
+            buf = Vec::new();
+        }
+        self.scratch = buf;
+        result
+    }
+
+    /// Write `buf` (holding `records` records) at the write position.
+    fn flush_buf(&mut self, buf: &[u8], records: u64) -> Result<(), WriteError> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let path = self.names.segment(self.write_file_num);
+        let io_err = |source| WriteError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        if self.writer.is_none() {
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(&path)
+                .map_err(io_err)?;
+            tracing::info!(
+                "DISKQUEUE({}): opened {} for writing",
+                self.names.name,
+                path.display()
+            );
+            self.writer = Some(Arc::new(file));
+            self.dir_changed = true;
+        }
+        let file = self.writer.as_ref().expect("opened above");
+        if let Err(e) = file.write_all_at(buf, self.write_pos) {
+            // Reopen on the next write: the failure may have been the file
+            // itself (removed, replaced), and a partial write is simply
+            // overwritten from the unchanged write position.
+            self.writer = None;
+            return Err(io_err(e));
+        }
+        self.write_pos += buf.len() as u64;
+        self.depth += records;
+        self.ops_since_sync += records;
+        self.write_seq += records;
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// Take the record at the head, if any. Damaged segments are set aside
+    /// (renamed `.bad`) and reading goes on with the next one.
+    pub fn pop(&mut self) -> Option<Bytes> {
+        loop {
+            if (self.read_file_num, self.read_pos) >= (self.write_file_num, self.write_pos) {
+                self.check_tail();
+                return None;
+            }
+            match self.read_one() {
+                Ok(Some(record)) => return Some(record),
+                Ok(None) => self.finish_read_file(),
+                Err(problem) => self.set_aside_read_file(&problem),
+            }
+        }
+    }
+
+    /// One record from the read segment; `Ok(None)` at the end of a
+    /// finished segment; `Err` (a description) when the segment is damaged.
+    fn read_one(&mut self) -> Result<Option<Bytes>, String> {
+        if self.reader.is_none() {
+            let path = self.names.segment(self.read_file_num);
+            let file =
+                File::open(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+            let finished_len = if self.read_file_num < self.write_file_num {
+                Some(file.metadata().map_err(|e| e.to_string())?.len())
+            } else {
+                None
+            };
+            self.reader = Some(Reader {
+                file,
+                finished_len,
+                buf: BytesMut::new(),
+            });
+        }
+        let still_written = self.read_file_num == self.write_file_num;
+        let r = self.reader.as_mut().expect("opened above");
+        if r.finished_len.is_none() && !still_written {
+            // Writing moved on to a later segment since this one was opened.
+            r.finished_len = Some(r.file.metadata().map_err(|e| e.to_string())?.len());
+        }
+        let limit = r.finished_len.unwrap_or(self.write_pos);
+        if self.read_pos >= limit {
+            return Ok(None);
+        }
+        self.fill(4, limit)?;
+        let r = self.reader.as_mut().expect("opened above");
+        let size = i32::from_be_bytes(r.buf[..4].try_into().expect("4 bytes"));
+        if !self.valid_size(size) {
+            return Err(format!("invalid message read size ({size})"));
+        }
+        let total = 4 + size as usize;
+        self.fill(total, limit)?;
+        let r = self.reader.as_mut().expect("opened above");
+        let mut record = r.buf.split_to(total);
+        let _ = record.split_to(4);
+        self.read_pos += total as u64;
+        self.depth = self.depth.saturating_sub(1);
+        self.ops_since_sync += 1;
+        self.dirty = true;
+        Ok(Some(record.freeze()))
+    }
+
+    /// Make the reader's buffer hold at least `want` bytes, reading no
+    /// further than `limit` in the file.
+    fn fill(&mut self, want: usize, limit: u64) -> Result<(), String> {
+        let read_pos = self.read_pos;
+        let path = self.names.segment(self.read_file_num);
+        let r = self.reader.as_mut().expect("reader open");
+        while r.buf.len() < want {
+            let from = read_pos + r.buf.len() as u64;
+            if from >= limit {
+                return Err(format!(
+                    "{} ends in the middle of a record at byte {from}",
+                    path.display()
+                ));
+            }
+            let n = ((limit - from) as usize).min(READ_CHUNK.max(want - r.buf.len()));
+            let old = r.buf.len();
+            r.buf.resize(old + n, 0);
+            match r.file.read_at(&mut r.buf[old..], from) {
+                Ok(0) => {
+                    r.buf.truncate(old);
+                    return Err(format!(
+                        "{} is shorter than expected ({from} bytes)",
+                        path.display()
+                    ));
+                }
+                Ok(got) => r.buf.truncate(old + got),
+                Err(e) => {
+                    r.buf.truncate(old);
+                    return Err(format!("reading {}: {e}", path.display()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The read segment is fully consumed: delete it, move to the next.
+    fn finish_read_file(&mut self) {
+        self.reader = None;
+        let path = self.names.segment(self.read_file_num);
+        if let Err(e) = std::fs::remove_file(&path) {
+            if e.kind() != io::ErrorKind::NotFound {
+                tracing::error!(
+                    "DISKQUEUE({}): failed to remove {}: {e}",
+                    self.names.name,
+                    path.display()
+                );
+            }
+        }
+        self.read_file_num += 1;
+        self.read_pos = 0;
+        self.dir_changed = true;
+        self.dirty = true;
+        // Reading a new segment is a good moment to record progress.
+        self.ops_since_sync = self.ops_since_sync.max(self.cfg.sync_every);
+    }
+
+    /// The read segment cannot be read on: move it aside and continue with
+    /// the next one. If it is also the write segment, writing moves on too.
+    fn set_aside_read_file(&mut self, problem: &str) {
+        self.reader = None;
+        let path = self.names.segment(self.read_file_num);
+        tracing::error!(
+            "DISKQUEUE({}): reading at {} of {} - {problem}",
+            self.names.name,
+            self.read_pos,
+            path.display()
+        );
+        if self.read_file_num == self.write_file_num {
+            self.skip_write_file();
+        }
+        if path.exists() {
+            match set_aside(&path) {
+                Ok(to) => self.warn(format_args!(
+                    "jump to next file and saving bad file as {}",
+                    to.display()
+                )),
+                Err(e) => tracing::error!(
+                    "DISKQUEUE({}): failed to rename bad file {}: {e}",
+                    self.names.name,
+                    path.display()
+                ),
+            }
+            self.bad_segments += 1;
+        }
+        self.read_file_num += 1;
+        self.read_pos = 0;
+        self.recount_depth();
+        self.ops_since_sync = self.ops_since_sync.max(self.cfg.sync_every);
+    }
+
+    /// At the tail the depth must be zero; if not, metadata was wrong.
+    fn check_tail(&mut self) {
+        if self.depth != 0 {
+            self.warn(format_args!(
+                "depth {} at the end of the queue, resetting to 0",
+                self.depth
+            ));
+            self.depth = 0;
+            self.dirty = true;
+        }
+    }
+
+    /// Delete every record: all segments go, numbering continues after the
+    /// last one (as NSQ does, so a reader of old names never sees new data).
+    pub fn empty(&mut self) -> io::Result<()> {
+        self.reader = None;
+        self.writer = None;
+        self.unsynced_files.clear();
+        let mut first_err = None;
+        for num in self.read_file_num..=self.write_file_num {
+            if let Err(e) = std::fs::remove_file(self.names.segment(num)) {
+                if e.kind() != io::ErrorKind::NotFound && first_err.is_none() {
+                    first_err = Some(e);
+                }
+            }
+        }
+        self.write_file_num += 1;
+        self.write_pos = 0;
+        self.read_file_num = self.write_file_num;
+        self.read_pos = 0;
+        self.depth = 0;
+        self.dirty = true;
+        self.dir_changed = true;
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Remove the queue from disk entirely (topic or channel deleted).
+    pub fn delete(mut self) -> io::Result<()> {
+        self.sync_state.deleted.store(true, Ordering::Release);
+        let emptied = self.empty();
+        match std::fs::remove_file(self.names.meta()) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        emptied
+    }
+
+    /// What a sync must do now, or `None` if nothing changed since the last
+    /// one. Cheap: call it under the owner's lock, then run the job outside.
+    ///
+    /// Without `with_meta` only the data is fsynced: enough for durability,
+    /// since on opening, records past the recorded write position and
+    /// segments newer than the metadata are found and kept. A stale read
+    /// position only means records read since are delivered again. Writing
+    /// the metadata costs a file creation, an fsync and a rename, so
+    /// `--sync-every=1` does it on the `--sync-timeout` ticker instead of
+    /// on every commit.
+    pub fn sync_job(&mut self, with_meta: bool) -> Option<SyncJob> {
+        let data_dirty = !self.unsynced_files.is_empty() || self.synced_seq_pending();
+        if !(data_dirty || with_meta && self.dirty || self.dir_changed) {
+            return None;
+        }
+        let mut files = std::mem::take(&mut self.unsynced_files);
+        if let Some(w) = &self.writer {
+            if data_dirty {
+                files.push(w.clone());
+            }
+        }
+        let job = SyncJob {
+            files,
+            dir: self.dir_changed.then(|| self.names.dir.clone()),
+            meta_path: self.names.meta(),
+            meta: with_meta.then(|| self.meta()),
+            state: self.sync_state.clone(),
+            seq: self.write_seq,
+        };
+        self.last_job_seq = self.write_seq;
+        if with_meta {
+            self.dirty = false;
+        }
+        self.dir_changed = false;
+        self.ops_since_sync = 0;
+        Some(job)
+    }
+
+    /// Writes since the last job was taken.
+    fn synced_seq_pending(&self) -> bool {
+        self.write_seq != self.last_job_seq
+    }
+
+    /// Sync now, in the caller's thread (shutdown, tests).
+    pub fn sync(&mut self) -> io::Result<()> {
+        match self.sync_job(true) {
+            Some(job) => job.run(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// An fsync of a queue's files and a metadata write, prepared under the
+/// owner's lock by [`DiskQueue::sync_job`] and run without it.
+pub struct SyncJob {
+    files: Vec<Arc<File>>,
+    dir: Option<PathBuf>,
+    meta_path: PathBuf,
+    meta: Option<Meta>,
+    state: Arc<SyncState>,
+    seq: u64,
+}
+
+impl SyncJob {
+    /// fsync the data, then record the positions: after a crash the
+    /// metadata never points past data that is not on disk.
+    pub fn run(self) -> io::Result<()> {
+        let result = self.write();
+        match &result {
+            Ok(()) => {
+                self.state.synced.fetch_max(self.seq, Ordering::AcqRel);
+            }
+            Err(_) => {
+                self.state.failed.fetch_max(self.seq, Ordering::AcqRel);
+            }
+        }
+        result
+    }
+
+    fn write(&self) -> io::Result<()> {
+        for f in &self.files {
+            f.sync_data()?;
+        }
+        if let Some(meta) = &self.meta {
+            if self.state.deleted.load(Ordering::Acquire) {
+                return Ok(()); // the queue was deleted meanwhile: no stray metadata
+            }
+            write_atomically(&self.meta_path, meta.to_text().as_bytes())?;
+        }
+        if let Some(dir) = &self.dir {
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    }
+
+    /// The positions this job records, if it writes the metadata.
+    pub fn meta(&self) -> Option<Meta> {
+        self.meta
+    }
+}
+
+#[cfg(test)]
+mod tests;
