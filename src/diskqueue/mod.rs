@@ -450,12 +450,13 @@ impl DiskQueue {
         if buf.is_empty() {
             return Ok(());
         }
-        let path = self.names.segment(self.write_file_num);
+        let (names, num) = (&self.names, self.write_file_num);
         let io_err = |source| WriteError::Io {
-            path: path.display().to_string(),
+            path: names.segment(num).display().to_string(),
             source,
         };
         if self.writer.is_none() {
+            let path = names.segment(num);
             let file = std::fs::OpenOptions::new()
                 .read(true)
                 .write(true)
@@ -541,8 +542,8 @@ impl DiskQueue {
         let total = 4 + size as usize;
         self.fill(total, limit)?;
         let r = self.reader.as_mut().expect("opened above");
-        let mut record = r.buf.split_to(total);
-        let _ = record.split_to(4);
+        bytes::Buf::advance(&mut r.buf, 4);
+        let record = r.buf.split_to(total - 4);
         self.read_pos += total as u64;
         self.depth = self.depth.saturating_sub(1);
         self.ops_since_sync += 1;
@@ -554,14 +555,15 @@ impl DiskQueue {
     /// further than `limit` in the file.
     fn fill(&mut self, want: usize, limit: u64) -> Result<(), String> {
         let read_pos = self.read_pos;
-        let path = self.names.segment(self.read_file_num);
+        let names = &self.names;
+        let path = || names.segment(self.read_file_num);
         let r = self.reader.as_mut().expect("reader open");
         while r.buf.len() < want {
             let from = read_pos + r.buf.len() as u64;
             if from >= limit {
                 return Err(format!(
                     "{} ends in the middle of a record at byte {from}",
-                    path.display()
+                    path().display()
                 ));
             }
             let n = ((limit - from) as usize).min(READ_CHUNK.max(want - r.buf.len()));
@@ -572,13 +574,13 @@ impl DiskQueue {
                     r.buf.truncate(old);
                     return Err(format!(
                         "{} is shorter than expected ({from} bytes)",
-                        path.display()
+                        path().display()
                     ));
                 }
                 Ok(got) => r.buf.truncate(old + got),
                 Err(e) => {
                     r.buf.truncate(old);
-                    return Err(format!("reading {}: {e}", path.display()));
+                    return Err(format!("reading {}: {e}", path().display()));
                 }
             }
         }

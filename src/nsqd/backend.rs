@@ -74,15 +74,35 @@ impl Backend for MemoryOverflow {
 }
 
 /// The backend of ephemeral topics and channels: past the memory queue,
-/// messages are discarded (as NSQ does) and counted.
+/// messages are discarded (as NSQ does), counted, and logged as the count
+/// passes each power of two (so a flood costs a few log lines, not one per
+/// message).
 #[derive(Default)]
 pub struct Discard {
+    name: String,
     dropped: u64,
+}
+
+impl Discard {
+    pub fn named(name: &str) -> Self {
+        Discard {
+            name: name.to_string(),
+            dropped: 0,
+        }
+    }
 }
 
 impl Backend for Discard {
     fn put(&mut self, msgs: &[Message]) -> Result<(), BackendError> {
+        let before = self.dropped;
         self.dropped += msgs.len() as u64;
+        if before.checked_ilog2() != self.dropped.checked_ilog2() && !self.name.is_empty() {
+            tracing::warn!(
+                "{}: ephemeral queue full (--mem-queue-size), {} message(s) dropped so far",
+                self.name,
+                self.dropped
+            );
+        }
         Ok(())
     }
     fn pop(&mut self) -> Option<Message> {

@@ -42,7 +42,7 @@ pub struct QueueFactory {
 impl QueueFactory {
     pub fn queue(&self, queue_name: &str, ephemeral: bool) -> Queue {
         let backend: Box<dyn Backend> = match (&self.disk, ephemeral) {
-            (_, true) => Box::<Discard>::default(),
+            (_, true) => Box::new(Discard::named(queue_name)),
             (None, false) => Box::<MemoryOverflow>::default(),
             (Some(disk), false) => match DiskQueue::open(&disk.dir, queue_name, disk.cfg.clone()) {
                 Ok(q) => {

@@ -452,3 +452,56 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+impl Nsqd {
+    /// Hand back the data directory so another nsqd can start on the same
+    /// files. Call `stop()` (or SIGKILL it) first; whatever is still running
+    /// is killed here, and the process is always reaped, so its lock on the
+    /// directory is gone when this returns.
+    pub fn into_data(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // Drop still runs on `self`; give it a throwaway directory to own.
+        std::mem::replace(&mut self.data, tempfile::tempdir().expect("temp dir"))
+    }
+}
+
+/// Run a binary that should exit on its own: exit code, stdout, stderr, or
+/// `None` if it was still running after `limit` (it is then killed).
+pub fn run_binary_within(
+    path: &str,
+    args: &[&str],
+    limit: Duration,
+) -> Option<(i32, String, String)> {
+    let mut child = Process::new(path)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn binary");
+    // Drain both pipes in the background so the child never blocks on them.
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut out = Vec::new();
+            let _ = pipe.read_to_end(&mut out);
+            String::from_utf8_lossy(&out).into_owned()
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().expect("piped stdout")));
+    let stderr = drain(Box::new(child.stderr.take().expect("piped stderr")));
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let (stdout, stderr) = (stdout.join().unwrap(), stderr.join().unwrap());
+    status.map(|s| (s.code().unwrap_or(-1), stdout, stderr))
+}
