@@ -1116,3 +1116,32 @@ fn full_disk_fails_publish_and_recovers() {
     assert!(drained(&nsqd, "t", "ch"));
     assert_eq!(nsqd.channel_stats("t", "ch").unwrap()["message_count"], 1);
 }
+
+#[test]
+fn backlog_moves_to_a_new_channel_in_order_without_blocking_publishers() {
+    // A topic with no channel keeps a backlog on disk. When a channel
+    // appears, the backlog moves over in batches while publishing goes on;
+    // a message published after the channel was created must come after the
+    // whole backlog (one disk queue per channel: FIFO).
+    let nsqd = Nsqd::start(&["--mem-queue-size=0"]);
+    let mut backlog = Vec::new();
+    for _ in 0..4 {
+        backlog.extend(publish_numbered(&nsqd, "t", 5000, 40));
+    }
+    assert_eq!(topic_depth(&nsqd, "t"), Some(20_000));
+    http_ok(&nsqd, "POST", "/channel/create?topic=t&channel=ch");
+    let mut p = nsqd.connect();
+    p.publish("t", b"after the backlog");
+
+    let mut c = consumer(&nsqd, "t", "ch", 500);
+    let got = consume_for(&mut c, |got| got.len() >= 20_001);
+    let bodies: Vec<Bytes> = got.iter().map(|m| m.body.clone()).collect();
+    assert_eq!(bodies.len(), 20_001, "every message once");
+    assert_eq!(
+        &bodies[..20_000],
+        backlog.as_slice(),
+        "backlog in arrival order"
+    );
+    assert_eq!(bodies[20_000], Bytes::from_static(b"after the backlog"));
+    wait_until("topic and channel drained", || drained(&nsqd, "t", "ch"));
+}
