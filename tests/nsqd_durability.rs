@@ -1145,3 +1145,40 @@ fn backlog_moves_to_a_new_channel_in_order_without_blocking_publishers() {
     assert_eq!(bodies[20_000], Bytes::from_static(b"after the backlog"));
     wait_until("topic and channel drained", || drained(&nsqd, "t", "ch"));
 }
+
+#[test]
+fn messages_in_flight_survive_kill9() {
+    // NSQ loses a message read from disk but not yet finished when the
+    // process dies. Here its record stays on disk until FIN: the metadata's
+    // read position never passes the oldest unfinished message.
+    let args = ["--mem-queue-size=0", "--sync-timeout=50ms"];
+    let nsqd = Nsqd::start(&args);
+    create_channel(&nsqd, "t", "ch");
+    let bodies = publish_numbered(&nsqd, "t", 200, 40);
+    let mut c = consumer(&nsqd, "t", "ch", 50);
+    let first: Vec<Message> = (0..50).map(|_| c.expect_message()).collect();
+    for m in &first[..10] {
+        c.fin(m.id);
+    }
+    // Wait for a metadata write that saw the FINs: its read position has
+    // moved (to the oldest unfinished message; past all 50 delivered ones
+    // without the protection).
+    let meta = meta_path(nsqd.data.path(), "t:ch");
+    wait_until("metadata written after the FINs", || {
+        fs::read_to_string(&meta).is_ok_and(|text| parse_meta(&text).read != (0, 0))
+    });
+    support::signal(nsqd.pid(), "KILL");
+
+    let nsqd = restart(nsqd, &args);
+    let mut c = consumer(&nsqd, "t", "ch", 100);
+    let unfinished: HashSet<Bytes> = bodies[10..].iter().cloned().collect();
+    let got = consume_for(&mut c, |got| unfinished.is_subset(&bodies_of(got)));
+    let received = bodies_of(&got);
+    let missing: Vec<&Bytes> = unfinished.difference(&received).collect();
+    assert!(
+        missing.is_empty(),
+        "{} unfinished messages lost, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(3)]
+    );
+}

@@ -18,6 +18,7 @@ mod meta;
 pub use meta::{set_aside, write_atomically, Meta, Names};
 
 use bytes::{Bytes, BytesMut};
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
@@ -99,13 +100,30 @@ pub struct DiskQueue {
     write_seq: u64,
     /// `write_seq` when the last sync job was taken.
     last_job_seq: u64,
+    /// Where the record returned by the last read started.
+    read_file_num_of_last: u64,
+    read_pos_of_last: u64,
     sync_state: Arc<SyncState>,
     /// Segments found damaged and set aside, since the queue was opened.
     bad_segments: u64,
     scratch: Vec<u8>,
+    /// Records handed out by [`pop_tracked`](Self::pop_tracked) and not yet
+    /// released, in read order, with whether each has been released. The
+    /// first unreleased one is where reading resumes after a crash, so a
+    /// message delivered but not finished is never lost with the process.
+    held: VecDeque<(Position, bool)>,
+    /// The lowest segment that may still exist: finished segments are only
+    /// deleted once no held record lives in them.
+    first_undeleted: u64,
 }
 
+/// Where a record starts: segment number and offset.
+pub type Position = (u64, u64);
+
 const READ_CHUNK: usize = 64 * 1024;
+
+/// Most records kept on disk for their owner at once (see `pop_tracked`).
+const HELD_LIMIT: usize = 256 * 1024;
 
 impl DiskQueue {
     /// Open the queue `name` in `dir`, resuming from its metadata. Damaged
@@ -132,11 +150,16 @@ impl DiskQueue {
             ops_since_sync: 0,
             write_seq: 0,
             last_job_seq: 0,
+            read_file_num_of_last: 0,
+            read_pos_of_last: 0,
             sync_state: Arc::new(SyncState::default()),
             bad_segments: 0,
+            held: VecDeque::new(),
+            first_undeleted: 0,
             scratch: Vec::new(),
         };
         q.recover()?;
+        q.first_undeleted = q.read_file_num;
         Ok(q)
     }
 
@@ -173,14 +196,25 @@ impl DiskQueue {
         self.dirty || !self.unsynced_files.is_empty() || self.synced_seq_pending()
     }
 
+    /// The positions to record: reading resumes at the first held record,
+    /// and the depth counts the held records (and those read after it)
+    /// that would then be read again.
     pub fn meta(&self) -> Meta {
+        let (read_file_num, read_pos) = self.resume_position();
         Meta {
-            depth: self.depth,
-            read_file_num: self.read_file_num,
-            read_pos: self.read_pos,
+            depth: self.depth + self.held.len() as u64,
+            read_file_num,
+            read_pos,
             write_file_num: self.write_file_num,
             write_pos: self.write_pos,
         }
+    }
+
+    fn resume_position(&self) -> Position {
+        self.held
+            .front()
+            .map(|&(p, _)| p)
+            .unwrap_or((self.read_file_num, self.read_pos))
     }
 
     fn warn(&self, what: std::fmt::Arguments) {
@@ -489,9 +523,56 @@ impl DiskQueue {
         Ok(())
     }
 
+    /// Take the record at the head and keep it on disk until
+    /// [`release`](Self::release)d: until then a restart reads it again.
+    pub fn pop_tracked(&mut self) -> Option<(Bytes, Position)> {
+        let record = self.pop_untracked()?;
+        let start = (self.read_file_num_of_last, self.read_pos_of_last);
+        self.held.push_back((start, false));
+        if self.held.len() > HELD_LIMIT {
+            // One message held for long (a long deferral, a stuck consumer)
+            // must not pin every later position, nor make a restart replay
+            // millions of messages: past the limit, the oldest is let go
+            // (it is then as safe as in NSQ: lost only to a crash).
+            self.held.pop_front();
+            self.advance_held();
+        }
+        Some((record, start))
+    }
+
+    /// The owner no longer needs the record at `pos` (finished, or stored
+    /// again elsewhere). Unknown positions are ignored.
+    pub fn release(&mut self, pos: Position) {
+        let Ok(i) = self.held.binary_search_by(|&(p, _)| p.cmp(&pos)) else {
+            return;
+        };
+        self.held[i].1 = true;
+        if i == 0 {
+            self.advance_held();
+        }
+    }
+
+    /// Drop released records from the front; the resume position moved.
+    fn advance_held(&mut self) {
+        while self.held.front().is_some_and(|&(_, released)| released) {
+            self.held.pop_front();
+        }
+        self.dirty = true;
+        self.delete_finished_files();
+    }
+
+    /// Records popped with [`pop_tracked`](Self::pop_tracked), not released.
+    pub fn held(&self) -> usize {
+        self.held.iter().filter(|&&(_, released)| !released).count()
+    }
+
     /// Take the record at the head, if any. Damaged segments are set aside
     /// (renamed `.bad`) and reading goes on with the next one.
     pub fn pop(&mut self) -> Option<Bytes> {
+        self.pop_untracked()
+    }
+
+    fn pop_untracked(&mut self) -> Option<Bytes> {
         loop {
             if (self.read_file_num, self.read_pos) >= (self.write_file_num, self.write_pos) {
                 self.check_tail();
@@ -544,6 +625,8 @@ impl DiskQueue {
         let r = self.reader.as_mut().expect("opened above");
         bytes::Buf::advance(&mut r.buf, 4);
         let record = r.buf.split_to(total - 4);
+        self.read_file_num_of_last = self.read_file_num;
+        self.read_pos_of_last = self.read_pos;
         self.read_pos += total as u64;
         self.depth = self.depth.saturating_sub(1);
         self.ops_since_sync += 1;
@@ -590,22 +673,31 @@ impl DiskQueue {
     /// The read segment is fully consumed: delete it, move to the next.
     fn finish_read_file(&mut self) {
         self.reader = None;
-        let path = self.names.segment(self.read_file_num);
-        if let Err(e) = std::fs::remove_file(&path) {
-            if e.kind() != io::ErrorKind::NotFound {
-                tracing::error!(
-                    "DISKQUEUE({}): failed to remove {}: {e}",
-                    self.names.name,
-                    path.display()
-                );
-            }
-        }
         self.read_file_num += 1;
         self.read_pos = 0;
-        self.dir_changed = true;
+        self.delete_finished_files();
         self.dirty = true;
         // Reading a new segment is a good moment to record progress.
         self.ops_since_sync = self.ops_since_sync.max(self.cfg.sync_every);
+    }
+
+    /// Delete the segments read to their end that hold no held record.
+    fn delete_finished_files(&mut self) {
+        let keep_from = self.resume_position().0;
+        while self.first_undeleted < keep_from {
+            let path = self.names.segment(self.first_undeleted);
+            if let Err(e) = std::fs::remove_file(&path) {
+                if e.kind() != io::ErrorKind::NotFound {
+                    tracing::error!(
+                        "DISKQUEUE({}): failed to remove {}: {e}",
+                        self.names.name,
+                        path.display()
+                    );
+                }
+            }
+            self.first_undeleted += 1;
+            self.dir_changed = true;
+        }
     }
 
     /// The read segment cannot be read on: move it aside and continue with
@@ -660,8 +752,9 @@ impl DiskQueue {
         self.reader = None;
         self.writer = None;
         self.unsynced_files.clear();
+        self.held.clear();
         let mut first_err = None;
-        for num in self.read_file_num..=self.write_file_num {
+        for num in self.first_undeleted.min(self.read_file_num)..=self.write_file_num {
             if let Err(e) = std::fs::remove_file(self.names.segment(num)) {
                 if e.kind() != io::ErrorKind::NotFound && first_err.is_none() {
                     first_err = Some(e);
@@ -672,6 +765,7 @@ impl DiskQueue {
         self.write_pos = 0;
         self.read_file_num = self.write_file_num;
         self.read_pos = 0;
+        self.first_undeleted = self.read_file_num;
         self.depth = 0;
         self.dirty = true;
         self.dir_changed = true;

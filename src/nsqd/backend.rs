@@ -5,7 +5,7 @@
 //! NSQ does). Topics and channels talk only to [`Queue`], so the storage
 //! policy stays in this file and the engine's factory.
 
-use crate::diskqueue::{DiskQueue, SyncJob, SyncState};
+use crate::diskqueue::{DiskQueue, Position, SyncJob, SyncState};
 use crate::protocol::Message;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -26,6 +26,13 @@ pub trait Backend: Send + 'static {
     fn put(&mut self, msgs: &[Message]) -> Result<(), BackendError>;
     /// Take the message at the head, if any.
     fn pop(&mut self) -> Option<Message>;
+    /// Take the message at the head and keep it stored until released, so
+    /// that a crash before then delivers it again (disk only).
+    fn pop_tracked(&mut self) -> Option<(Message, Option<Position>)> {
+        self.pop().map(|m| (m, None))
+    }
+    /// A message taken with `pop_tracked` is finished or stored again.
+    fn release(&mut self, _pos: Position) {}
     /// Messages stored (reported as `backend_depth`).
     fn depth(&self) -> u64;
     /// Drop everything stored.
@@ -137,6 +144,21 @@ impl Disk {
     }
 }
 
+impl Disk {
+    /// The size check on read makes a bad record unreachable for NSQ's
+    /// records; one that still does not decode is logged and skipped.
+    fn decode(&self, record: bytes::Bytes) -> Option<Message> {
+        let msg = Message::decode(record);
+        if msg.is_none() {
+            tracing::error!(
+                "DISKQUEUE({}): skipping a record that is not a message",
+                self.queue.name()
+            );
+        }
+        msg
+    }
+}
+
 impl Backend for Disk {
     fn put(&mut self, msgs: &[Message]) -> Result<(), BackendError> {
         let result = self
@@ -150,16 +172,25 @@ impl Backend for Disk {
         loop {
             let record = self.queue.pop()?;
             self.note_ops();
-            match Message::decode(record) {
-                Some(m) => return Some(m),
-                // The size check on read makes this unreachable for NSQ's
-                // records; a record that still does not decode is skipped.
-                None => tracing::error!(
-                    "DISKQUEUE({}): skipping a record that is not a message",
-                    self.queue.name()
-                ),
+            if let Some(m) = self.decode(record) {
+                return Some(m);
             }
         }
+    }
+
+    fn pop_tracked(&mut self) -> Option<(Message, Option<Position>)> {
+        loop {
+            let (record, pos) = self.queue.pop_tracked()?;
+            self.note_ops();
+            match self.decode(record) {
+                Some(m) => return Some((m, Some(pos))),
+                None => self.queue.release(pos),
+            }
+        }
+    }
+
+    fn release(&mut self, pos: Position) {
+        self.queue.release(pos);
     }
 
     fn depth(&self) -> u64 {
@@ -313,6 +344,31 @@ impl Queue {
         }
     }
 
+    /// As [`pop`](Self::pop), for a message about to be delivered: one from
+    /// disk stays there (its position returned) until [`release`](Self::release)d.
+    pub fn pop_tracked(&mut self) -> Option<(Message, Option<Position>)> {
+        if self.backend.depth() == 0 {
+            return self.memory.pop_front().map(|m| (m, None));
+        }
+        self.prefer_backend = !self.prefer_backend;
+        if self.prefer_backend || self.memory.is_empty() {
+            self.backend
+                .pop_tracked()
+                .or_else(|| self.memory.pop_front().map(|m| (m, None)))
+        } else {
+            self.memory.pop_front().map(|m| (m, None))
+        }
+    }
+
+    pub fn release(&mut self, pos: Position) {
+        self.backend.release(pos);
+    }
+
+    /// Whether the next [`put`](Self::put) goes to the backend.
+    pub fn memory_full(&self) -> bool {
+        self.memory.len() >= self.capacity
+    }
+
     pub fn is_empty(&self) -> bool {
         self.memory.is_empty() && self.backend.depth() == 0
     }
@@ -338,9 +394,13 @@ impl Queue {
 
     /// Shutdown: the memory queue and `extra` (in-flight, deferred) go to
     /// the backend, which is then synced. Ephemeral backends drop them.
+    ///
+    /// `held` are the positions of tracked messages among `extra`: once
+    /// those are stored again, their old copies are released.
     pub fn persist(
         &mut self,
         extra: impl IntoIterator<Item = Message>,
+        held: impl IntoIterator<Item = Position>,
     ) -> Result<(), BackendError> {
         let mut all: Vec<Message> = self.memory.drain(..).collect();
         all.extend(extra);
@@ -349,6 +409,11 @@ impl Queue {
         } else {
             self.backend.put(&all)
         };
+        if result.is_ok() {
+            for pos in held {
+                self.backend.release(pos);
+            }
+        }
         if let Some(job) = self.backend.sync_job(true) {
             job.run().map_err(|e| BackendError::Write(e.to_string()))?;
         }

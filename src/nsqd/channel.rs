@@ -8,7 +8,7 @@
 
 use super::backend::{BackendError, Queue, Ticket};
 use super::client_state::ClientHandle;
-use crate::diskqueue::SyncJob;
+use crate::diskqueue::{Position, SyncJob};
 use crate::protocol::{Message, MessageId};
 use parking_lot::Mutex;
 use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
@@ -77,6 +77,10 @@ struct State {
     /// Consumers that found the queue empty; woken (through their own
     /// `wake`, which keeps a permit) when messages arrive.
     waiters: Vec<Arc<ClientHandle>>,
+    /// Messages read from disk and not finished (in flight, deferred, or
+    /// requeued into memory): their records stay on disk until then, so a
+    /// crash delivers them again instead of losing them.
+    held: IdMap<Position>,
 }
 
 /// Why FIN/REQ/TOUCH failed (non-fatal for the client).
@@ -195,6 +199,7 @@ impl Channel {
                 deferred: BinaryHeap::new(),
                 clients: HashMap::new(),
                 waiters: Vec::new(),
+                held: IdMap::default(),
             }),
             paused: AtomicBool::new(false),
             exiting: AtomicBool::new(false),
@@ -271,7 +276,7 @@ impl Channel {
         let mut st = self.state.lock();
         let mut taken = 0;
         while taken < max {
-            let Some(mut msg) = st.queue.pop() else {
+            let Some((mut msg, disk)) = st.queue.pop_tracked() else {
                 if !st.waiters.iter().any(|w| w.id == client.id) {
                     st.waiters.push(client.clone());
                 }
@@ -279,7 +284,13 @@ impl Channel {
             };
             // nsqd draws 0-99 and drops the message when the draw exceeds the rate.
             if sample_rate > 0 && fastrand::i32(0..100) > sample_rate {
+                if let Some(pos) = disk {
+                    st.queue.release(pos);
+                }
                 continue;
+            }
+            if let Some(pos) = disk {
+                st.held.insert(msg.id, pos);
             }
             msg.attempts = msg.attempts.wrapping_add(1);
             st.deadlines.push(deadline, msg.id);
@@ -326,7 +337,11 @@ impl Channel {
     /// FIN: the message is done. Returns its publish timestamp (for latency).
     pub fn finish(&self, client_id: u64, id: MessageId) -> Result<i64, InFlightError> {
         let mut st = self.state.lock();
-        Self::remove_in_flight(&mut st, client_id, id).map(|f| f.msg.timestamp)
+        let f = Self::remove_in_flight(&mut st, client_id, id)?;
+        if let Some(pos) = st.held.remove(&id) {
+            st.queue.release(pos);
+        }
+        Ok(f.msg.timestamp)
     }
 
     /// REQ: back to the queue now, or after `delay`.
@@ -351,8 +366,19 @@ impl Channel {
         Ok(())
     }
 
+    /// Back into the queue. A message read from disk stays held there if it
+    /// goes to memory; if it is written to disk again, its old copy is
+    /// released.
     fn requeue_now(&self, st: &mut State, msg: Message) {
-        if let Err(e) = st.queue.put(msg).map(drop) {
+        let id = msg.id;
+        let to_disk = st.queue.memory_full();
+        let stored = st.queue.put(msg);
+        if stored.is_ok() && to_disk {
+            if let Some(pos) = st.held.remove(&id) {
+                st.queue.release(pos);
+            }
+        }
+        if let Err(e) = stored {
             // Only a failing disk gets here; the message stays lost to this
             // channel, so say so loudly.
             tracing::error!(
@@ -472,6 +498,7 @@ impl Channel {
     pub fn empty(&self) {
         let mut st = self.state.lock();
         st.queue.empty();
+        st.held.clear();
         st.in_flight.clear();
         st.deadlines.clear();
         st.deferred.clear();
@@ -512,7 +539,11 @@ impl Channel {
             .rev()
             .map(|d| d.msg)
             .collect();
-        st.queue.persist(in_flight.into_iter().chain(deferred))
+        // Memory holds the rest of the held messages (requeued there):
+        // `persist` writes them all, so every held record can go.
+        let held: Vec<Position> = st.held.drain().map(|(_, pos)| pos).collect();
+        st.queue
+            .persist(in_flight.into_iter().chain(deferred), held)
     }
 
     /// The sync this channel's disk queue needs, if any.

@@ -299,7 +299,7 @@ impl Topic {
         }
         let mut st = self.state.lock();
         st.deferrals.clear();
-        result.and(st.queue.persist(std::iter::empty()))
+        result.and(st.queue.persist(std::iter::empty(), std::iter::empty()))
     }
 
     /// The sync the topic's own disk queue needs, if any.
