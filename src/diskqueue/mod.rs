@@ -112,6 +112,8 @@ pub struct DiskQueue {
     /// first unreleased one is where reading resumes after a crash, so a
     /// message delivered but not finished is never lost with the process.
     held: VecDeque<(Position, bool)>,
+    /// The [`Held`] number of the front of `held`.
+    held_base: u64,
     /// The lowest segment that may still exist: finished segments are only
     /// deleted once no held record lives in them.
     first_undeleted: u64,
@@ -119,6 +121,10 @@ pub struct DiskQueue {
 
 /// Where a record starts: segment number and offset.
 pub type Position = (u64, u64);
+
+/// A record handed out by [`DiskQueue::pop_tracked`], to release later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Held(u64);
 
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -155,6 +161,7 @@ impl DiskQueue {
             sync_state: Arc::new(SyncState::default()),
             bad_segments: 0,
             held: VecDeque::new(),
+            held_base: 0,
             first_undeleted: 0,
             scratch: Vec::new(),
         };
@@ -525,9 +532,10 @@ impl DiskQueue {
 
     /// Take the record at the head and keep it on disk until
     /// [`release`](Self::release)d: until then a restart reads it again.
-    pub fn pop_tracked(&mut self) -> Option<(Bytes, Position)> {
+    pub fn pop_tracked(&mut self) -> Option<(Bytes, Held)> {
         let record = self.pop_untracked()?;
         let start = (self.read_file_num_of_last, self.read_pos_of_last);
+        let id = self.held_base + self.held.len() as u64;
         self.held.push_back((start, false));
         if self.held.len() > HELD_LIMIT {
             // One message held for long (a long deferral, a stuck consumer)
@@ -535,18 +543,22 @@ impl DiskQueue {
             // millions of messages: past the limit, the oldest is let go
             // (it is then as safe as in NSQ: lost only to a crash).
             self.held.pop_front();
+            self.held_base += 1;
             self.advance_held();
         }
-        Some((record, start))
+        Some((record, Held(id)))
     }
 
-    /// The owner no longer needs the record at `pos` (finished, or stored
-    /// again elsewhere). Unknown positions are ignored.
-    pub fn release(&mut self, pos: Position) {
-        let Ok(i) = self.held.binary_search_by(|&(p, _)| p.cmp(&pos)) else {
+    /// The owner no longer needs the record (finished, or stored again
+    /// elsewhere). Unknown or already released records are ignored.
+    pub fn release(&mut self, held: Held) {
+        let Some(i) = held.0.checked_sub(self.held_base) else {
             return;
         };
-        self.held[i].1 = true;
+        let Some(entry) = self.held.get_mut(i as usize) else {
+            return;
+        };
+        entry.1 = true;
         if i == 0 {
             self.advance_held();
         }
@@ -556,6 +568,7 @@ impl DiskQueue {
     fn advance_held(&mut self) {
         while self.held.front().is_some_and(|&(_, released)| released) {
             self.held.pop_front();
+            self.held_base += 1;
         }
         self.dirty = true;
         self.delete_finished_files();
@@ -752,6 +765,7 @@ impl DiskQueue {
         self.reader = None;
         self.writer = None;
         self.unsynced_files.clear();
+        self.held_base += self.held.len() as u64;
         self.held.clear();
         let mut first_err = None;
         for num in self.first_undeleted.min(self.read_file_num)..=self.write_file_num {

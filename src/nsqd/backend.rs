@@ -5,7 +5,7 @@
 //! NSQ does). Topics and channels talk only to [`Queue`], so the storage
 //! policy stays in this file and the engine's factory.
 
-use crate::diskqueue::{DiskQueue, Position, SyncJob, SyncState};
+use crate::diskqueue::{DiskQueue, Held, SyncJob, SyncState};
 use crate::protocol::Message;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -28,11 +28,11 @@ pub trait Backend: Send + 'static {
     fn pop(&mut self) -> Option<Message>;
     /// Take the message at the head and keep it stored until released, so
     /// that a crash before then delivers it again (disk only).
-    fn pop_tracked(&mut self) -> Option<(Message, Option<Position>)> {
+    fn pop_tracked(&mut self) -> Option<(Message, Option<Held>)> {
         self.pop().map(|m| (m, None))
     }
     /// A message taken with `pop_tracked` is finished or stored again.
-    fn release(&mut self, _pos: Position) {}
+    fn release(&mut self, _pos: Held) {}
     /// Messages stored (reported as `backend_depth`).
     fn depth(&self) -> u64;
     /// Drop everything stored.
@@ -178,7 +178,7 @@ impl Backend for Disk {
         }
     }
 
-    fn pop_tracked(&mut self) -> Option<(Message, Option<Position>)> {
+    fn pop_tracked(&mut self) -> Option<(Message, Option<Held>)> {
         loop {
             let (record, pos) = self.queue.pop_tracked()?;
             self.note_ops();
@@ -189,7 +189,7 @@ impl Backend for Disk {
         }
     }
 
-    fn release(&mut self, pos: Position) {
+    fn release(&mut self, pos: Held) {
         self.queue.release(pos);
     }
 
@@ -346,7 +346,7 @@ impl Queue {
 
     /// As [`pop`](Self::pop), for a message about to be delivered: one from
     /// disk stays there (its position returned) until [`release`](Self::release)d.
-    pub fn pop_tracked(&mut self) -> Option<(Message, Option<Position>)> {
+    pub fn pop_tracked(&mut self) -> Option<(Message, Option<Held>)> {
         if self.backend.depth() == 0 {
             return self.memory.pop_front().map(|m| (m, None));
         }
@@ -360,7 +360,7 @@ impl Queue {
         }
     }
 
-    pub fn release(&mut self, pos: Position) {
+    pub fn release(&mut self, pos: Held) {
         self.backend.release(pos);
     }
 
@@ -400,7 +400,7 @@ impl Queue {
     pub fn persist(
         &mut self,
         extra: impl IntoIterator<Item = Message>,
-        held: impl IntoIterator<Item = Position>,
+        held: impl IntoIterator<Item = Held>,
     ) -> Result<(), BackendError> {
         let mut all: Vec<Message> = self.memory.drain(..).collect();
         all.extend(extra);

@@ -8,7 +8,7 @@
 
 use super::backend::{BackendError, Queue, Ticket};
 use super::client_state::ClientHandle;
-use crate::diskqueue::{Position, SyncJob};
+use crate::diskqueue::{Held, SyncJob};
 use crate::protocol::{Message, MessageId};
 use parking_lot::Mutex;
 use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
@@ -80,7 +80,7 @@ struct State {
     /// Messages read from disk and not finished (in flight, deferred, or
     /// requeued into memory): their records stay on disk until then, so a
     /// crash delivers them again instead of losing them.
-    held: IdMap<Position>,
+    held: IdMap<Held>,
 }
 
 /// Why FIN/REQ/TOUCH failed (non-fatal for the client).
@@ -541,7 +541,7 @@ impl Channel {
             .collect();
         // Memory holds the rest of the held messages (requeued there):
         // `persist` writes them all, so every held record can go.
-        let held: Vec<Position> = st.held.drain().map(|(_, pos)| pos).collect();
+        let held: Vec<Held> = st.held.drain().map(|(_, pos)| pos).collect();
         st.queue
             .persist(in_flight.into_iter().chain(deferred), held)
     }
