@@ -43,11 +43,14 @@ struct InFlight {
     client_id: u64,
     deadline: Instant,
     delivered_at: Instant,
+    /// Its record on disk, kept until FIN (see `State::requeued_held`).
+    held: Option<Held>,
 }
 
 struct Deferred {
     due: Instant,
     msg: Message,
+    held: Option<Held>,
 }
 
 impl PartialEq for Deferred {
@@ -77,10 +80,11 @@ struct State {
     /// Consumers that found the queue empty; woken (through their own
     /// `wake`, which keeps a permit) when messages arrive.
     waiters: Vec<Arc<ClientHandle>>,
-    /// Messages read from disk and not finished (in flight, deferred, or
-    /// requeued into memory): their records stay on disk until then, so a
-    /// crash delivers them again instead of losing them.
-    held: IdMap<Held>,
+    /// A message read from disk keeps its record there until it is
+    /// finished, so that a crash delivers it again instead of losing it.
+    /// In flight and deferred messages carry theirs; this map holds those of
+    /// messages requeued into the memory queue.
+    requeued_held: IdMap<Held>,
 }
 
 /// Why FIN/REQ/TOUCH failed (non-fatal for the client).
@@ -199,7 +203,7 @@ impl Channel {
                 deferred: BinaryHeap::new(),
                 clients: HashMap::new(),
                 waiters: Vec::new(),
-                held: IdMap::default(),
+                requeued_held: IdMap::default(),
             }),
             paused: AtomicBool::new(false),
             exiting: AtomicBool::new(false),
@@ -238,6 +242,7 @@ impl Channel {
                 st.deferred.push(Deferred {
                     due,
                     msg: msg.clone(),
+                    held: None,
                 });
             }
         }
@@ -276,7 +281,7 @@ impl Channel {
         let mut st = self.state.lock();
         let mut taken = 0;
         while taken < max {
-            let Some((mut msg, disk)) = st.queue.pop_tracked() else {
+            let Some((mut msg, mut held)) = st.queue.pop_tracked() else {
                 if !st.waiters.iter().any(|w| w.id == client.id) {
                     st.waiters.push(client.clone());
                 }
@@ -284,13 +289,13 @@ impl Channel {
             };
             // nsqd draws 0-99 and drops the message when the draw exceeds the rate.
             if sample_rate > 0 && fastrand::i32(0..100) > sample_rate {
-                if let Some(pos) = disk {
-                    st.queue.release(pos);
+                if let Some(h) = held {
+                    st.queue.release(h);
                 }
                 continue;
             }
-            if let Some(pos) = disk {
-                st.held.insert(msg.id, pos);
+            if held.is_none() && !st.requeued_held.is_empty() {
+                held = st.requeued_held.remove(&msg.id);
             }
             msg.attempts = msg.attempts.wrapping_add(1);
             st.deadlines.push(deadline, msg.id);
@@ -301,6 +306,7 @@ impl Channel {
                     client_id: client.id,
                     deadline,
                     delivered_at: now,
+                    held,
                 },
             );
             out.push(msg);
@@ -338,8 +344,8 @@ impl Channel {
     pub fn finish(&self, client_id: u64, id: MessageId) -> Result<i64, InFlightError> {
         let mut st = self.state.lock();
         let f = Self::remove_in_flight(&mut st, client_id, id)?;
-        if let Some(pos) = st.held.remove(&id) {
-            st.queue.release(pos);
+        if let Some(h) = f.held {
+            st.queue.release(h);
         }
         Ok(f.msg.timestamp)
     }
@@ -355,12 +361,13 @@ impl Channel {
         let f = Self::remove_in_flight(&mut st, client_id, id)?;
         self.requeue_count.fetch_add(1, Relaxed);
         if delay.is_zero() {
-            self.requeue_now(&mut st, f.msg);
+            self.requeue_now(&mut st, f.msg, f.held);
             self.wake_waiters(st);
         } else {
             st.deferred.push(Deferred {
                 due: Instant::now() + delay,
                 msg: f.msg,
+                held: f.held,
             });
         }
         Ok(())
@@ -369,13 +376,19 @@ impl Channel {
     /// Back into the queue. A message read from disk stays held there if it
     /// goes to memory; if it is written to disk again, its old copy is
     /// released.
-    fn requeue_now(&self, st: &mut State, msg: Message) {
+    fn requeue_now(&self, st: &mut State, msg: Message, held: Option<Held>) {
         let id = msg.id;
         let to_disk = st.queue.memory_full();
         let stored = st.queue.put(msg);
-        if stored.is_ok() && to_disk {
-            if let Some(pos) = st.held.remove(&id) {
-                st.queue.release(pos);
+        if let Some(h) = held {
+            match (&stored, to_disk) {
+                (Ok(_), true) => st.queue.release(h),
+                (Ok(_), false) => {
+                    st.requeued_held.insert(id, h);
+                }
+                // Not stored again: the old record stays, and comes back
+                // after a restart.
+                (Err(_), _) => {}
             }
         }
         if let Err(e) = stored {
@@ -431,13 +444,13 @@ impl Channel {
                 if let Some(c) = st.clients.get(&f.client_id) {
                     c.release_in_flight(1);
                 }
-                self.requeue_now(&mut st, f.msg);
+                self.requeue_now(&mut st, f.msg, f.held);
                 released = true;
             }
         }
         while st.deferred.peek().is_some_and(|d| d.due <= now) {
             let d = st.deferred.pop().expect("peeked");
-            self.requeue_now(&mut st, d.msg);
+            self.requeue_now(&mut st, d.msg, d.held);
             released = true;
         }
         let next = match (st.deadlines.next(), st.deferred.peek()) {
@@ -498,7 +511,7 @@ impl Channel {
     pub fn empty(&self) {
         let mut st = self.state.lock();
         st.queue.empty();
-        st.held.clear();
+        st.requeued_held.clear();
         st.in_flight.clear();
         st.deadlines.clear();
         st.deferred.clear();
@@ -532,16 +545,22 @@ impl Channel {
         self.exiting.store(true, Relaxed);
         let mut st = self.state.lock();
         st.deadlines.clear();
-        let in_flight: Vec<Message> = st.in_flight.drain().map(|(_, f)| f.msg).collect();
+        // Everything is written again below, so every held record can go.
+        let mut held: Vec<Held> = st.requeued_held.drain().map(|(_, h)| h).collect();
+        let mut in_flight = Vec::with_capacity(st.in_flight.len());
+        for (_, f) in st.in_flight.drain() {
+            held.extend(f.held);
+            in_flight.push(f.msg);
+        }
         let deferred: Vec<Message> = std::mem::take(&mut st.deferred)
             .into_sorted_vec()
             .into_iter()
             .rev()
-            .map(|d| d.msg)
+            .map(|d| {
+                held.extend(d.held);
+                d.msg
+            })
             .collect();
-        // Memory holds the rest of the held messages (requeued there):
-        // `persist` writes them all, so every held record can go.
-        let held: Vec<Held> = st.held.drain().map(|(_, pos)| pos).collect();
         st.queue
             .persist(in_flight.into_iter().chain(deferred), held)
     }
@@ -593,6 +612,48 @@ mod tests {
         (0..n)
             .map(|i| Message::new(MessageId(i), 0, Bytes::from_static(b"m")))
             .collect()
+    }
+
+    #[test]
+    fn a_disk_message_requeued_to_memory_keeps_its_record_until_fin() {
+        use crate::diskqueue::{Config, DiskQueue};
+        use crate::nsqd::backend::Disk;
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Config {
+            max_bytes_per_file: 1 << 20,
+            min_record_size: 26,
+            max_record_size: 1 << 20,
+            sync_every: 2500,
+        };
+        let disk = Disk::new(
+            DiskQueue::open(dir.path(), "t:c", cfg).unwrap(),
+            Arc::new(|| {}),
+        );
+        // Memory for one message: the second goes to disk.
+        let ch = Channel::new("t", "c", Queue::new(1, Box::new(disk)));
+        let a = client(1);
+        ch.put_from_topic(&msgs(2), Duration::ZERO).unwrap();
+        let mut out = Vec::new();
+        assert_eq!(ch.take(&a, 2, Duration::from_secs(60), &mut out), 2);
+        let meta = || {
+            if let Some(job) = ch.sync_job(true) {
+                job.run().unwrap();
+            }
+            std::fs::read_to_string(dir.path().join("t:c.diskqueue.meta.dat")).unwrap()
+        };
+        let record_len = 4 + 26 + 1;
+        let held = format!("1\n0,0\n0,{record_len}\n");
+        assert_eq!(meta(), held, "in flight: the record stays");
+        let from_disk = out.iter().find(|m| m.id == MessageId(1)).unwrap().id;
+        ch.requeue(1, from_disk, Duration::ZERO).unwrap();
+        assert_eq!(ch.counts().backend_depth, 0, "requeued into memory");
+        ch.process_timers(Instant::now());
+        assert_eq!(meta(), held, "requeued into memory: the record still stays");
+        out.clear();
+        assert_eq!(ch.take(&a, 1, Duration::from_secs(60), &mut out), 1);
+        ch.finish(1, from_disk).unwrap();
+        let done = format!("0\n0,{record_len}\n0,{record_len}\n");
+        assert_eq!(meta(), done, "finished: released");
     }
 
     #[test]
