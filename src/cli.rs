@@ -4,6 +4,8 @@
 //! `--name value`, and durations are written `250ms`, `1m30s`, `2h`. Scripts
 //! written for NSQ must keep working, so both spellings are accepted here.
 
+use std::ffi::OsString;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Rewrite Go-style single-dash long flags (`-tcp-address=x`) into clap's
@@ -179,5 +181,133 @@ mod tests {
                 "-5"
             ]
         );
+    }
+}
+
+/// Merge `--config FILE` (TOML, keys are flag names with `_` for `-`, as in
+/// NSQ) into `args`: its values go in front of the command line, so that
+/// flags given explicitly win (with clap's `args_override_self`). Integers
+/// for `duration_flags` are nanoseconds, as Go's config loader reads them;
+/// `key_exceptions` maps NSQ's config keys that differ from the flag name.
+pub fn apply_config_file(
+    args: &mut Vec<OsString>,
+    cmd: &clap::Command,
+    duration_flags: &[&str],
+    key_exceptions: &[(&str, &str)],
+) -> Result<(), String> {
+    if let Some(path) = find_config_arg(args) {
+        let extra = config_file_args(&path, cmd, duration_flags, key_exceptions)?;
+        let rest = args.split_off(1);
+        args.extend(extra);
+        args.extend(rest);
+    }
+    Ok(())
+}
+
+fn find_config_arg(args: &[OsString]) -> Option<PathBuf> {
+    let mut iter = args.iter().skip(1);
+    while let Some(arg) = iter.next() {
+        let s = arg.to_str()?;
+        if s == "--" {
+            return None;
+        }
+        if let Some(v) = s.strip_prefix("--config=") {
+            return Some(PathBuf::from(v));
+        }
+        if s == "--config" {
+            return iter.next().map(PathBuf::from);
+        }
+    }
+    None
+}
+
+/// Turn a TOML config file into `--flag=value` arguments.
+fn config_file_args(
+    path: &PathBuf,
+    cmd: &clap::Command,
+    duration_flags: &[&str],
+    key_exceptions: &[(&str, &str)],
+) -> Result<Vec<OsString>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("failed to read config file {}: {e}", path.display()))?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e| format!("failed to parse config file {}: {e}", path.display()))?;
+    let mut out = Vec::new();
+    for (key, value) in table {
+        let flag = key_exceptions
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, f)| f.to_string())
+            .unwrap_or_else(|| key.replace('_', "-"));
+        if flag == "config"
+            || !cmd
+                .get_arguments()
+                .any(|a| a.get_long() == Some(flag.as_str()))
+        {
+            eprintln!(
+                "{}: ignoring unknown option {key:?} in config file {}",
+                cmd.get_name(),
+                path.display()
+            );
+            continue;
+        }
+        let values = match value {
+            toml::Value::Array(items) => items,
+            other => vec![other],
+        };
+        for v in values {
+            let text = match v {
+                toml::Value::String(s) => s,
+                toml::Value::Integer(i) if duration_flags.contains(&flag.as_str()) => {
+                    format!("{i}ns")
+                }
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Float(f) => f.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                other => {
+                    return Err(format!(
+                        "config file {}: unsupported value for {key}: {other}",
+                        path.display()
+                    ))
+                }
+            };
+            out.push(OsString::from(format!("--{flag}={text}")));
+        }
+    }
+    Ok(out)
+}
+
+/// `--log-level`, as NSQ's daemons spell it (also its integer in `/config`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Debug = 1,
+    Info = 2,
+    Warn = 3,
+    Error = 4,
+    Fatal = 5,
+}
+
+impl LogLevel {
+    pub fn as_tracing(self) -> tracing::Level {
+        match self {
+            LogLevel::Debug => tracing::Level::DEBUG,
+            LogLevel::Info => tracing::Level::INFO,
+            LogLevel::Warn => tracing::Level::WARN,
+            LogLevel::Error | LogLevel::Fatal => tracing::Level::ERROR,
+        }
+    }
+}
+
+pub fn parse_log_level(s: &str) -> Result<LogLevel, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "debug" => Ok(LogLevel::Debug),
+        "info" => Ok(LogLevel::Info),
+        "warn" => Ok(LogLevel::Warn),
+        "error" => Ok(LogLevel::Error),
+        "fatal" => Ok(LogLevel::Fatal),
+        _ => Err(format!(
+            "invalid log level {s:?}: use debug, info, warn, error or fatal"
+        )),
     }
 }

@@ -4,7 +4,8 @@
 //! file whose keys are the flag names with `_` for `-`, as NSQ's) and
 //! `/config`.
 
-use crate::cli::duration_arg;
+pub use crate::cli::LogLevel;
+use crate::cli::{duration_arg, parse_log_level};
 use clap::{ArgAction, CommandFactory, FromArgMatches, Parser};
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -277,39 +278,6 @@ pub struct Options {
     pub enable_experiment: Vec<String>,
 }
 
-#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum LogLevel {
-    Debug = 1,
-    Info = 2,
-    Warn = 3,
-    Error = 4,
-    Fatal = 5,
-}
-
-impl LogLevel {
-    pub fn as_tracing(self) -> tracing::Level {
-        match self {
-            LogLevel::Debug => tracing::Level::DEBUG,
-            LogLevel::Info => tracing::Level::INFO,
-            LogLevel::Warn => tracing::Level::WARN,
-            LogLevel::Error | LogLevel::Fatal => tracing::Level::ERROR,
-        }
-    }
-}
-
-fn parse_log_level(s: &str) -> Result<LogLevel, String> {
-    match s.to_ascii_lowercase().as_str() {
-        "debug" => Ok(LogLevel::Debug),
-        "info" => Ok(LogLevel::Info),
-        "warn" => Ok(LogLevel::Warn),
-        "error" => Ok(LogLevel::Error),
-        "fatal" => Ok(LogLevel::Fatal),
-        _ => Err(format!(
-            "invalid log level {s:?}: use debug, info, warn, error or fatal"
-        )),
-    }
-}
-
 /// Flags that take Go durations: an integer for one of these in a config
 /// file means nanoseconds, as in NSQ's.
 const DURATION_FLAGS: &[&str] = &[
@@ -359,17 +327,8 @@ impl Options {
             .chain(["help".to_string()])
             .collect();
         let mut args = crate::cli::normalize_go_flags(args, |n| longs.iter().any(|l| l == n));
-
-        // A config file's values go in front of the command line, so that
-        // flags given explicitly override them (args_override_self).
-        if let Some(path) = find_config_arg(&args) {
-            let extra = config_file_args(&path, &cmd).map_err(|e| {
-                Options::command().error(clap::error::ErrorKind::ValueValidation, e.0)
-            })?;
-            let rest = args.split_off(1);
-            args.extend(extra);
-            args.extend(rest);
-        }
+        crate::cli::apply_config_file(&mut args, &cmd, DURATION_FLAGS, CONFIG_KEY_EXCEPTIONS)
+            .map_err(|e| Options::command().error(clap::error::ErrorKind::ValueValidation, e))?;
         let matches = cmd.try_get_matches_from(args)?;
         let opts = Options::from_arg_matches(&matches)?;
         opts.validate()
@@ -454,81 +413,6 @@ impl Options {
 /// The OS hostname, as NSQ uses it for defaults.
 pub fn hostname() -> String {
     gethostname::gethostname().to_string_lossy().into_owned()
-}
-
-fn find_config_arg(args: &[OsString]) -> Option<PathBuf> {
-    let mut iter = args.iter().skip(1);
-    while let Some(arg) = iter.next() {
-        let s = arg.to_str()?;
-        if s == "--" {
-            return None;
-        }
-        if let Some(v) = s.strip_prefix("--config=") {
-            return Some(PathBuf::from(v));
-        }
-        if s == "--config" {
-            return iter.next().map(PathBuf::from);
-        }
-    }
-    None
-}
-
-/// Turn a TOML config file into `--flag=value` arguments.
-fn config_file_args(path: &PathBuf, cmd: &clap::Command) -> Result<Vec<OsString>, OptionsError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        OptionsError(format!(
-            "failed to read config file {}: {e}",
-            path.display()
-        ))
-    })?;
-    let table: toml::Table = text.parse().map_err(|e| {
-        OptionsError(format!(
-            "failed to parse config file {}: {e}",
-            path.display()
-        ))
-    })?;
-    let mut out = Vec::new();
-    for (key, value) in table {
-        let flag = CONFIG_KEY_EXCEPTIONS
-            .iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, f)| f.to_string())
-            .unwrap_or_else(|| key.replace('_', "-"));
-        if flag == "config"
-            || !cmd
-                .get_arguments()
-                .any(|a| a.get_long() == Some(flag.as_str()))
-        {
-            eprintln!(
-                "nsqd: ignoring unknown option {key:?} in config file {}",
-                path.display()
-            );
-            continue;
-        }
-        let values = match value {
-            toml::Value::Array(items) => items,
-            other => vec![other],
-        };
-        for v in values {
-            let text = match v {
-                toml::Value::String(s) => s,
-                toml::Value::Integer(i) if DURATION_FLAGS.contains(&flag.as_str()) => {
-                    format!("{i}ns")
-                }
-                toml::Value::Integer(i) => i.to_string(),
-                toml::Value::Float(f) => f.to_string(),
-                toml::Value::Boolean(b) => b.to_string(),
-                other => {
-                    return Err(OptionsError(format!(
-                        "config file {}: unsupported value for {key}: {other}",
-                        path.display()
-                    )))
-                }
-            };
-            out.push(OsString::from(format!("--{flag}={text}")));
-        }
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
