@@ -2,6 +2,7 @@
 //!
 //! * [`protocol`]: the TCP wire format, no I/O, shared by server and client;
 //! * [`nsqd`]: the queue engine (topics, channels, queues) and its TCP/HTTP servers;
+//! * [`lookupd`]: nsqlookupd's registration database (who produces which topic and channel);
 //! * [`client`]: producer and consumer used by the tools, the benchmark and tests;
 //! * [`cli`]: flag helpers shared by the binaries (Go-style flags, durations).
 
@@ -9,6 +10,8 @@ pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod diskqueue;
+pub mod http_api;
 pub mod logging;
+pub mod lookupd;
 pub mod nsqd;
 pub mod protocol;

@@ -8,16 +8,18 @@
 
 use super::stats::{self, StatsFilter};
 use super::Nsqd;
+use crate::http_api::{
+    error, ok_empty, ok_json, ok_text, route_rejection, ApiError, ApiResult, Query,
+};
 use crate::protocol::names::is_valid_name;
 use crate::protocol::NSQ_VERSION;
-use axum::body::{to_bytes, Body};
+use axum::body::to_bytes;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, Method, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::{header, Method, StatusCode};
+use axum::response::Response;
 use axum::Router;
 use bytes::Bytes;
 use serde::Serialize;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,31 +48,12 @@ const ROUTES: &[(&str, Method)] = &[
 
 async fn dispatch(State(nsqd): State<Arc<Nsqd>>, req: Request) -> Response {
     let path = req.uri().path().to_string();
-    let method = req.method().clone();
-    let Some((_, allowed)) = ROUTES.iter().find(|(p, _)| *p == path) else {
-        // NSQ's router redirects a trailing-slash variant of a known path.
-        if let Some(trimmed) = path.strip_suffix('/') {
-            if ROUTES.iter().any(|(p, _)| *p == trimmed) {
-                let status = if method == Method::GET {
-                    StatusCode::MOVED_PERMANENTLY
-                } else {
-                    StatusCode::TEMPORARY_REDIRECT
-                };
-                let location = match req.uri().query() {
-                    Some(q) => format!("{trimmed}?{q}"),
-                    None => trimmed.to_string(),
-                };
-                return (status, [(header::LOCATION, location)]).into_response();
-            }
-        }
-        return error(StatusCode::NOT_FOUND, "NOT_FOUND");
-    };
-    if method != *allowed {
-        return error(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED");
+    if let Some(resp) = route_rejection(ROUTES, &req) {
+        return resp;
     }
     let query = req.uri().query().unwrap_or("").to_string();
     let result = match path.as_str() {
-        "/ping" => return ping(&nsqd),
+        "/ping" => return crate::http_api::ping(nsqd.health()),
         "/info" => info(&nsqd),
         "/pub" => publish(&nsqd, &query, req).await,
         "/mpub" => multi_publish(&nsqd, &query, req).await,
@@ -91,73 +74,6 @@ async fn dispatch(State(nsqd): State<Arc<Nsqd>>, req: Request) -> Response {
         Ok(resp) => resp,
         Err(ApiError(status, text)) => error(status, text),
     }
-}
-
-/// An HTTP error: status and NSQ's message text.
-#[derive(Debug, Clone)]
-pub struct ApiError(pub StatusCode, pub &'static str);
-
-type ApiResult = Result<Response, ApiError>;
-
-const NSQ_HEADER: &str = "x-nsq-content-type";
-const NSQ_HEADER_VALUE: &str = "nsq; version=1.0";
-
-fn with_nsq_header(mut resp: Response) -> Response {
-    resp.headers_mut()
-        .insert(NSQ_HEADER, HeaderValue::from_static(NSQ_HEADER_VALUE));
-    resp
-}
-
-pub fn error(status: StatusCode, message: &str) -> Response {
-    let body = serde_json::json!({ "message": message }).to_string();
-    with_nsq_header(
-        (
-            status,
-            [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
-            body,
-        )
-            .into_response(),
-    )
-}
-
-fn ok_json<T: Serialize>(value: &T) -> Response {
-    let body = serde_json::to_vec(value).expect("plain data serializes");
-    with_nsq_header(
-        (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
-            body,
-        )
-            .into_response(),
-    )
-}
-
-fn ok_text(text: impl Into<Body>) -> Response {
-    with_nsq_header(
-        (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            text.into(),
-        )
-            .into_response(),
-    )
-}
-
-fn ok_empty() -> Response {
-    with_nsq_header(StatusCode::OK.into_response())
-}
-
-fn ping(nsqd: &Nsqd) -> Response {
-    let (status, body) = match nsqd.health() {
-        None => (StatusCode::OK, "OK".to_string()),
-        Some(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("NOK - {e}")),
-    };
-    (
-        status,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        body,
-    )
-        .into_response()
 }
 
 #[derive(Serialize)]
@@ -196,54 +112,6 @@ fn info(nsqd: &Nsqd) -> ApiResult {
         topology_zone: opts.topology_zone.clone(),
         topology_region: opts.topology_region.clone(),
     }))
-}
-
-/// Query parameters, first value wins, parsed as Go's `url.ParseQuery`
-/// does (a malformed escape or a `;` is an error).
-pub struct Query(HashMap<String, String>);
-
-impl Query {
-    pub fn parse(raw: &str) -> Result<Query, ApiError> {
-        let bad = ApiError(StatusCode::BAD_REQUEST, "INVALID_REQUEST");
-        let mut map = HashMap::new();
-        for pair in raw.split('&') {
-            if pair.is_empty() {
-                continue;
-            }
-            if pair.contains(';') {
-                return Err(bad);
-            }
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let k = unescape(k).ok_or(ApiError(StatusCode::BAD_REQUEST, "INVALID_REQUEST"))?;
-            let v = unescape(v).ok_or(ApiError(StatusCode::BAD_REQUEST, "INVALID_REQUEST"))?;
-            map.entry(k).or_insert(v);
-        }
-        Ok(Query(map))
-    }
-
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).map(String::as_str)
-    }
-}
-
-fn unescape(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = bytes.get(i + 1..i + 3)?;
-                let v = u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?;
-                out.push(v);
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    Some(String::from_utf8_lossy(&out).into_owned())
 }
 
 /// `true`/`1` → true, `false`/`0` → false, absent → `default`, anything

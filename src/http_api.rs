@@ -1,0 +1,154 @@
+//! The HTTP API envelope NSQ's daemons share (nsqd and nsqlookupd answer
+//! alike): JSON errors `{"message":"..."}` with NSQ's status codes, the
+//! `X-NSQ-Content-Type` header go-nsq relies on, query-string parameters
+//! parsed as Go does, and routing by one explicit table so that an unknown
+//! path is a 404 and a wrong method a 405, both with NSQ's JSON bodies.
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use std::collections::HashMap;
+
+/// Check a request against a route table (path, allowed method). `Some`
+/// is the response to send instead: 404, 405, or NSQ's redirect of a known
+/// path with a trailing slash.
+pub fn route_rejection(routes: &[(&str, Method)], req: &Request) -> Option<Response> {
+    let path = req.uri().path();
+    let method = req.method();
+    let Some((_, allowed)) = routes.iter().find(|(p, _)| *p == path) else {
+        if let Some(trimmed) = path.strip_suffix('/') {
+            if routes.iter().any(|(p, _)| *p == trimmed) {
+                let status = if method == Method::GET {
+                    StatusCode::MOVED_PERMANENTLY
+                } else {
+                    StatusCode::TEMPORARY_REDIRECT
+                };
+                let location = match req.uri().query() {
+                    Some(q) => format!("{trimmed}?{q}"),
+                    None => trimmed.to_string(),
+                };
+                return Some((status, [(header::LOCATION, location)]).into_response());
+            }
+        }
+        return Some(error(StatusCode::NOT_FOUND, "NOT_FOUND"));
+    };
+    (method != allowed).then(|| error(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED"))
+}
+
+/// `/ping`: plain text, without the NSQ header (as NSQ answers it).
+pub fn ping(health: Option<String>) -> Response {
+    let (status, body) = match health {
+        None => (StatusCode::OK, "OK".to_string()),
+        Some(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("NOK - {e}")),
+    };
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+/// An HTTP error: status and NSQ's message text.
+#[derive(Debug, Clone)]
+pub struct ApiError(pub StatusCode, pub &'static str);
+
+pub type ApiResult = Result<Response, ApiError>;
+
+const NSQ_HEADER: &str = "x-nsq-content-type";
+const NSQ_HEADER_VALUE: &str = "nsq; version=1.0";
+
+pub fn with_nsq_header(mut resp: Response) -> Response {
+    resp.headers_mut()
+        .insert(NSQ_HEADER, HeaderValue::from_static(NSQ_HEADER_VALUE));
+    resp
+}
+
+pub fn error(status: StatusCode, message: &str) -> Response {
+    let body = serde_json::json!({ "message": message }).to_string();
+    with_nsq_header(
+        (
+            status,
+            [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+            body,
+        )
+            .into_response(),
+    )
+}
+
+pub fn ok_json<T: Serialize>(value: &T) -> Response {
+    let body = serde_json::to_vec(value).expect("plain data serializes");
+    with_nsq_header(
+        (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+            body,
+        )
+            .into_response(),
+    )
+}
+
+pub fn ok_text(text: impl Into<Body>) -> Response {
+    with_nsq_header(
+        (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            text.into(),
+        )
+            .into_response(),
+    )
+}
+
+pub fn ok_empty() -> Response {
+    with_nsq_header(StatusCode::OK.into_response())
+}
+
+/// Query parameters, first value wins, parsed as Go's `url.ParseQuery`
+/// does (a malformed escape or a `;` is an error).
+pub struct Query(HashMap<String, String>);
+
+impl Query {
+    pub fn parse(raw: &str) -> Result<Query, ApiError> {
+        let bad = ApiError(StatusCode::BAD_REQUEST, "INVALID_REQUEST");
+        let mut map = HashMap::new();
+        for pair in raw.split('&') {
+            if pair.is_empty() {
+                continue;
+            }
+            if pair.contains(';') {
+                return Err(bad);
+            }
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let k = unescape(k).ok_or(ApiError(StatusCode::BAD_REQUEST, "INVALID_REQUEST"))?;
+            let v = unescape(v).ok_or(ApiError(StatusCode::BAD_REQUEST, "INVALID_REQUEST"))?;
+            map.entry(k).or_insert(v);
+        }
+        Ok(Query(map))
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str)
+    }
+}
+
+fn unescape(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3)?;
+                let v = u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?;
+                out.push(v);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    Some(String::from_utf8_lossy(&out).into_owned())
+}
