@@ -18,6 +18,7 @@ fn man_pages_are_current() {
     let pages = [
         ("nsqd", nsq::nsqd::Options::command()),
         ("nsq-bench", nsq::bench::BenchArgs::command()),
+        ("nsqlookupd", nsq::lookupd::Options::command()),
     ];
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("man");
     let update = std::env::var_os("UPDATE_MAN").is_some();

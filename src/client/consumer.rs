@@ -4,8 +4,13 @@
 //! Each connection runs one task that reads messages, and writes the FINs,
 //! REQs and TOUCHes queued since its last write in one go. The connections
 //! share the in-flight budget (`max_in_flight`), rebalanced whenever a
-//! connection is added or lost, which is what nsqlookupd discovery will
-//! build on: it only has to call [`Consumer::add_nsqd`] for new producers.
+//! connection is added or lost.
+//!
+//! With nsqlookupd addresses ([`Consumer::discover`]) the consumer polls
+//! each lookupd's `/lookup` (at start, then every `poll_interval` with
+//! jitter, as go-nsq does), connects to producers as they appear and closes
+//! connections to those that vanish from every answer. It may start before
+//! any nsqd or topic exists: it keeps polling until the topic appears.
 
 use super::conn::{Config, Connection, FrameReader};
 use super::error::ClientError;
@@ -102,6 +107,39 @@ pub struct Consumer {
     /// Weak, so that the channel closes when the last connection task ends.
     tx: mpsc::WeakSender<Item>,
     conns: Vec<Conn>,
+    discovery: Option<Discovery>,
+}
+
+/// How a consumer polls nsqlookupd.
+#[derive(Debug, Clone)]
+pub struct LookupdPolling {
+    /// go-nsq's `lookupd_poll_interval` (default 60 s).
+    pub interval: Duration,
+    /// Up to this fraction of `interval` is added at random to each wait, so
+    /// that many consumers do not poll in step (go-nsq: 0.3).
+    pub jitter: f64,
+    /// Per-request HTTP timeout.
+    pub timeout: Duration,
+}
+
+impl Default for LookupdPolling {
+    fn default() -> Self {
+        LookupdPolling {
+            interval: Duration::from_secs(60),
+            jitter: 0.3,
+            timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Polling state of a discovering consumer.
+struct Discovery {
+    lookupds: Vec<String>,
+    polling: LookupdPolling,
+    http: reqwest::Client,
+    next_poll: Instant,
+    /// Keeps the message channel open while there is no connection yet.
+    tx: mpsc::Sender<Item>,
 }
 
 impl Consumer {
@@ -121,12 +159,107 @@ impl Consumer {
             rx,
             tx: tx.downgrade(),
             conns: Vec::new(),
+            discovery: None,
         };
         for addr in addrs {
             consumer.attach(addr, &tx).await?;
         }
         consumer.rebalance();
         Ok(consumer)
+    }
+
+    /// Consume from whichever nsqd the nsqlookupds at `lookupd_http`
+    /// (`host:port` or `http://host:port`) report for the topic, now and as
+    /// producers come and go. Nothing needs to exist yet: the first poll
+    /// happens in [`next`](Consumer::next).
+    pub fn discover(
+        lookupd_http: &[String],
+        config: &ConsumerConfig,
+        polling: LookupdPolling,
+    ) -> Result<Consumer, ClientError> {
+        if lookupd_http.is_empty() {
+            return Err(ClientError::NoAddress);
+        }
+        let http = reqwest::Client::builder()
+            .timeout(polling.timeout)
+            .build()
+            .map_err(|e| ClientError::Lookupd {
+                addr: lookupd_http[0].clone(),
+                reason: e.to_string(),
+            })?;
+        let capacity = (config.max_in_flight as usize + 64).min(1 << 16);
+        let (tx, rx) = mpsc::channel(capacity);
+        Ok(Consumer {
+            config: config.clone(),
+            rx,
+            tx: tx.downgrade(),
+            conns: Vec::new(),
+            discovery: Some(Discovery {
+                lookupds: lookupd_http.to_vec(),
+                polling,
+                http,
+                next_poll: Instant::now(),
+                tx,
+            }),
+        })
+    }
+
+    /// Ask every lookupd where the topic is; connect to new producers, close
+    /// connections to producers no lookupd reports any more (only when every
+    /// lookupd answered, so that one unreachable lookupd drops nothing).
+    async fn poll_lookupds(&mut self) {
+        let Some(d) = &mut self.discovery else { return };
+        let jitter = d
+            .polling
+            .interval
+            .mul_f64(d.polling.jitter * fastrand::f64());
+        d.next_poll = Instant::now() + d.polling.interval + jitter;
+        let (http, lookupds) = (d.http.clone(), d.lookupds.clone());
+        let mut found: Vec<String> = Vec::new();
+        let mut all_answered = true;
+        for lookupd in &lookupds {
+            match lookup(&http, lookupd, &self.config.topic).await {
+                Ok(producers) => {
+                    for p in producers {
+                        if !found.contains(&p) {
+                            found.push(p);
+                        }
+                    }
+                }
+                Err(e) => {
+                    all_answered = false;
+                    tracing::warn!("{e}");
+                }
+            }
+        }
+        self.conns.retain(|c| !c.ctl.is_closed());
+        if all_answered {
+            for c in self.conns.iter().filter(|c| !found.contains(&c.addr)) {
+                tracing::info!(
+                    "{} is no longer a producer of {}: closing",
+                    c.addr,
+                    self.config.topic
+                );
+                let _ = c.ctl.send(Control::Close);
+            }
+        }
+        let tx = match &self.discovery {
+            Some(d) => d.tx.clone(),
+            None => return,
+        };
+        let mut added = false;
+        for addr in found {
+            if self.conns.iter().any(|c| c.addr == addr) {
+                continue;
+            }
+            match self.attach(&addr, &tx).await {
+                Ok(()) => added = true,
+                Err(e) => tracing::warn!("{e}"),
+            }
+        }
+        if added {
+            self.rebalance();
+        }
     }
 
     /// Add a connection to another nsqd (e.g. one nsqlookupd reported) and
@@ -150,21 +283,36 @@ impl Consumer {
     /// can still be FINished or REQueued; each connection closes when its
     /// last one is (or after the message timeout), and then `next` yields
     /// `None`.
-    pub fn stop(&self) {
+    pub fn stop(&mut self) {
+        self.discovery = None;
         for c in &self.conns {
             let _ = c.ctl.send(Control::Close);
         }
     }
 
     /// The next message, or the error that ended a connection; `None` once
-    /// every connection is gone.
+    /// every connection is gone (with discovery: once stopped, too).
     pub async fn next(&mut self) -> Option<Item> {
-        let item = self.rx.recv().await;
-        if matches!(item, Some(Err(_))) {
-            // A connection ended: give its share of RDY to the others.
-            self.rebalance();
+        loop {
+            let item = match &self.discovery {
+                Some(d) => {
+                    let next_poll = d.next_poll;
+                    tokio::select! {
+                        item = self.rx.recv() => item,
+                        _ = tokio::time::sleep_until(next_poll) => {
+                            self.poll_lookupds().await;
+                            continue;
+                        }
+                    }
+                }
+                None => self.rx.recv().await,
+            };
+            if matches!(item, Some(Err(_))) {
+                // A connection ended: give its share of RDY to the others.
+                self.rebalance();
+            }
+            return item;
         }
-        item
     }
 
     async fn attach(&mut self, addr: &str, tx: &mpsc::Sender<Item>) -> Result<(), ClientError> {
@@ -209,6 +357,63 @@ impl Consumer {
             }
         }
     }
+}
+
+/// The producers one lookupd reports for `topic`, as `host:port` TCP
+/// addresses. A topic the lookupd does not know (404) has none.
+async fn lookup(
+    http: &reqwest::Client,
+    lookupd: &str,
+    topic: &str,
+) -> Result<Vec<String>, ClientError> {
+    #[derive(serde::Deserialize)]
+    struct Producer {
+        #[serde(default)]
+        broadcast_address: Option<String>,
+        /// Older lookupds' name for the broadcast address.
+        #[serde(default)]
+        address: Option<String>,
+        tcp_port: u16,
+    }
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        #[serde(default)]
+        producers: Vec<Producer>,
+    }
+    let base = if lookupd.starts_with("http://") || lookupd.starts_with("https://") {
+        lookupd.trim_end_matches('/').to_string()
+    } else {
+        format!("http://{}", lookupd.trim_end_matches('/'))
+    };
+    let fail = |reason: String| ClientError::Lookupd {
+        addr: lookupd.to_string(),
+        reason,
+    };
+    let response = http
+        .get(format!("{base}/lookup"))
+        .query(&[("topic", topic)])
+        .send()
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    if response.status() == reqwest::StatusCode::NOT_FOUND {
+        return Ok(Vec::new());
+    }
+    if !response.status().is_success() {
+        return Err(fail(format!("HTTP {}", response.status())));
+    }
+    let answer: Answer = response.json().await.map_err(|e| fail(e.to_string()))?;
+    Ok(answer
+        .producers
+        .into_iter()
+        .filter_map(|p| {
+            let host = p.broadcast_address.or(p.address)?;
+            Some(if host.contains(':') {
+                format!("[{host}]:{}", p.tcp_port)
+            } else {
+                format!("{host}:{}", p.tcp_port)
+            })
+        })
+        .collect())
 }
 
 /// Split `total` over `n` connections as evenly as possible, each at least 1

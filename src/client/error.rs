@@ -19,6 +19,8 @@ pub enum ClientError {
     Protocol { addr: String, reason: String },
     #[error("the connection to nsqd at {addr} is closed")]
     Closed { addr: String },
+    #[error("nsqlookupd at {addr}: {reason}")]
+    Lookupd { addr: String, reason: String },
     /// A consumer was given no nsqd to connect to.
     #[error("no nsqd address given")]
     NoAddress,

@@ -23,6 +23,6 @@ mod error;
 mod producer;
 
 pub use conn::{Config, Connection, FrameReader};
-pub use consumer::{Consumer, ConsumerConfig, Delivery};
+pub use consumer::{Consumer, ConsumerConfig, Delivery, LookupdPolling};
 pub use error::ClientError;
 pub use producer::{Producer, PublishAck};

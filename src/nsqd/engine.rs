@@ -6,6 +6,7 @@ use super::backend::{
 };
 use super::channel::Channel;
 use super::client_state::ClientHandle;
+use super::lookup::{LookupEvent, LookupdInfo};
 use super::metadata::{self, ChannelMeta, Metadata, TopicMeta};
 use super::options::Options;
 use super::topic::Topic;
@@ -105,11 +106,18 @@ pub struct Nsqd {
     _data_path_lock: Option<std::fs::File>,
     /// Bumped after every sync round, to wake publishers awaiting one.
     sync_rounds: watch::Sender<u64>,
+    /// Topic and channel changes, for the nsqlookupd connections.
+    lookup_events: tokio::sync::broadcast::Sender<LookupEvent>,
+    /// What each connected nsqlookupd said in its IDENTIFY response, by
+    /// its `--lookupd-tcp-address`.
+    lookupd_info: Mutex<BTreeMap<String, LookupdInfo>>,
     pub start_time: i64,
     pub started: Instant,
     pub addrs: OnceLock<BoundAddrs>,
     /// Cancelled when the daemon shuts down.
     pub shutdown: CancellationToken,
+    /// For tasks spawned from `&self` methods.
+    me: std::sync::Weak<Nsqd>,
 }
 
 /// Why the data path cannot be used.
@@ -175,7 +183,8 @@ impl Nsqd {
             disk,
             sync_wake: Arc::new(Notify::new()),
         });
-        Arc::new(Nsqd {
+        Arc::new_cyclic(|me| Nsqd {
+            me: me.clone(),
             opts: Arc::new(opts),
             topics: RwLock::new(BTreeMap::new()),
             clients: Mutex::new(HashMap::new()),
@@ -186,6 +195,8 @@ impl Nsqd {
             metadata_lock: Mutex::new(false),
             _data_path_lock: lock,
             sync_rounds: watch::channel(0).0,
+            lookup_events: tokio::sync::broadcast::channel(4096).0,
+            lookupd_info: Mutex::new(BTreeMap::new()),
             start_time: unix_seconds(),
             started: Instant::now(),
             addrs: OnceLock::new(),
@@ -285,17 +296,86 @@ impl Nsqd {
         topics.insert(name.to_string(), topic.clone());
         drop(topics);
         tracing::info!("TOPIC({name}): created");
+        let restoring = *self.metadata_lock.lock();
         if !topic.ephemeral {
             self.persist_metadata();
         }
+        self.notify_lookup(LookupEvent::Register {
+            topic: name.to_string(),
+            channel: None,
+        });
+        if !restoring && !self.opts.lookupd_tcp_addresses.is_empty() {
+            if let (Ok(rt), Some(me)) = (tokio::runtime::Handle::try_current(), self.me.upgrade()) {
+                rt.spawn(super::lookup::precreate_channels(me, topic.clone()));
+            }
+        }
         topic
+    }
+
+    /// Tell the nsqlookupd connections about a change (none listening: fine).
+    pub fn notify_lookup(&self, event: LookupEvent) {
+        let _ = self.lookup_events.send(event);
+    }
+
+    /// A receiver of topic and channel changes, for one nsqlookupd connection.
+    pub fn lookup_events(&self) -> tokio::sync::broadcast::Receiver<LookupEvent> {
+        self.lookup_events.subscribe()
+    }
+
+    /// What a new nsqlookupd connection registers: each topic, as its
+    /// channels (or alone if it has none).
+    pub fn registrations(&self) -> Vec<LookupEvent> {
+        let mut out = Vec::new();
+        for topic in self.topics().into_iter().filter(|t| !t.is_exiting()) {
+            let channels: Vec<String> = topic
+                .channels()
+                .into_iter()
+                .filter(|c| !c.is_exiting())
+                .map(|c| c.name.clone())
+                .collect();
+            if channels.is_empty() {
+                out.push(LookupEvent::Register {
+                    topic: topic.name.clone(),
+                    channel: None,
+                });
+            }
+            for channel in channels {
+                out.push(LookupEvent::Register {
+                    topic: topic.name.clone(),
+                    channel: Some(channel),
+                });
+            }
+        }
+        out
+    }
+
+    pub fn set_lookupd_info(&self, tcp_address: &str, info: LookupdInfo) {
+        self.lookupd_info
+            .lock()
+            .insert(tcp_address.to_string(), info);
+    }
+
+    /// HTTP addresses of the nsqlookupds that have identified themselves.
+    pub fn lookupd_http_addresses(&self) -> Vec<String> {
+        self.lookupd_info
+            .lock()
+            .values()
+            .filter(|i| !i.broadcast_address.is_empty() && i.http_port != 0)
+            .map(|i| format!("{}:{}", i.broadcast_address, i.http_port))
+            .collect()
     }
 
     /// The channel, created if absent; `nsqd.dat` follows a new durable one.
     pub fn get_or_create_channel(&self, topic: &Topic, name: &str) -> Arc<Channel> {
         let (channel, created) = topic.get_or_create_channel(name);
-        if created && !channel.ephemeral {
-            self.persist_metadata();
+        if created {
+            if !channel.ephemeral {
+                self.persist_metadata();
+            }
+            self.notify_lookup(LookupEvent::Register {
+                topic: topic.name.clone(),
+                channel: Some(name.to_string()),
+            });
         }
         channel
     }
@@ -305,6 +385,10 @@ impl Nsqd {
         let deleted = topic.delete_channel(name);
         if deleted {
             self.persist_metadata();
+            self.notify_lookup(LookupEvent::Unregister {
+                topic: topic.name.clone(),
+                channel: Some(name.to_string()),
+            });
         }
         deleted
     }
@@ -329,6 +413,10 @@ impl Nsqd {
                 t.delete();
                 tracing::info!("TOPIC({name}): deleted");
                 self.persist_metadata();
+                self.notify_lookup(LookupEvent::Unregister {
+                    topic: name.to_string(),
+                    channel: None,
+                });
                 true
             }
             None => false,
@@ -346,6 +434,10 @@ impl Nsqd {
             drop(topics);
             topic.delete();
             tracing::info!("TOPIC({}): deleted ephemeral topic", topic.name);
+            self.notify_lookup(LookupEvent::Unregister {
+                topic: topic.name.clone(),
+                channel: None,
+            });
         }
     }
 

@@ -11,6 +11,7 @@ pub mod channel;
 pub mod client_state;
 pub mod engine;
 pub mod http;
+pub mod lookup;
 pub mod metadata;
 pub mod options;
 pub mod server;

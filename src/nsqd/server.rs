@@ -87,6 +87,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
     }
     tracker.spawn(nsqd.clone().run_timers());
     tracker.spawn(nsqd.clone().run_syncer());
+    super::lookup::start(&nsqd, &tracker);
     Ok(Running {
         nsqd,
         addrs,
@@ -124,7 +125,7 @@ pub async fn run(opts: Options) -> Result<(), StartError> {
     Ok(())
 }
 
-async fn wait_for_signal() {
+pub async fn wait_for_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     match (
         signal(SignalKind::interrupt()),
@@ -146,9 +147,6 @@ async fn wait_for_signal() {
 /// so at startup instead of silently ignoring them.
 fn warn_unimplemented(opts: &Options) {
     let mut missing = Vec::new();
-    if !opts.lookupd_tcp_addresses.is_empty() {
-        missing.push("--lookupd-tcp-address");
-    }
     if !opts.auth_http_addresses.is_empty() {
         missing.push("--auth-http-address");
     }

@@ -18,6 +18,7 @@
 use super::backend::{Ticket, TicketStatus};
 use super::channel::{Channel, InFlightError};
 use super::client_state::ClientHandle;
+use super::lookup::LookupEvent;
 use super::topic::Topic;
 use super::Nsqd;
 use crate::protocol::frame::{encode_frame, encode_message_frame};
@@ -755,9 +756,14 @@ impl Connection {
         if remaining == 0
             && sub.channel.ephemeral
             && sub.topic.delete_channel_if_unused(&sub.channel)
-            && sub.topic.ephemeral
         {
-            self.nsqd.delete_topic_if_unused(&sub.topic);
+            self.nsqd.notify_lookup(LookupEvent::Unregister {
+                topic: sub.topic.name.clone(),
+                channel: Some(sub.channel.name.clone()),
+            });
+            if sub.topic.ephemeral {
+                self.nsqd.delete_topic_if_unused(&sub.topic);
+            }
         }
     }
 }

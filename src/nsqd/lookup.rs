@@ -1,0 +1,311 @@
+//! nsqd's side of discovery: one task per `--lookupd-tcp-address` keeps a
+//! connection to that nsqlookupd, IDENTIFYs, registers every topic and
+//! channel, follows each creation and deletion with REGISTER/UNREGISTER,
+//! and PINGs every 15 seconds. A dropped connection (or a lookupd that was
+//! not up yet) is retried with backoff, and everything is registered again
+//! on each new connection; NSQ retries only on its next ping, so a
+//! restarted lookupd waits up to 15 s to learn about it.
+
+use super::Nsqd;
+use crate::protocol::NSQ_VERSION;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::sync::broadcast;
+
+/// How often each lookupd is pinged (NSQ's fixed interval).
+const PING_INTERVAL: Duration = Duration::from_secs(15);
+/// Connect and per-command deadline, as NSQ's.
+const IO_TIMEOUT: Duration = Duration::from_secs(1);
+/// Reconnect backoff bounds.
+const RETRY_MIN: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// A change lookupds must hear about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LookupEvent {
+    Register {
+        topic: String,
+        channel: Option<String>,
+    },
+    Unregister {
+        topic: String,
+        channel: Option<String>,
+    },
+}
+
+impl LookupEvent {
+    /// The V1 command line for this change.
+    fn command(&self) -> String {
+        let (verb, topic, channel) = match self {
+            LookupEvent::Register { topic, channel } => ("REGISTER", topic, channel),
+            LookupEvent::Unregister { topic, channel } => ("UNREGISTER", topic, channel),
+        };
+        match channel {
+            Some(c) => format!("{verb} {topic} {c}\n"),
+            None => format!("{verb} {topic}\n"),
+        }
+    }
+}
+
+/// What a lookupd says about itself in its IDENTIFY response: where its
+/// HTTP API is, for channel pre-creation.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LookupdInfo {
+    #[serde(default)]
+    pub broadcast_address: String,
+    #[serde(default)]
+    pub http_port: u16,
+}
+
+/// nsqd's IDENTIFY body (keys in Go's sorted map order).
+#[derive(Serialize)]
+struct Identify<'a> {
+    broadcast_address: &'a str,
+    hostname: &'a str,
+    http_port: u16,
+    tcp_port: u16,
+    topology_region: &'a str,
+    topology_zone: &'a str,
+    version: &'a str,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum PeerError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("timed out")]
+    Timeout,
+    #[error("lookupd answered {0:?}")]
+    Refused(String),
+    #[error("response of {0} bytes is over --max-body-size")]
+    TooBig(i32),
+}
+
+/// Start one task per configured lookupd.
+pub fn start(nsqd: &Arc<Nsqd>, tracker: &tokio_util::task::TaskTracker) {
+    for addr in &nsqd.opts.lookupd_tcp_addresses {
+        tracing::info!("LOOKUP({addr}): adding peer");
+        let events = nsqd.lookup_events();
+        tracker.spawn(peer_loop(nsqd.clone(), addr.clone(), events));
+    }
+}
+
+async fn peer_loop(nsqd: Arc<Nsqd>, addr: String, mut events: broadcast::Receiver<LookupEvent>) {
+    let mut retry = RETRY_MIN;
+    loop {
+        let connected = tokio::select! {
+            _ = nsqd.shutdown.cancelled() => return,
+            c = connect(&nsqd, &addr) => c,
+        };
+        match connected {
+            Ok(peer) => {
+                retry = RETRY_MIN;
+                let result = tokio::select! {
+                    _ = nsqd.shutdown.cancelled() => return,
+                    r = serve(&addr, peer, &mut events) => r,
+                };
+                if let Err(e) = result {
+                    tracing::error!("LOOKUPD({addr}): {e}; reconnecting");
+                }
+            }
+            Err(e) => {
+                tracing::error!("LOOKUPD({addr}): cannot connect: {e}");
+                tokio::select! {
+                    _ = nsqd.shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(retry) => {}
+                }
+                retry = (retry * 2).min(RETRY_MAX);
+            }
+        }
+    }
+}
+
+struct Peer {
+    stream: BufReader<TcpStream>,
+    max_response: i32,
+}
+
+impl Peer {
+    /// Send a command and read its response within the deadline.
+    async fn command(&mut self, bytes: &[u8]) -> Result<Vec<u8>, PeerError> {
+        let exchange = async {
+            self.stream.get_mut().write_all(bytes).await?;
+            let size = self.stream.read_i32().await?;
+            if size < 0 || size > self.max_response {
+                return Err(PeerError::TooBig(size));
+            }
+            let mut data = vec![0u8; size as usize];
+            self.stream.read_exact(&mut data).await?;
+            Ok(data)
+        };
+        tokio::time::timeout(IO_TIMEOUT, exchange)
+            .await
+            .map_err(|_| PeerError::Timeout)?
+    }
+
+    /// A command whose answer must be `OK`.
+    async fn expect_ok(&mut self, line: &str) -> Result<(), PeerError> {
+        let response = self.command(line.as_bytes()).await?;
+        if response != b"OK" {
+            return Err(PeerError::Refused(
+                String::from_utf8_lossy(&response).into_owned(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Connect, IDENTIFY, and register everything nsqd has now.
+async fn connect(nsqd: &Arc<Nsqd>, addr: &str) -> Result<Peer, PeerError> {
+    let stream = tokio::time::timeout(IO_TIMEOUT, TcpStream::connect(addr))
+        .await
+        .map_err(|_| PeerError::Timeout)??;
+    let _ = stream.set_nodelay(true);
+    let mut peer = Peer {
+        stream: BufReader::new(stream),
+        max_response: nsqd.opts.max_body_size.clamp(1024, i32::MAX as i64) as i32,
+    };
+    let opts = &nsqd.opts;
+    let addrs = nsqd.addrs.get().copied();
+    let tcp_port = match opts.broadcast_tcp_port {
+        0 => addrs.map(|a| a.tcp.port()).unwrap_or(0),
+        p => p,
+    };
+    let http_port = match opts.broadcast_http_port {
+        0 => addrs.and_then(|a| a.http).map(|a| a.port()).unwrap_or(0),
+        p => p,
+    };
+    let broadcast = opts.effective_broadcast_address();
+    let hostname = super::options::hostname();
+    let body = serde_json::to_vec(&Identify {
+        broadcast_address: &broadcast,
+        hostname: &hostname,
+        http_port,
+        tcp_port,
+        topology_region: &opts.topology_region,
+        topology_zone: &opts.topology_zone,
+        version: NSQ_VERSION,
+    })
+    .expect("plain struct serializes");
+    let mut identify = b"  V1IDENTIFY\n".to_vec();
+    identify.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    identify.extend_from_slice(&body);
+    let response = peer.command(&identify).await?;
+    match serde_json::from_slice::<LookupdInfo>(&response) {
+        Ok(info) => {
+            tracing::info!(
+                "LOOKUPD({addr}): peer info broadcast_address={} http_port={}",
+                info.broadcast_address,
+                info.http_port
+            );
+            nsqd.set_lookupd_info(addr, info);
+        }
+        Err(_) => {
+            return Err(PeerError::Refused(
+                String::from_utf8_lossy(&response).into_owned(),
+            ))
+        }
+    }
+    for event in nsqd.registrations() {
+        let line = event.command();
+        tracing::info!("LOOKUPD({addr}): {}", line.trim_end());
+        peer.expect_ok(&line).await?;
+    }
+    Ok(peer)
+}
+
+/// Follow changes and ping, until the connection fails.
+async fn serve(
+    addr: &str,
+    mut peer: Peer,
+    events: &mut broadcast::Receiver<LookupEvent>,
+) -> Result<(), PeerError> {
+    let mut ping =
+        tokio::time::interval_at(tokio::time::Instant::now() + PING_INTERVAL, PING_INTERVAL);
+    let mut unsolicited = [0u8; 64];
+    loop {
+        tokio::select! {
+            // A lookupd never speaks first: readable means it closed (or
+            // broke the protocol). Noticing now, rather than at the next
+            // ping, re-registers with a restarted lookupd at once.
+            read = peer.stream.read(&mut unsolicited) => {
+                return Err(match read {
+                    Ok(0) => PeerError::Refused("connection closed by nsqlookupd".into()),
+                    Ok(_) => PeerError::Refused("unexpected data from nsqlookupd".into()),
+                    Err(e) => PeerError::Io(e),
+                });
+            }
+            _ = ping.tick() => {
+                tracing::debug!("LOOKUPD({addr}): sending heartbeat");
+                peer.expect_ok("PING\n").await?;
+            }
+            event = events.recv() => match event {
+                Ok(event) => {
+                    let line = event.command();
+                    tracing::info!("LOOKUPD({addr}): {}", line.trim_end());
+                    peer.expect_ok(&line).await?;
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    // Changes were missed: a new connection makes the lookupd
+                    // forget this nsqd and learn its state afresh.
+                    return Err(PeerError::Refused("missed changes, resynchronising".into()));
+                }
+                Err(broadcast::error::RecvError::Closed) => return Ok(()),
+            },
+        }
+    }
+}
+
+/// Ask the lookupds which channels a new topic has elsewhere, and create
+/// those (not ephemeral ones) here, so that messages published to this nsqd
+/// wait for consumers that subscribe through another one.
+pub async fn precreate_channels(nsqd: Arc<Nsqd>, topic: Arc<super::topic::Topic>) {
+    let lookupds = nsqd.lookupd_http_addresses();
+    if lookupds.is_empty() {
+        if !nsqd.opts.lookupd_tcp_addresses.is_empty() {
+            tracing::error!(
+                "no available nsqlookupd to query for channels to pre-create for topic {}",
+                topic.name
+            );
+        }
+        return;
+    }
+    let client = match reqwest::Client::builder()
+        .connect_timeout(nsqd.opts.http_client_connect_timeout)
+        .timeout(nsqd.opts.http_client_request_timeout)
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("cannot build an HTTP client: {e}");
+            return;
+        }
+    };
+    #[derive(Deserialize)]
+    struct Channels {
+        channels: Vec<String>,
+    }
+    for http in lookupds {
+        let url = format!("http://{http}/channels?topic={}", topic.name);
+        let reply = match client.get(&url).send().await {
+            Ok(r) => r.json::<Channels>().await,
+            Err(e) => Err(e),
+        };
+        match reply {
+            Ok(found) => {
+                for channel in found.channels {
+                    if !crate::protocol::names::is_ephemeral(&channel)
+                        && crate::protocol::names::is_valid_name(channel.as_bytes())
+                        && !topic.is_exiting()
+                    {
+                        nsqd.get_or_create_channel(&topic, &channel);
+                    }
+                }
+            }
+            Err(e) => tracing::error!("failed to query nsqlookupd {url}: {e}"),
+        }
+    }
+}
