@@ -1,0 +1,498 @@
+//! nsqd registering with nsqlookupd, and consumers finding producers through
+//! it: the real binaries on loopback, our client and an independent one
+//! (tokio-nsq).
+
+mod support;
+
+use bytes::Bytes;
+use nsq::client::{Consumer, ConsumerConfig, LookupdPolling};
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command as Process, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::{http_request, wait_until, Nsqd, DEADLINE};
+
+/// A running nsqlookupd, killed on drop.
+struct Lookupd {
+    child: Child,
+    tcp: SocketAddr,
+    http: SocketAddr,
+}
+
+impl Lookupd {
+    /// Start on the given addresses (`127.0.0.1:0` for any port).
+    fn start_on(tcp: &str, http: &str, args: &[&str]) -> Lookupd {
+        let mut child = Process::new(env!("CARGO_BIN_EXE_nsqlookupd"))
+            .arg(format!("--tcp-address={tcp}"))
+            .arg(format!("--http-address={http}"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn nsqlookupd");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let stderr = child.stderr.take().expect("piped stderr");
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                for (key, marker) in [
+                    ("tcp", "TCP: listening on "),
+                    ("http", "HTTP: listening on "),
+                ] {
+                    if let Some(rest) = line.split(marker).nth(1) {
+                        let _ = tx.send((key, rest.trim().to_string()));
+                    }
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let (mut tcp, mut http) = (None, None);
+        while tcp.is_none() || http.is_none() {
+            match rx.recv_timeout(DEADLINE) {
+                Ok(("tcp", a)) => tcp = Some(a.parse().unwrap()),
+                Ok((_, a)) => http = Some(a.parse().unwrap()),
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!(
+                        "nsqlookupd did not start: {}",
+                        log.lock().unwrap().join("\n")
+                    );
+                }
+            }
+        }
+        Lookupd {
+            child,
+            tcp: tcp.unwrap(),
+            http: http.unwrap(),
+        }
+    }
+
+    fn start(args: &[&str]) -> Lookupd {
+        Self::start_on("127.0.0.1:0", "127.0.0.1:0", args)
+    }
+
+    fn get(&self, path: &str) -> serde_json::Value {
+        let r = http_request(self.http, "GET", path, b"");
+        if r.status == 404 {
+            return serde_json::Value::Null;
+        }
+        assert_eq!(r.status, 200, "GET {path}: {}", r.text());
+        r.json()
+    }
+
+    /// `broadcast_address:tcp_port` of every producer `/lookup` reports.
+    fn producers(&self, topic: &str) -> HashSet<String> {
+        let v = self.get(&format!("/lookup?topic={topic}"));
+        v["producers"]
+            .as_array()
+            .map(|ps| {
+                ps.iter()
+                    .map(|p| {
+                        format!(
+                            "{}:{}",
+                            p["broadcast_address"].as_str().unwrap(),
+                            p["tcp_port"]
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Lookupd {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// An nsqd registered with `lookupd`, reachable at 127.0.0.1.
+fn nsqd_with(lookupd: &Lookupd, extra: &[&str]) -> Nsqd {
+    let flag = format!("--lookupd-tcp-address={}", lookupd.tcp);
+    let mut args = vec![flag.as_str(), "--broadcast-address=127.0.0.1"];
+    args.extend_from_slice(extra);
+    Nsqd::start(&args)
+}
+
+/// A port nobody listens on now (bound then released), for a daemon that
+/// must start later at an address known in advance.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Our client consuming through `lookupd_http` in a thread of its own; the
+/// bodies it receives (and FINs) come out of the returned channel.
+fn discovering_consumer(
+    lookupd_http: String,
+    topic: &str,
+    channel: &str,
+) -> (
+    mpsc::Receiver<Bytes>,
+    std::thread::JoinHandle<()>,
+    Arc<std::sync::atomic::AtomicBool>,
+) {
+    let (tx, rx) = mpsc::channel();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let config = ConsumerConfig {
+        topic: topic.into(),
+        channel: channel.into(),
+        max_in_flight: 100,
+        connection: Default::default(),
+    };
+    let polling = LookupdPolling {
+        interval: Duration::from_millis(100),
+        jitter: 0.3,
+        timeout: Duration::from_secs(1),
+    };
+    let stop2 = stop.clone();
+    let handle = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let mut consumer = Consumer::discover(&[lookupd_http], &config, polling).unwrap();
+            while !stop2.load(std::sync::atomic::Ordering::SeqCst) {
+                let next = tokio::time::timeout(Duration::from_millis(50), consumer.next()).await;
+                match next {
+                    Ok(Some(Ok(d))) => {
+                        if tx.send(d.body().clone()).is_err() {
+                            break;
+                        }
+                        d.fin();
+                    }
+                    Ok(Some(Err(_))) | Err(_) => {}
+                    Ok(None) => break,
+                }
+            }
+            consumer.stop();
+        });
+    });
+    (rx, handle, stop)
+}
+
+fn receive(rx: &mpsc::Receiver<Bytes>, n: usize) -> HashSet<Bytes> {
+    let deadline = Instant::now() + DEADLINE;
+    let mut got = HashSet::new();
+    while got.len() < n {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(b) => {
+                got.insert(b);
+            }
+            Err(_) => panic!("received {} of {n} messages", got.len()),
+        }
+    }
+    got
+}
+
+fn publish(nsqd: &Nsqd, topic: &str, bodies: &[String]) {
+    let mut c = nsqd.connect();
+    for b in bodies {
+        c.publish(topic, b.as_bytes());
+    }
+}
+
+#[test]
+fn consumer_first_then_lookupd_then_nsqd_then_topic() {
+    // The seed's walk-through: the consumer starts before anything exists
+    // and polls a lookupd that is not up yet.
+    let http_port = free_port();
+    let lookupd_http = format!("127.0.0.1:{http_port}");
+    let (rx, handle, stop) = discovering_consumer(lookupd_http.clone(), "walk", "ch");
+
+    let lookupd = Lookupd::start_on("127.0.0.1:0", &lookupd_http, &[]);
+    let nsqd = nsqd_with(&lookupd, &[]);
+    let r = nsqd.http("POST", "/topic/create?topic=walk", b"");
+    assert_eq!(r.status, 200);
+    wait_until("lookupd knows the topic", || {
+        lookupd
+            .producers("walk")
+            .contains(&format!("127.0.0.1:{}", nsqd.tcp.port()))
+    });
+    // Published at once, whether or not the consumer has found the nsqd
+    // yet: the topic keeps them until the consumer's SUB creates its channel.
+    let bodies: Vec<String> = (0..100).map(|i| format!("walk-{i}")).collect();
+    publish(&nsqd, "walk", &bodies);
+    let got = receive(&rx, bodies.len());
+    let expected: HashSet<Bytes> = bodies.iter().map(|b| Bytes::from(b.clone())).collect();
+    assert_eq!(got, expected);
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    handle.join().unwrap();
+}
+
+#[test]
+fn one_consumer_receives_from_two_nsqd() {
+    let lookupd = Lookupd::start(&[]);
+    let a = nsqd_with(&lookupd, &[]);
+    let b = nsqd_with(&lookupd, &[]);
+    for n in [&a, &b] {
+        assert_eq!(n.http("POST", "/topic/create?topic=both", b"").status, 200);
+        assert_eq!(
+            n.http("POST", "/channel/create?topic=both&channel=ch", b"")
+                .status,
+            200
+        );
+    }
+    wait_until("both producers registered", || {
+        lookupd.producers("both").len() == 2
+    });
+    let from_a: Vec<String> = (0..50).map(|i| format!("a-{i}")).collect();
+    let from_b: Vec<String> = (0..50).map(|i| format!("b-{i}")).collect();
+    publish(&a, "both", &from_a);
+    publish(&b, "both", &from_b);
+    let (rx, handle, stop) = discovering_consumer(lookupd.http.to_string(), "both", "ch");
+    let got = receive(&rx, 100);
+    assert!(got.contains(&Bytes::from("a-49")) && got.contains(&Bytes::from("b-49")));
+    // b vanishes from the lookupd (tombstoned for the topic): the consumer
+    // closes its connection to b and keeps the one to a.
+    let node = format!("127.0.0.1:{}", b.http.port());
+    let path = format!("/topic/tombstone?topic=both&node={node}");
+    assert_eq!(http_request(lookupd.http, "POST", &path, b"").status, 200);
+    wait_until("consumer left b", || {
+        b.channel_stats("both", "ch")
+            .is_some_and(|c| c["client_count"] == 0)
+    });
+    assert_eq!(a.channel_stats("both", "ch").unwrap()["client_count"], 1);
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    handle.join().unwrap();
+}
+
+#[test]
+fn killed_nsqd_leaves_lookup() {
+    // Its connection closes with it: the lookupd drops it at once.
+    let lookupd = Lookupd::start(&[]);
+    let nsqd = nsqd_with(&lookupd, &[]);
+    assert_eq!(
+        nsqd.http("POST", "/topic/create?topic=gone", b"").status,
+        200
+    );
+    let me = format!("127.0.0.1:{}", nsqd.tcp.port());
+    wait_until("registered", || lookupd.producers("gone").contains(&me));
+    support::signal(nsqd.pid(), "KILL");
+    wait_until("gone from /lookup", || lookupd.producers("gone").is_empty());
+    wait_until("gone from /nodes", || {
+        lookupd.get("/nodes")["producers"]
+            .as_array()
+            .is_some_and(|p| p.is_empty())
+    });
+    // The topic itself stays known, with no producer.
+    assert!(lookupd.get("/topics")["topics"]
+        .as_array()
+        .unwrap()
+        .contains(&"gone".into()));
+}
+
+#[test]
+fn silent_nsqd_leaves_lookup_after_the_inactive_timeout() {
+    // A frozen nsqd keeps its connection open but stops pinging, as one
+    // behind a network partition would.
+    let lookupd = Lookupd::start(&["--inactive-producer-timeout=500ms"]);
+    let nsqd = nsqd_with(&lookupd, &[]);
+    assert_eq!(
+        nsqd.http("POST", "/topic/create?topic=quiet", b"").status,
+        200
+    );
+    let me = format!("127.0.0.1:{}", nsqd.tcp.port());
+    wait_until("registered", || lookupd.producers("quiet").contains(&me));
+    support::signal(nsqd.pid(), "STOP");
+    wait_until("inactive: gone from /lookup", || {
+        lookupd.producers("quiet").is_empty()
+    });
+    support::signal(nsqd.pid(), "CONT");
+}
+
+#[test]
+fn tombstone_hides_until_the_topic_is_registered_again() {
+    let lookupd = Lookupd::start(&["--tombstone-lifetime=60s"]);
+    let nsqd = nsqd_with(&lookupd, &[]);
+    assert_eq!(
+        nsqd.http("POST", "/topic/create?topic=tomb", b"").status,
+        200
+    );
+    let me = format!("127.0.0.1:{}", nsqd.tcp.port());
+    wait_until("registered", || lookupd.producers("tomb").contains(&me));
+    let node = format!("127.0.0.1:{}", nsqd.http.port());
+    let r = http_request(
+        lookupd.http,
+        "POST",
+        &format!("/topic/tombstone?topic=tomb&node={node}"),
+        b"",
+    );
+    assert_eq!(r.status, 200);
+    assert!(lookupd.producers("tomb").is_empty(), "tombstoned: hidden");
+    let nodes = lookupd.get("/nodes");
+    assert_eq!(
+        nodes["producers"][0]["tombstones"],
+        serde_json::json!([true])
+    );
+    // What nsqadmin does next: delete the topic on that nsqd. When it is
+    // created again, its new registration is not tombstoned.
+    assert_eq!(
+        nsqd.http("POST", "/topic/delete?topic=tomb", b"").status,
+        200
+    );
+    assert_eq!(
+        nsqd.http("POST", "/topic/create?topic=tomb", b"").status,
+        200
+    );
+    wait_until("visible again", || lookupd.producers("tomb").contains(&me));
+}
+
+#[test]
+fn nsqd_registers_again_with_a_restarted_lookupd() {
+    let mut lookupd = Lookupd::start(&[]);
+    let (tcp, http) = (lookupd.tcp.to_string(), lookupd.http.to_string());
+    let nsqd = nsqd_with(&lookupd, &[]);
+    assert_eq!(nsqd.http("POST", "/topic/create?topic=t1", b"").status, 200);
+    assert_eq!(
+        nsqd.http("POST", "/channel/create?topic=t1&channel=c1", b"")
+            .status,
+        200
+    );
+    let me = format!("127.0.0.1:{}", nsqd.tcp.port());
+    wait_until("registered", || lookupd.producers("t1").contains(&me));
+    lookupd.kill();
+    let lookupd = Lookupd::start_on(&tcp, &http, &[]);
+    wait_until("registered with the new lookupd", || {
+        lookupd.producers("t1").contains(&me)
+    });
+    assert_eq!(
+        lookupd.get("/channels?topic=t1")["channels"],
+        serde_json::json!(["c1"])
+    );
+}
+
+#[test]
+fn lookupd_started_after_nsqd_learns_about_it() {
+    let tcp_port = free_port();
+    let tcp = format!("127.0.0.1:{tcp_port}");
+    let nsqd = Nsqd::start(&[
+        &format!("--lookupd-tcp-address={tcp}"),
+        "--broadcast-address=127.0.0.1",
+    ]);
+    assert_eq!(
+        nsqd.http("POST", "/topic/create?topic=early", b"").status,
+        200
+    );
+    let lookupd = Lookupd::start_on(&tcp, "127.0.0.1:0", &[]);
+    let me = format!("127.0.0.1:{}", nsqd.tcp.port());
+    wait_until("registered", || lookupd.producers("early").contains(&me));
+}
+
+#[test]
+fn deletes_propagate_to_lookupd() {
+    let lookupd = Lookupd::start(&[]);
+    let nsqd = nsqd_with(&lookupd, &[]);
+    assert_eq!(
+        nsqd.http("POST", "/topic/create?topic=del", b"").status,
+        200
+    );
+    for c in ["keep", "drop"] {
+        let path = format!("/channel/create?topic=del&channel={c}");
+        assert_eq!(nsqd.http("POST", &path, b"").status, 200);
+    }
+    let me = format!("127.0.0.1:{}", nsqd.tcp.port());
+    wait_until("registered", || lookupd.producers("del").contains(&me));
+    // Channel delete: UNREGISTER topic channel. The producer is gone from
+    // that channel's registration (visible in /debug); the registration
+    // itself stays, as in NSQ, since the channel is not ephemeral.
+    assert_eq!(
+        nsqd.http("POST", "/channel/delete?topic=del&channel=drop", b"")
+            .status,
+        200
+    );
+    wait_until("producer left the channel registration", || {
+        lookupd.get("/debug")["channel:del:drop"]
+            .as_array()
+            .is_some_and(|p| p.is_empty())
+    });
+    // Topic delete: UNREGISTER topic; the nsqd is no longer a producer.
+    assert_eq!(
+        nsqd.http("POST", "/topic/delete?topic=del", b"").status,
+        200
+    );
+    wait_until("no producer of the deleted topic", || {
+        lookupd.producers("del").is_empty()
+    });
+}
+
+#[test]
+fn new_topic_gets_the_channels_lookupd_knows() {
+    // Channel pre-creation: a topic new to this nsqd gets the (durable)
+    // channels its consumers use elsewhere, so messages wait for them.
+    // The nsqd queries the lookupd at the address the lookupd announces.
+    let lookupd = Lookupd::start(&["--broadcast-address=127.0.0.1"]);
+    for path in [
+        "/channel/create?topic=pre&channel=archive",
+        "/channel/create?topic=pre&channel=tail%23ephemeral",
+    ] {
+        assert_eq!(http_request(lookupd.http, "POST", path, b"").status, 200);
+    }
+    let nsqd = nsqd_with(&lookupd, &[]);
+    wait_until("nsqd identified with lookupd", || {
+        lookupd.get("/nodes")["producers"]
+            .as_array()
+            .is_some_and(|p| p.len() == 1)
+    });
+    nsqd.connect().publish("pre", b"kept for archive");
+    wait_until("archive pre-created and holding the message", || {
+        nsqd.channel_stats("pre", "archive")
+            .is_some_and(|c| c["depth"] == 1)
+    });
+    assert!(
+        nsqd.channel_stats("pre", "tail#ephemeral").is_none(),
+        "ephemeral ones are not pre-created"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokio_nsq_discovers_through_our_lookupd() {
+    use tokio_nsq::{
+        NSQChannel, NSQConsumerConfig, NSQConsumerConfigSources, NSQConsumerLookupConfig, NSQTopic,
+    };
+    let lookupd = Lookupd::start(&[]);
+    let nsqd = nsqd_with(&lookupd, &[]);
+    let bodies: Vec<String> = (0..20).map(|i| format!("interop-{i}")).collect();
+    publish(&nsqd, "found", &bodies);
+    let me = format!("127.0.0.1:{}", nsqd.tcp.port());
+    let lk = &lookupd;
+    tokio::task::block_in_place(|| {
+        wait_until("registered", || lk.producers("found").contains(&me))
+    });
+    let lookup = NSQConsumerLookupConfig::new()
+        .set_poll_interval(Duration::from_millis(200))
+        .set_addresses([format!("http://{}", lookupd.http)].into_iter().collect());
+    let mut consumer = NSQConsumerConfig::new(
+        NSQTopic::new("found").unwrap(),
+        NSQChannel::new("ch").unwrap(),
+    )
+    .set_max_in_flight(50)
+    .set_sources(NSQConsumerConfigSources::Lookup(lookup))
+    .build();
+    let mut seen = HashSet::new();
+    while seen.len() < bodies.len() {
+        let msg = tokio::time::timeout(DEADLINE, consumer.consume_filtered())
+            .await
+            .expect("message in time")
+            .expect("consumer open");
+        seen.insert(String::from_utf8(msg.body.clone()).unwrap());
+        msg.finish().await;
+    }
+    assert_eq!(seen, bodies.into_iter().collect());
+}
