@@ -15,25 +15,24 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::{http_request, wait_until, Nsqd, DEADLINE};
 
-/// A running nsqlookupd, killed on drop.
-struct Lookupd {
+/// A daemon started with a command line, its listening addresses read from
+/// its log, killed on drop.
+struct Daemon {
     child: Child,
     tcp: SocketAddr,
     http: SocketAddr,
 }
 
-impl Lookupd {
-    /// Start on the given addresses (`127.0.0.1:0` for any port).
-    fn start_on(tcp: &str, http: &str, args: &[&str]) -> Lookupd {
-        let mut child = Process::new(env!("CARGO_BIN_EXE_nsqlookupd"))
-            .arg(format!("--tcp-address={tcp}"))
-            .arg(format!("--http-address={http}"))
+impl Daemon {
+    /// `program args...`; waits for "TCP: listening on" and "HTTP: listening on".
+    fn spawn(program: &str, args: &[String]) -> Daemon {
+        let mut child = Process::new(program)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("spawn nsqlookupd");
+            .unwrap_or_else(|e| panic!("spawn {program}: {e}"));
         let log = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = mpsc::channel();
         let stderr = child.stderr.take().expect("piped stderr");
@@ -59,17 +58,53 @@ impl Lookupd {
                 Ok((_, a)) => http = Some(a.parse().unwrap()),
                 Err(_) => {
                     let _ = child.kill();
+                    let _ = child.wait();
                     panic!(
-                        "nsqlookupd did not start: {}",
+                        "{program} {args:?} did not start: {}",
                         log.lock().unwrap().join("\n")
                     );
                 }
             }
         }
-        Lookupd {
+        Daemon {
             child,
             tcp: tcp.unwrap(),
             http: http.unwrap(),
+        }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A running nsqlookupd.
+struct Lookupd {
+    daemon: Daemon,
+    tcp: SocketAddr,
+    http: SocketAddr,
+}
+
+impl Lookupd {
+    /// Start on the given addresses (`127.0.0.1:0` for any port).
+    fn start_on(tcp: &str, http: &str, args: &[&str]) -> Lookupd {
+        let mut all = vec![
+            format!("--tcp-address={tcp}"),
+            format!("--http-address={http}"),
+        ];
+        all.extend(args.iter().map(|a| a.to_string()));
+        let daemon = Daemon::spawn(env!("CARGO_BIN_EXE_nsqlookupd"), &all);
+        Lookupd {
+            tcp: daemon.tcp,
+            http: daemon.http,
+            daemon,
         }
     }
 
@@ -106,14 +141,7 @@ impl Lookupd {
     }
 
     fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Lookupd {
-    fn drop(&mut self) {
-        self.kill();
+        self.daemon.kill();
     }
 }
 
@@ -495,4 +523,253 @@ async fn tokio_nsq_discovers_through_our_lookupd() {
         msg.finish().await;
     }
     assert_eq!(seen, bodies.into_iter().collect());
+}
+
+// ---------------------------------------------------------------------------
+// Several hosts: network namespaces joined by a bridge, private addresses.
+
+/// Network namespaces for one test run (names unique per process), a
+/// bridge joining them, and veth links; everything is deleted on drop.
+struct Hosts {
+    prefix: String,
+    names: Vec<String>,
+}
+
+impl Hosts {
+    const SUBNET: &'static str = "10.77.0";
+
+    /// One namespace per host name, host `i` at `10.77.0.<i+1>`. `None` when
+    /// this machine cannot create namespaces (not root, no iproute2).
+    fn create(hosts: &[&str]) -> Option<Hosts> {
+        let prefix = format!("nq{}", std::process::id() % 100_000);
+        let mut made = Hosts {
+            prefix: prefix.clone(),
+            names: Vec::new(),
+        };
+        let hub = format!("{prefix}hub");
+        if !ip(&["netns", "add", &hub]) {
+            return None;
+        }
+        made.names.push(hub.clone());
+        let ok = ip(&["-n", &hub, "link", "add", "br0", "type", "bridge"])
+            && ip(&["-n", &hub, "link", "set", "br0", "up"]);
+        if !ok {
+            return None;
+        }
+        for (i, host) in hosts.iter().enumerate() {
+            let ns = made.ns(host);
+            let (inside, outside) = (format!("{prefix}{i}a"), format!("{prefix}{i}b"));
+            let addr = format!("{}.{}/24", Self::SUBNET, i + 1);
+            let ok = ip(&["netns", "add", &ns])
+                && {
+                    made.names.push(ns.clone());
+                    true
+                }
+                && ip(&[
+                    "link", "add", &inside, "type", "veth", "peer", "name", &outside,
+                ])
+                && ip(&["link", "set", &inside, "netns", &ns])
+                && ip(&["link", "set", &outside, "netns", &hub])
+                && ip(&["-n", &hub, "link", "set", &outside, "master", "br0"])
+                && ip(&["-n", &hub, "link", "set", &outside, "up"])
+                && ip(&["-n", &ns, "addr", "add", &addr, "dev", &inside])
+                && ip(&["-n", &ns, "link", "set", &inside, "up"])
+                && ip(&["-n", &ns, "link", "set", "lo", "up"]);
+            if !ok {
+                return None;
+            }
+        }
+        Some(made)
+    }
+
+    fn ns(&self, host: &str) -> String {
+        format!("{}{host}", self.prefix)
+    }
+
+    fn addr(index: usize) -> String {
+        format!("{}.{}", Self::SUBNET, index + 1)
+    }
+
+    /// `program args` run inside `host`'s namespace.
+    fn command(&self, host: &str, program: &str, args: &[String]) -> (String, Vec<String>) {
+        let mut all = vec![
+            "netns".to_string(),
+            "exec".into(),
+            self.ns(host),
+            program.into(),
+        ];
+        all.extend_from_slice(args);
+        ("ip".to_string(), all)
+    }
+}
+
+impl Drop for Hosts {
+    fn drop(&mut self) {
+        for ns in self.names.iter().rev() {
+            ip(&["netns", "del", ns]);
+        }
+    }
+}
+
+fn ip(args: &[&str]) -> bool {
+    Process::new("ip")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Run in a child process inside a namespace (see `netns_child`): publish
+/// or consume, driven by environment variables.
+fn child(hosts: &Hosts, host: &str, role: &str, vars: &[(&str, String)]) -> std::process::Output {
+    let exe = std::env::current_exe().unwrap().display().to_string();
+    let (program, args) = hosts.command(
+        host,
+        &exe,
+        &["--exact".into(), "netns_child".into(), "--nocapture".into()],
+    );
+    let mut cmd = Process::new(program);
+    cmd.args(args).env("NSQ_NETNS_ROLE", role);
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+/// Not a test on its own: the body of the child processes above. Without
+/// `NSQ_NETNS_ROLE` it does nothing.
+#[test]
+fn netns_child() {
+    let Ok(role) = std::env::var("NSQ_NETNS_ROLE") else {
+        return;
+    };
+    let var = |k: &str| std::env::var(k).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    match role.as_str() {
+        "publish" => rt.block_on(async {
+            let p = nsq::client::Producer::connect(&var("NSQD"), &Default::default())
+                .await
+                .unwrap();
+            for i in 0..var("COUNT").parse::<usize>().unwrap() {
+                let body = format!("{}-{i}", var("PREFIX"));
+                p.publish(&var("TOPIC"), body).await.unwrap();
+            }
+        }),
+        "consume" => rt.block_on(async {
+            let config = ConsumerConfig {
+                topic: var("TOPIC"),
+                channel: "ch".into(),
+                max_in_flight: 50,
+                connection: Default::default(),
+            };
+            let polling = LookupdPolling {
+                interval: Duration::from_millis(200),
+                jitter: 0.3,
+                timeout: Duration::from_secs(1),
+            };
+            let mut consumer = Consumer::discover(&[var("LOOKUPD")], &config, polling).unwrap();
+            let want = var("COUNT").parse::<usize>().unwrap();
+            let mut seen = HashSet::new();
+            while seen.len() < want {
+                match tokio::time::timeout(DEADLINE, consumer.next()).await {
+                    Ok(Some(Ok(d))) => {
+                        seen.insert(String::from_utf8_lossy(d.body()).into_owned());
+                        d.fin();
+                    }
+                    Ok(Some(Err(_))) => {}
+                    _ => break,
+                }
+            }
+            for body in &seen {
+                println!("GOT {body}");
+            }
+        }),
+        other => panic!("unknown role {other}"),
+    }
+}
+
+#[test]
+fn lookupd_and_two_nsqd_on_separate_hosts() {
+    let Some(hosts) = Hosts::create(&["lk", "a", "b", "c"]) else {
+        eprintln!(
+            "SKIPPED lookupd_and_two_nsqd_on_separate_hosts: cannot create network \
+             namespaces here (needs root and iproute2's `ip netns`)"
+        );
+        return;
+    };
+    let lk = Hosts::addr(0);
+    let (program, args) = hosts.command(
+        "lk",
+        env!("CARGO_BIN_EXE_nsqlookupd"),
+        &[
+            format!("--tcp-address={lk}:4160"),
+            format!("--http-address={lk}:4161"),
+            format!("--broadcast-address={lk}"),
+        ],
+    );
+    let _lookupd = Daemon::spawn(&program, &args);
+    let mut nsqds = Vec::new();
+    let mut dirs = Vec::new();
+    for (i, host) in [(1, "a"), (2, "b")] {
+        let me = Hosts::addr(i);
+        let dir = tempfile::tempdir().unwrap();
+        let (program, args) = hosts.command(
+            host,
+            env!("CARGO_BIN_EXE_nsqd"),
+            &[
+                format!("--tcp-address={me}:4150"),
+                format!("--http-address={me}:4151"),
+                format!("--broadcast-address={me}"),
+                format!("--lookupd-tcp-address={lk}:4160"),
+                format!("--data-path={}", dir.path().display()),
+            ],
+        );
+        nsqds.push(Daemon::spawn(&program, &args));
+        dirs.push(dir);
+    }
+    for (i, host, prefix) in [(1, "a", "from-a"), (2, "b", "from-b")] {
+        let out = child(
+            &hosts,
+            host,
+            "publish",
+            &[
+                ("NSQD", format!("{}:4150", Hosts::addr(i))),
+                ("TOPIC", "spread".into()),
+                ("PREFIX", prefix.into()),
+                ("COUNT", "20".into()),
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "publisher on {host}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // The consumer, on a third host, knows only the lookupd.
+    let out = child(
+        &hosts,
+        "c",
+        "consume",
+        &[
+            ("LOOKUPD", format!("{lk}:4161")),
+            ("TOPIC", "spread".into()),
+            ("COUNT", "40".into()),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let got: HashSet<&str> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("GOT "))
+        .collect();
+    assert!(
+        out.status.success(),
+        "consumer: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(got.len(), 40, "received {got:?}");
+    assert!(got.contains("from-a-19") && got.contains("from-b-19"));
 }
