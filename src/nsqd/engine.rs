@@ -361,7 +361,10 @@ impl Nsqd {
             .lock()
             .values()
             .filter(|i| !i.broadcast_address.is_empty() && i.http_port != 0)
-            .map(|i| format!("{}:{}", i.broadcast_address, i.http_port))
+            .map(|i| match i.broadcast_address.contains(':') {
+                true => format!("[{}]:{}", i.broadcast_address, i.http_port),
+                false => format!("{}:{}", i.broadcast_address, i.http_port),
+            })
             .collect()
     }
 
