@@ -15,3 +15,4 @@ pub mod logging;
 pub mod lookupd;
 pub mod nsqd;
 pub mod protocol;
+pub mod tools;

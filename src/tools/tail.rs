@@ -1,0 +1,221 @@
+//! nsq-tail (NSQ's nsq_tail): print the messages of one or more topics,
+//! one per line, from a channel (by default a fresh ephemeral one, so
+//! tailing takes nothing away from anyone).
+//!
+//! Each message body goes to stdout followed by a newline, flushed as soon
+//! as no further message is waiting. A message is FINished once written. A
+//! closed stdout (`| head -3`) or SIGINT/SIGTERM ends it quietly with status
+//! 0; `--timeout` makes a CI job fail when `-n` messages did not come.
+
+use super::args::{Connection, Sources};
+use super::Failure;
+use crate::cli::duration_arg;
+use crate::client::{Consumer, ConsumerConfig, Delivery, LookupdPolling};
+use clap::{ArgAction, Parser};
+use std::io::Write;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// nsq-tail: print the messages of NSQ topics on stdout, one per line.
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "nsq-tail",
+    version,
+    about = "Print the messages of NSQ topics on stdout, one per line (NSQ's nsq_tail)",
+    after_help = "Exit status: 0 after -n messages, on SIGINT/SIGTERM or when stdout closes; \
+                  1 when an nsqd cannot be reached or is lost, or --timeout passes first; 2 on a usage error."
+)]
+pub struct TailArgs {
+    /// NSQ topic (may be given multiple times).
+    #[arg(long = "topic", action = ArgAction::Append, value_name = "TOPIC", required = true)]
+    pub topics: Vec<String>,
+
+    /// NSQ channel (default: a new ephemeral one, tailNNNNNN#ephemeral).
+    #[arg(long, value_name = "CHANNEL")]
+    pub channel: Option<String>,
+
+    #[command(flatten)]
+    pub sources: Sources,
+
+    /// Exit after this many messages (0: run until interrupted).
+    #[arg(short = 'n', default_value_t = 0, value_name = "N")]
+    pub total: u64,
+
+    /// Print the topic name before each message (`topic | body`).
+    #[arg(long = "print-topic")]
+    pub print_topic: bool,
+
+    /// Messages in flight at once.
+    #[arg(long = "max-in-flight", default_value_t = 200, value_name = "N")]
+    pub max_in_flight: u64,
+
+    /// With -n: fail (status 1) if the messages have not all arrived after
+    /// this long (e.g. 30s).
+    #[arg(long, value_parser = duration_arg, value_name = "DURATION")]
+    pub timeout: Option<Duration>,
+
+    /// How often to ask nsqlookupd for producers.
+    #[arg(long = "lookupd-poll-interval", default_value = "60s", value_parser = duration_arg, value_name = "DURATION")]
+    pub lookupd_poll_interval: Duration,
+
+    #[command(flatten)]
+    pub connection: Connection,
+}
+
+/// A message with the topic it came from.
+type Received = (usize, Result<Delivery, crate::client::ClientError>);
+
+pub async fn run(args: TailArgs) -> Result<(), Failure> {
+    let usage = |message: String| Failure { message, code: 2 };
+    args.sources.check_one_kind().map_err(usage)?;
+    for t in &args.topics {
+        if !crate::protocol::names::is_valid_name(t.as_bytes()) {
+            return Err(usage(format!("--topic {t:?} is not a valid topic name")));
+        }
+    }
+    let channel = args
+        .channel
+        .clone()
+        .unwrap_or_else(|| format!("tail{:06}#ephemeral", fastrand::u32(..999_999)));
+    if !crate::protocol::names::is_valid_name(channel.as_bytes()) {
+        return Err(usage(format!(
+            "--channel {channel:?} is not a valid channel name"
+        )));
+    }
+    let mut max_in_flight = args.max_in_flight.max(1);
+    if args.total > 0 {
+        max_in_flight = max_in_flight.min(args.total);
+    }
+    let connection = args
+        .connection
+        .config(&format!("nsq-tail/{}", env!("CARGO_PKG_VERSION")));
+
+    // One consumer per topic, each in a task, all feeding one queue.
+    let (tx, mut rx) = mpsc::channel::<Received>(1024);
+    for (index, topic) in args.topics.iter().enumerate() {
+        let config = ConsumerConfig {
+            topic: topic.clone(),
+            channel: channel.clone(),
+            max_in_flight,
+            connection: connection.clone(),
+        };
+        let mut consumer = if args.sources.lookupd_http_addresses.is_empty() {
+            Consumer::connect(&args.sources.nsqd_tcp_addresses, &config).await?
+        } else {
+            let polling = LookupdPolling {
+                interval: args.lookupd_poll_interval,
+                ..LookupdPolling::default()
+            };
+            Consumer::discover(&args.sources.lookupd_http_addresses, &config, polling)?
+        };
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while let Some(item) = consumer.next().await {
+                if tx.send((index, item)).await.is_err() {
+                    break;
+                }
+            }
+            consumer.stop();
+        });
+    }
+    drop(tx);
+
+    let deadline = args
+        .timeout
+        .map(|t| tokio::time::Instant::now() + t)
+        .filter(|_| args.total > 0);
+    let mut stop = std::pin::pin!(shutdown_signal());
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
+    let mut shown = 0u64;
+    loop {
+        let next = tokio::select! {
+            item = rx.recv() => item,
+            _ = &mut stop => return finish(&mut out),
+            _ = sleep_until_opt(deadline) => {
+                let _ = out.flush();
+                return Err(Failure::new(format!(
+                    "timed out: {shown} of {} messages after {}",
+                    args.total,
+                    crate::cli::format_duration(args.timeout.unwrap_or_default())
+                )));
+            }
+        };
+        let Some((index, item)) = next else {
+            let _ = out.flush();
+            return Err(Failure::new("every connection to nsqd is gone"));
+        };
+        let delivery = match item {
+            Ok(d) => d,
+            Err(e) => {
+                // One connection ended; the others (if any) go on.
+                eprintln!("nsq-tail: {e}");
+                continue;
+            }
+        };
+        if args.total > 0 && shown >= args.total {
+            // More than asked for arrived in flight: give it back untouched.
+            delivery.req(Duration::ZERO);
+            continue;
+        }
+        let written = (|| {
+            if args.print_topic {
+                out.write_all(args.topics[index].as_bytes())?;
+                out.write_all(b" | ")?;
+            }
+            out.write_all(delivery.body())?;
+            out.write_all(b"\n")?;
+            if rx.is_empty() {
+                out.flush()?;
+            }
+            Ok::<_, std::io::Error>(())
+        })();
+        if let Err(e) = written {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                delivery.req(Duration::ZERO);
+                return Ok(()); // stdout closed: the reader has seen enough
+            }
+            return Err(Failure::new(format!("writing to stdout: {e}")));
+        }
+        delivery.fin();
+        shown += 1;
+        if args.total > 0 && shown >= args.total {
+            return finish(&mut out);
+        }
+    }
+}
+
+fn finish(out: &mut impl Write) -> Result<(), Failure> {
+    match out.flush() {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Failure::new(format!("writing to stdout: {e}")))
+        }
+        _ => Ok(()),
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut int), Ok(mut term)) => {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
