@@ -1,0 +1,335 @@
+//! The command-line tools end to end: real binaries, real pipes.
+
+mod support;
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, Command as Process, Stdio};
+use std::time::{Duration, Instant};
+use support::{run_binary, wait_until, Nsqd};
+
+const PUB: &str = env!("CARGO_BIN_EXE_nsq-pub");
+const TAIL: &str = env!("CARGO_BIN_EXE_nsq-tail");
+
+/// Run nsq-pub with `input` on stdin: exit code and stderr.
+fn publish(args: &[&str], input: &[u8]) -> (i32, String) {
+    let mut child = Process::new(PUB)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = wait_with_deadline(child);
+    writer.join().unwrap();
+    (out.0, out.2)
+}
+
+/// Wait (bounded) for a child; exit code, stdout, stderr. Killed on timeout.
+fn wait_with_deadline(mut child: Child) -> (i32, Vec<u8>, String) {
+    let mut stdout = child.stdout.take();
+    let mut stderr = child.stderr.take();
+    let out_reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        if let Some(s) = stdout.as_mut() {
+            let _ = s.read_to_end(&mut v);
+        }
+        v
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut v = String::new();
+        if let Some(s) = stderr.as_mut() {
+            let _ = s.read_to_string(&mut v);
+        }
+        v
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("tool did not exit in time");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    (
+        status.code().unwrap_or(-1),
+        out_reader.join().unwrap(),
+        err_reader.join().unwrap(),
+    )
+}
+
+fn tail(args: &[&str]) -> (i32, Vec<u8>, String) {
+    let child = Process::new(TAIL)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_with_deadline(child)
+}
+
+#[test]
+fn seq_through_pub_and_tail() {
+    let nsqd = Nsqd::start(&[]);
+    let addr = format!("--nsqd-tcp-address={}", nsqd.tcp);
+    // The channel first, so that nsq-tail can use it after the publish.
+    assert_eq!(
+        nsqd.http("POST", "/topic/create?topic=seq", b"").status,
+        200
+    );
+    assert_eq!(
+        nsqd.http("POST", "/channel/create?topic=seq&channel=c", b"")
+            .status,
+        200
+    );
+    let input: String = (1..=10_000).map(|i| format!("{i}\n")).collect();
+    let (code, err) = publish(&["--topic=seq", &addr], input.as_bytes());
+    assert_eq!((code, err.as_str()), (0, ""));
+    let (code, out, err) = tail(&[
+        "--topic=seq",
+        "--channel=c",
+        &addr,
+        "-n",
+        "10000",
+        "--timeout=15s",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = std::str::from_utf8(&out).unwrap().lines().collect();
+    assert_eq!(lines.len(), 10_000);
+    let got: HashSet<&str> = lines.into_iter().collect();
+    let expected: HashSet<String> = (1..=10_000).map(|i| i.to_string()).collect();
+    assert_eq!(got, expected.iter().map(String::as_str).collect());
+}
+
+#[test]
+fn binary_bodies_with_a_custom_delimiter() {
+    let nsqd = Nsqd::start(&[]);
+    let addr = format!("--nsqd-tcp-address={}", nsqd.tcp);
+    let mut consumer = support::consumer(&nsqd, "bin", "c", 10);
+    // NUL-separated, bodies with newlines and high bytes; the last one has
+    // no trailing delimiter and is kept whole.
+    let bodies: [&[u8]; 3] = [b"line one\nline two", b"\xff\xfe\x01", b"last"];
+    let input = [bodies[0], b"\0", bodies[1], b"\0\0", bodies[2]].concat();
+    let (code, err) = publish(&["--topic=bin", &addr, "--delimiter=\\0"], &input);
+    assert_eq!((code, err.as_str()), (0, ""));
+    let got: Vec<Vec<u8>> = (0..3)
+        .map(|_| consumer.expect_message().body.to_vec())
+        .collect();
+    assert_eq!(got, bodies.iter().map(|b| b.to_vec()).collect::<Vec<_>>());
+}
+
+#[test]
+fn rate_is_honoured() {
+    let nsqd = Nsqd::start(&[]);
+    let addr = format!("--nsqd-tcp-address={}", nsqd.tcp);
+    let input: String = (0..40).map(|i| format!("{i}\n")).collect();
+    let started = Instant::now();
+    let (code, err) = publish(&["--topic=slow", &addr, "--rate=100"], input.as_bytes());
+    let took = started.elapsed();
+    assert_eq!((code, err.as_str()), (0, ""));
+    // 40 messages at 100/s need at least 0.39 s; generous bounds.
+    assert!(took >= Duration::from_millis(350), "took {took:?}");
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+}
+
+#[test]
+fn pub_fails_clearly_when_nsqd_is_down_or_refuses() {
+    // Down: nothing listens on this port.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let down = format!("--nsqd-tcp-address=127.0.0.1:{port}");
+    let (code, err) = publish(&["--topic=t", &down], b"x\n");
+    assert_eq!(code, 1);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("nsq-pub: cannot connect to nsqd at 127.0.0.1:"),
+        "{err}"
+    );
+
+    // Refused: the third message is over --max-msg-size.
+    let nsqd = Nsqd::start(&["--max-msg-size=10"]);
+    let addr = format!("--nsqd-tcp-address={}", nsqd.tcp);
+    let (code, err) = publish(
+        &["--topic=t", &addr, "--batch-size=1"],
+        b"ok1\nok2\nthis one is too long\nok4\n",
+    );
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("nsq-pub: message 3 not published: "),
+        "{err}"
+    );
+    assert!(err.contains("E_BAD_MESSAGE"), "{err}");
+    // Usage errors: status 2.
+    assert_eq!(publish(&["--topic=t"], b"x\n").0, 2);
+    assert_eq!(
+        publish(&["--topic=t", &addr, "--delimiter=ab"], b"x\n").0,
+        2
+    );
+}
+
+#[test]
+fn tail_into_head_exits_quietly() {
+    let nsqd = Nsqd::start(&[]);
+    let addr = format!("--nsqd-tcp-address={}", nsqd.tcp);
+    let mut child = Process::new(TAIL)
+        .args(["--topic=h", &addr])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("nsq-tail subscribed", || {
+        nsqd.topic_stats("h").is_some_and(|t| {
+            t["channels"]
+                .as_array()
+                .is_some_and(|c| c.len() == 1 && c[0]["client_count"] == 1)
+        })
+    });
+    let mut p = nsqd.connect();
+    for i in 0..3 {
+        p.publish("h", format!("m{i}").as_bytes());
+    }
+    // `head -3`: read three lines, then close the pipe.
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    for i in 0..3 {
+        line.clear();
+        reader.read_line(&mut line).unwrap();
+        assert_eq!(line, format!("m{i}\n"));
+    }
+    drop(reader);
+    // The next write meets the closed pipe.
+    for i in 3..10 {
+        p.publish("h", format!("m{i}").as_bytes());
+    }
+    let (code, _, err) = wait_with_deadline(child);
+    assert_eq!((code, err.as_str()), (0, ""));
+}
+
+#[test]
+fn tail_sigint_and_timeout() {
+    let nsqd = Nsqd::start(&[]);
+    let addr = format!("--nsqd-tcp-address={}", nsqd.tcp);
+    let (code, _, err) = tail(&["--topic=none", &addr, "-n", "5", "--timeout=300ms"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("timed out: 0 of 5 messages"), "{err}");
+
+    let child = Process::new(TAIL)
+        .args(["--topic=quiet", &addr])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("nsq-tail subscribed", || {
+        nsqd.topic_stats("quiet").is_some_and(|t| {
+            t["channels"]
+                .as_array()
+                .is_some_and(|c| c.len() == 1 && c[0]["client_count"] == 1)
+        })
+    });
+    support::signal(child.id(), "INT");
+    let (code, _, err) = wait_with_deadline(child);
+    assert_eq!((code, err.as_str()), (0, ""));
+}
+
+#[test]
+fn tail_print_topic_over_several_topics() {
+    let nsqd = Nsqd::start(&[]);
+    let addr = format!("--nsqd-tcp-address={}", nsqd.tcp);
+    for t in ["a", "b"] {
+        assert_eq!(
+            nsqd.http("POST", &format!("/topic/create?topic={t}"), b"")
+                .status,
+            200
+        );
+        assert_eq!(
+            nsqd.http("POST", &format!("/channel/create?topic={t}&channel=c"), b"")
+                .status,
+            200
+        );
+        let r = nsqd.http(
+            "POST",
+            &format!("/pub?topic={t}"),
+            format!("to-{t}").as_bytes(),
+        );
+        assert_eq!(r.status, 200);
+    }
+    let (code, out, err) = tail(&[
+        "--topic=a",
+        "--topic=b",
+        "--channel=c",
+        &addr,
+        "-n",
+        "2",
+        "--print-topic",
+        "--timeout=10s",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let got: HashSet<String> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        got,
+        ["a | to-a".to_string(), "b | to-b".to_string()]
+            .into_iter()
+            .collect()
+    );
+}
+
+#[test]
+fn tools_document_their_flags_and_version() {
+    for (bin, flags) in [
+        (
+            PUB,
+            &[
+                "--topic",
+                "--delimiter",
+                "--nsqd-tcp-address",
+                "--rate",
+                "--batch-size",
+                "--quiet",
+            ][..],
+        ),
+        (
+            TAIL,
+            &[
+                "--topic",
+                "--channel",
+                "--nsqd-tcp-address",
+                "--lookupd-http-address",
+                "-n",
+                "--print-topic",
+                "--max-in-flight",
+                "--timeout",
+            ][..],
+        ),
+    ] {
+        let (code, out, _) = run_binary(bin, &["--help"]);
+        assert_eq!(code, 0);
+        for f in flags {
+            assert!(out.contains(f), "{bin} --help lacks {f}");
+        }
+        let (code, out, _) = run_binary(bin, &["--version"]);
+        assert_eq!(code, 0);
+        assert!(out.contains(env!("CARGO_PKG_VERSION")), "{out}");
+        // Go-style single-dash flags, as NSQ's tools take them.
+        let (code, _, err) = run_binary(bin, &["-topic=x", "-bogus-flag"]);
+        assert_eq!(code, 2, "{err}");
+    }
+}
