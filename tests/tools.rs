@@ -333,3 +333,205 @@ fn tools_document_their_flags_and_version() {
         assert_eq!(code, 2, "{err}");
     }
 }
+
+const STAT: &str = env!("CARGO_BIN_EXE_nsq-stat");
+const TO_FILE: &str = env!("CARGO_BIN_EXE_nsq-to-file");
+
+#[test]
+fn stat_json_matches_stats() {
+    let nsqd = Nsqd::start(&[]);
+    assert_eq!(nsqd.http("POST", "/topic/create?topic=s", b"").status, 200);
+    assert_eq!(
+        nsqd.http("POST", "/channel/create?topic=s&channel=c", b"")
+            .status,
+        200
+    );
+    let mut p = nsqd.connect();
+    for i in 0..7 {
+        p.publish("s", format!("{i}").as_bytes());
+    }
+    let mut consumer = support::consumer(&nsqd, "s", "c", 2);
+    let _in_flight = (consumer.expect_message(), consumer.expect_message());
+    let addr = format!("--nsqd-http-address={}", nsqd.http);
+    let (code, out, err) = run_binary(
+        STAT,
+        &[
+            "--topic=s",
+            "--channel=c",
+            &addr,
+            "--interval=100ms",
+            "--count=2",
+            "--json",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2, "{out}");
+    let stats = nsqd.channel_stats("s", "c").unwrap();
+    for row in &rows {
+        for key in [
+            "depth",
+            "backend_depth",
+            "in_flight_count",
+            "deferred_count",
+            "requeue_count",
+            "timeout_count",
+            "message_count",
+            "client_count",
+        ] {
+            assert_eq!(row[key], stats[key], "{key}");
+        }
+        assert_eq!(
+            (row["ingress"].as_i64(), row["egress"].as_i64()),
+            (Some(0), Some(0))
+        );
+    }
+    assert_eq!(rows[0]["depth"], 5);
+    // The table: header lines, then rows in nsq_stat's widths.
+    let (code, out, _) = run_binary(
+        STAT,
+        &[
+            "--topic=s",
+            "--channel=c",
+            &addr,
+            "--interval=100ms",
+            "--count=1",
+        ],
+    );
+    assert_eq!(code, 0);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[1], "ingress  egress |   total     mem    disk inflt   def |     req     t-o         msgs clients");
+    assert_eq!(lines[2], "      0       0 |       5       5       0     2     0 |       0       0            7       1");
+    // A channel nowhere: one clear line, status 1.
+    let (code, _, err) = run_binary(
+        STAT,
+        &[
+            "--topic=s",
+            "--channel=none",
+            &addr,
+            "--interval=50ms",
+            "--count=1",
+        ],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("failed to find channel(none) in stats metadata for topic(s)"),
+        "{err}"
+    );
+}
+
+/// Every line of every file in `dir`, gunzipping `.gz` files.
+fn archived_lines(dir: &std::path::Path) -> Vec<String> {
+    let mut lines = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let raw = std::fs::read(&path).unwrap();
+        let text = if path.extension().is_some_and(|e| e == "gz") {
+            let mut s = String::new();
+            flate2::read::MultiGzDecoder::new(&raw[..])
+                .read_to_string(&mut s)
+                .unwrap();
+            s
+        } else {
+            String::from_utf8(raw).unwrap()
+        };
+        lines.extend(text.lines().map(str::to_string));
+    }
+    lines
+}
+
+fn to_file_survives_restart(gzip: bool) {
+    let nsqd = Nsqd::start(&[]);
+    assert_eq!(
+        nsqd.http("POST", "/topic/create?topic=arch", b"").status,
+        200
+    );
+    assert_eq!(
+        nsqd.http(
+            "POST",
+            "/channel/create?topic=arch&channel=nsq_to_file",
+            b""
+        )
+        .status,
+        200
+    );
+    let out = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let mut args = vec![
+        "--topic=arch".to_string(),
+        format!("--nsqd-tcp-address={}", nsqd.tcp),
+        format!("--output-dir={}", out.path().display()),
+        format!("--work-dir={}", work.path().display()),
+        "--rotate-size=2000".to_string(),
+        "--sync-interval=100ms".to_string(),
+    ];
+    if gzip {
+        args.push("--gzip".into());
+    }
+    let start = || {
+        Process::new(TO_FILE)
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let bodies: Vec<String> = (0..600)
+        .map(|i| format!("archived message {i:04}"))
+        .collect();
+    let mut p = nsqd.connect();
+    let mut tool = start();
+    for b in &bodies[..300] {
+        p.publish("arch", b.as_bytes());
+    }
+    // Stopped mid-stream, once some (not necessarily all) are written.
+    wait_until("some messages archived", || {
+        nsqd.channel_stats("arch", "nsq_to_file")
+            .is_some_and(|c| c["depth"].as_i64().unwrap() < 300)
+    });
+    support::signal(tool.id(), "TERM");
+    let (code, _, err) = wait_with_deadline(tool);
+    assert_eq!(code, 0, "{err}");
+    for b in &bodies[300..] {
+        p.publish("arch", b.as_bytes());
+    }
+    tool = start();
+    wait_until("everything archived and finished", || {
+        nsqd.channel_stats("arch", "nsq_to_file").is_some_and(|c| {
+            c["depth"] == 0 && c["in_flight_count"] == 0 && c["message_count"] == 600
+        })
+    });
+    support::signal(tool.id(), "TERM");
+    let (code, _, err) = wait_with_deadline(tool);
+    assert_eq!(code, 0, "{err}");
+
+    // Finished files all moved out of the work dir; rotated by size.
+    assert_eq!(std::fs::read_dir(work.path()).unwrap().count(), 0);
+    let files: Vec<String> = std::fs::read_dir(out.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(files.len() >= 3, "rotation by size: {files:?}");
+    for f in &files {
+        assert!(f.starts_with("arch."), "{f}");
+        assert_eq!(f.ends_with(".log.gz"), gzip, "{f}");
+    }
+    let mut got = archived_lines(out.path());
+    got.sort();
+    let mut expected = bodies.clone();
+    expected.sort();
+    assert_eq!(got, expected, "every message exactly once");
+}
+
+#[test]
+fn to_file_plain_survives_restart() {
+    to_file_survives_restart(false);
+}
+
+#[test]
+fn to_file_gzip_survives_restart() {
+    to_file_survives_restart(true);
+}

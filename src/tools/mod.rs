@@ -8,7 +8,9 @@
 
 pub mod args;
 pub mod publish;
+pub mod stat;
 pub mod tail;
+pub mod to_file;
 
 use clap::{CommandFactory, FromArgMatches};
 use std::process::ExitCode;
