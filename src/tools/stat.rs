@@ -200,6 +200,9 @@ pub async fn run(args: StatArgs) -> Result<(), Failure> {
         .nsqd_http_addresses
         .iter()
         .chain(&args.lookupd_http_addresses);
+    if all.clone().any(|a| a.is_empty()) {
+        return Err(usage("an empty address was given"));
+    }
     if all.clone().any(|a| a.starts_with("http")) {
         return Err(usage(
             "addresses should not contain a scheme (use host:port)",
@@ -227,7 +230,7 @@ pub async fn run(args: StatArgs) -> Result<(), Failure> {
         }
         let now = poll(&http, &args).await?;
         let mut out = stdout.lock();
-        if !args.json && rows % 25 == 0 && (previous.is_none() || rows > 0) {
+        if !args.json && rows.is_multiple_of(25) && (previous.is_none() || rows > 0) {
             let [top, names] = header();
             let _ = writeln!(out, "{}", top.dimmed());
             let _ = writeln!(out, "{}", names.bold().cyan());
