@@ -1,0 +1,26 @@
+complete -c nsq-to-file -l topic -d 'NSQ topic (may be given multiple times)' -r
+complete -c nsq-to-file -l topic-pattern -d 'Only archive topics matching this regular expression (applies to --topic, and to topics found through nsqlookupd when none is given)' -r
+complete -c nsq-to-file -l topic-refresh -d 'How often to look for new topics in nsqlookupd (without --topic)' -r
+complete -c nsq-to-file -l channel -d 'NSQ channel' -r
+complete -c nsq-to-file -l nsqd-tcp-address -d 'nsqd TCP address (host:port; may be given multiple times)' -r
+complete -c nsq-to-file -l lookupd-http-address -d 'nsqlookupd HTTP address (host:port; may be given multiple times)' -r
+complete -c nsq-to-file -l max-in-flight -d 'Messages in flight, and the most written between two syncs' -r
+complete -c nsq-to-file -l output-dir -d 'Directory for finished files' -r -F
+complete -c nsq-to-file -l work-dir -d 'Directory for files being written (default: the output directory)' -r
+complete -c nsq-to-file -l datetime-format -d 'strftime format of <DATETIME> (%Y %y %m %d %H %I %M %S %p %B %b %A %a %Z %z %%)' -r
+complete -c nsq-to-file -l filename-format -d 'File name; tokens <TOPIC>, <HOST>, <PID>, <DATETIME>, <REV>' -r
+complete -c nsq-to-file -l host-identifier -d 'Replaces <HOST> (default: the short host name); may contain <SHORT_HOST> and <HOSTNAME>' -r
+complete -c nsq-to-file -l gzip-level -d 'Gzip compression level, 1 (fast) to 9 (small)' -r
+complete -c nsq-to-file -l rotate-size -d 'Start a new file once one exceeds this many bytes (0: never)' -r
+complete -c nsq-to-file -l rotate-interval -d 'Start a new file this often (0: only when <DATETIME> changes)' -r
+complete -c nsq-to-file -l sync-interval -d 'Longest time between an fsync (and the FINs it allows) and the next' -r
+complete -c nsq-to-file -l lookupd-poll-interval -d 'How often to ask nsqlookupd for producers' -r
+complete -c nsq-to-file -l http-client-connect-timeout -d 'Timeout for connecting to nsqlookupd\'s HTTP API' -r
+complete -c nsq-to-file -l http-client-request-timeout -d 'Timeout for a whole request to nsqlookupd\'s HTTP API' -r
+complete -c nsq-to-file -l log-level -d 'Log level: debug, info, warn, error or fatal' -r
+complete -c nsq-to-file -l log-prefix -d 'Prefix of every log line' -r
+complete -c nsq-to-file -l dial-timeout -d 'Give up connecting to an nsqd (TCP connect and IDENTIFY) after this long' -r
+complete -c nsq-to-file -l gzip -d 'Gzip the files'
+complete -c nsq-to-file -l skip-empty-files -d 'Do not create a file for an interval with no messages'
+complete -c nsq-to-file -s h -l help -d 'Print help'
+complete -c nsq-to-file -s V -l version -d 'Print version'
