@@ -23,7 +23,7 @@ _nsq__pub() {
 
     case "${cmd}" in
         nsq__pub)
-            opts="-q -h -V --topic --delimiter --nsqd-tcp-address --lookupd-http-address --rate --batch-size --quiet --dial-timeout --help --version"
+            opts="-q -h -V --topic --delimiter --nsqd-tcp-address --rate --batch-size --quiet --dial-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -38,10 +38,6 @@ _nsq__pub() {
                     return 0
                     ;;
                 --nsqd-tcp-address)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --lookupd-http-address)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -535,3 +535,141 @@ fn to_file_plain_survives_restart() {
 fn to_file_gzip_survives_restart() {
     to_file_survives_restart(true);
 }
+
+/// An nsqlookupd on loopback, killed on drop; (tcp, http) addresses.
+struct Lookupd(Child, String, String);
+
+impl Lookupd {
+    fn start() -> Lookupd {
+        let mut child = Process::new(env!("CARGO_BIN_EXE_nsqlookupd"))
+            .args([
+                "--tcp-address=127.0.0.1:0",
+                "--http-address=127.0.0.1:0",
+                "--broadcast-address=127.0.0.1",
+            ])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let (mut tcp, mut http) = (None, None);
+        while tcp.is_none() || http.is_none() {
+            let line = lines.next().expect("nsqlookupd log").unwrap();
+            if let Some(a) = line.split("TCP: listening on ").nth(1) {
+                tcp = Some(a.trim().to_string());
+            }
+            if let Some(a) = line.split("HTTP: listening on ").nth(1) {
+                http = Some(a.trim().to_string());
+            }
+        }
+        std::thread::spawn(move || for _ in lines {});
+        Lookupd(child, tcp.unwrap(), http.unwrap())
+    }
+}
+
+impl Drop for Lookupd {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn tools_find_nsqd_through_lookupd() {
+    let lookupd = Lookupd::start();
+    let nsqd = Nsqd::start(&[
+        &format!("--lookupd-tcp-address={}", lookupd.1),
+        "--broadcast-address=127.0.0.1",
+    ]);
+    let lookup = format!("--lookupd-http-address={}", lookupd.2);
+    assert_eq!(
+        nsqd.http("POST", "/topic/create?topic=found", b"").status,
+        200
+    );
+    assert_eq!(
+        nsqd.http("POST", "/channel/create?topic=found&channel=c", b"")
+            .status,
+        200
+    );
+    wait_until("registered", || {
+        let r = support::http_request(
+            lookupd.2.parse().unwrap(),
+            "GET",
+            "/lookup?topic=found",
+            b"",
+        );
+        r.status == 200
+            && r.json()["producers"]
+                .as_array()
+                .is_some_and(|p| p.len() == 1)
+    });
+    let mut p = nsqd.connect();
+    for i in 0..5 {
+        p.publish("found", format!("via lookupd {i}").as_bytes());
+    }
+    let (code, out, err) = run_binary(
+        STAT,
+        &[
+            "--topic=found",
+            "--channel=c",
+            &lookup,
+            "--interval=50ms",
+            "--count=1",
+            "--json",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let row: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(row["depth"], 5);
+    let (code, out, err) = tail(&[
+        "--topic=found",
+        "--channel=c",
+        &lookup,
+        "--lookupd-poll-interval=100ms",
+        "-n",
+        "5",
+        "--timeout=10s",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(String::from_utf8(out).unwrap().lines().count(), 5);
+
+    // nsq-to-file without --topic: topics come from lookupd, filtered by
+    // --topic-pattern.
+    assert_eq!(
+        nsqd.http("POST", "/topic/create?topic=skipped", b"").status,
+        200
+    );
+    let r = nsqd.http("POST", "/pub?topic=skipped", b"not archived");
+    assert_eq!(r.status, 200);
+    for i in 0..3 {
+        p.publish("found", format!("archived {i}").as_bytes());
+    }
+    let out = tempfile::tempdir().unwrap();
+    let tool = Process::new(TO_FILE)
+        .args([
+            lookup.as_str(),
+            "--topic-pattern=^fou",
+            "--topic-refresh=100ms",
+            "--lookupd-poll-interval=100ms",
+            "--channel=c",
+            "--sync-interval=100ms",
+            &format!("--output-dir={}", out.path().display()),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("archived through discovery", || {
+        nsqd.channel_stats("found", "c")
+            .is_some_and(|c| c["depth"] == 0 && c["in_flight_count"] == 0)
+    });
+    support::signal(tool.id(), "TERM");
+    let (code, _, err) = wait_with_deadline(tool);
+    assert_eq!(code, 0, "{err}");
+    let mut lines = archived_lines(out.path());
+    lines.sort();
+    assert_eq!(lines, ["archived 0", "archived 1", "archived 2"]);
+    assert!(
+        nsqd.channel_stats("skipped", "c").is_none(),
+        "not matching the pattern"
+    );
+}

@@ -5,6 +5,14 @@ use crate::client::Config;
 use clap::{ArgAction, Args};
 use std::time::Duration;
 
+/// nsqd addresses, for a tool that talks to nsqd directly only.
+#[derive(Args, Debug, Clone, Default)]
+pub struct NsqdTcp {
+    /// nsqd TCP address (host:port; may be given multiple times).
+    #[arg(long = "nsqd-tcp-address", action = ArgAction::Append, value_name = "ADDR")]
+    pub nsqd_tcp_addresses: Vec<String>,
+}
+
 /// Where to find nsqd: directly, or through nsqlookupd.
 #[derive(Args, Debug, Clone, Default)]
 pub struct Sources {

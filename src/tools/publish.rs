@@ -9,7 +9,7 @@
 //! batches are pipelined, so bulk input goes fast and streaming input goes
 //! out at once.
 
-use super::args::{Connection, Sources};
+use super::args::{Connection, NsqdTcp};
 use super::Failure;
 use crate::client::{Producer, PublishAck};
 use crate::protocol::Command;
@@ -37,11 +37,11 @@ pub struct PubArgs {
 
     /// Byte that ends each message (not part of the message); one byte, or
     /// an escape: \n, \t, \r, \0, \xNN.
-    #[arg(long, default_value = "\n", value_parser = parse_delimiter, value_name = "BYTE")]
+    #[arg(long, default_value = "\\n", value_parser = parse_delimiter, value_name = "BYTE")]
     pub delimiter: u8,
 
     #[command(flatten)]
-    pub sources: Sources,
+    pub nsqd: NsqdTcp,
 
     /// Throttle to this many messages per second (0: no limit).
     #[arg(long, default_value_t = 0, value_name = "N")]
@@ -89,7 +89,7 @@ struct Sent {
 const WINDOW: usize = 64;
 
 pub async fn run(args: PubArgs) -> Result<(), Failure> {
-    if args.sources.nsqd_tcp_addresses.is_empty() {
+    if args.nsqd.nsqd_tcp_addresses.is_empty() {
         return Err(Failure {
             message: "--nsqd-tcp-address required".into(),
             code: 2,
@@ -105,7 +105,7 @@ pub async fn run(args: PubArgs) -> Result<(), Failure> {
         .connection
         .config(&format!("nsq-pub/{}", env!("CARGO_PKG_VERSION")));
     let mut producers = Vec::new();
-    for addr in &args.sources.nsqd_tcp_addresses {
+    for addr in &args.nsqd.nsqd_tcp_addresses {
         producers.push(Producer::connect(addr, &config).await?);
     }
 

@@ -223,6 +223,9 @@ pub fn strftime(format: &str, t: &DateTime<Local>) -> String {
     out
 }
 
+/// Messages written, synced and FINished (for the rate line).
+static ARCHIVED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// The file being written.
 struct OpenFile {
     work_path: PathBuf,
@@ -417,6 +420,10 @@ impl<'a> Archiver<'a> {
                 opened_at,
             });
         }
+        ARCHIVED.fetch_add(
+            self.pending.len() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         for d in self.pending.drain(..) {
             d.fin();
         }
@@ -515,9 +522,19 @@ pub async fn run(args: ToFileArgs) -> Result<(), Failure> {
         .timeout(args.http_request_timeout)
         .build()?;
     let mut failure = None;
+    let mut rate_line = tokio::time::interval(Duration::from_secs(1));
+    let live = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let (mut last_count, mut last_at) = (0u64, Instant::now());
     loop {
         tokio::select! {
             _ = &mut signal => break,
+            _ = rate_line.tick(), if live => {
+                // A live rate line on a terminal: total archived, and per second.
+                let count = ARCHIVED.load(std::sync::atomic::Ordering::Relaxed);
+                let per_sec = (count - last_count) as f64 / last_at.elapsed().as_secs_f64().max(0.001);
+                (last_count, last_at) = (count, Instant::now());
+                eprint!("\r{count} messages archived, {per_sec:.0}/s   ");
+            }
             _ = refresh.tick(), if discover => {
                 for topic in lookupd_topics(&http, &args.sources.lookupd_http_addresses).await {
                     if wanted(&topic) && started.insert(topic.clone()) {
@@ -536,6 +553,9 @@ pub async fn run(args: ToFileArgs) -> Result<(), Failure> {
                 }
             }
         }
+    }
+    if live {
+        eprintln!();
     }
     stop.cancel();
     while let Some(done) = tasks.join_next().await {
