@@ -23,7 +23,7 @@ _nsq__pub() {
 
     case "${cmd}" in
         nsq__pub)
-            opts="-q -h -V --topic --delimiter --nsqd-tcp-address --rate --batch-size --quiet --dial-timeout --help --version"
+            opts="-q -h -V --topic --delimiter --nsqd-tcp-address --rate --batch-size --quiet --dial-timeout --producer-opt --consumer-opt --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -50,6 +50,14 @@ _nsq__pub() {
                     return 0
                     ;;
                 --dial-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --consumer-opt)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --producer-opt)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -23,7 +23,7 @@ _nsq__tail() {
 
     case "${cmd}" in
         nsq__tail)
-            opts="-n -h -V --topic --channel --nsqd-tcp-address --lookupd-http-address --print-topic --max-in-flight --timeout --lookupd-poll-interval --dial-timeout --help --version"
+            opts="-n -h -V --topic --channel --nsqd-tcp-address --lookupd-http-address --print-topic --max-in-flight --timeout --lookupd-poll-interval --dial-timeout --producer-opt --consumer-opt --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -62,6 +62,14 @@ _nsq__tail() {
                     return 0
                     ;;
                 --dial-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --consumer-opt)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --producer-opt)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -23,7 +23,7 @@ _nsq__to__file() {
 
     case "${cmd}" in
         nsq__to__file)
-            opts="-h -V --topic --topic-pattern --topic-refresh --channel --nsqd-tcp-address --lookupd-http-address --max-in-flight --output-dir --work-dir --datetime-format --filename-format --host-identifier --gzip --gzip-level --skip-empty-files --rotate-size --rotate-interval --sync-interval --lookupd-poll-interval --http-client-connect-timeout --http-client-request-timeout --log-level --log-prefix --dial-timeout --help --version"
+            opts="-h -V --topic --topic-pattern --topic-refresh --channel --nsqd-tcp-address --lookupd-http-address --max-in-flight --output-dir --work-dir --datetime-format --filename-format --host-identifier --gzip --gzip-level --skip-empty-files --rotate-size --rotate-interval --sync-interval --lookupd-poll-interval --http-client-connect-timeout --http-client-request-timeout --log-level --log-prefix --dial-timeout --producer-opt --consumer-opt --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -114,6 +114,14 @@ _nsq__to__file() {
                     return 0
                     ;;
                 --dial-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --consumer-opt)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --producer-opt)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

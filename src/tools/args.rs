@@ -47,15 +47,82 @@ pub struct Connection {
     /// Give up connecting to an nsqd (TCP connect and IDENTIFY) after this long.
     #[arg(long = "dial-timeout", default_value = "5s", value_parser = duration_arg, value_name = "DURATION")]
     pub dial_timeout: Duration,
+
+    /// go-nsq option as key=value, as NSQ's tools take it (may be given
+    /// multiple times): heartbeat_interval, msg_timeout, output_buffer_size,
+    /// output_buffer_timeout, dial_timeout, user_agent; others are ignored
+    /// with a warning.
+    #[arg(long = "consumer-opt", visible_alias = "producer-opt", action = ArgAction::Append, value_name = "KEY=VALUE")]
+    pub options: Vec<String>,
 }
 
 impl Connection {
     /// The client configuration for these options.
     pub fn config(&self, user_agent: &str) -> Config {
-        Config {
+        let mut config = Config {
             connect_timeout: self.dial_timeout,
             user_agent: user_agent.to_string(),
             ..Config::default()
+        };
+        for option in &self.options {
+            if let Err(e) = apply_option(&mut config, option) {
+                eprintln!("warning: ignoring --consumer-opt {option:?}: {e}");
+            }
         }
+        config
+    }
+
+    /// A go-nsq `max_in_flight` given as an option, if any.
+    pub fn max_in_flight(&self) -> Option<u64> {
+        self.options
+            .iter()
+            .filter_map(|o| o.split_once('='))
+            .filter(|(k, _)| k.trim() == "max_in_flight")
+            .filter_map(|(_, v)| v.trim().parse().ok())
+            .next_back()
+    }
+}
+
+/// Apply one `key=value` go-nsq option to a client configuration.
+fn apply_option(config: &mut Config, option: &str) -> Result<(), String> {
+    let (key, value) = option.split_once('=').ok_or("expected key=value")?;
+    let (key, value) = (key.trim(), value.trim());
+    let duration = || crate::cli::parse_duration(value);
+    match key {
+        "heartbeat_interval" => config.heartbeat_interval = Some(duration()?),
+        "msg_timeout" => config.msg_timeout = Some(duration()?),
+        "output_buffer_timeout" => config.output_buffer_timeout = Some(duration()?),
+        "dial_timeout" => config.connect_timeout = duration()?,
+        "output_buffer_size" => {
+            config.output_buffer_size = Some(value.parse().map_err(|e| format!("{e}"))?)
+        }
+        "user_agent" => config.user_agent = value.to_string(),
+        "max_in_flight" => {} // read by the tool itself
+        other => return Err(format!("unsupported option {other:?}")),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_nsq_options_apply() {
+        let c = Connection {
+            dial_timeout: Duration::from_secs(5),
+            options: vec![
+                "msg_timeout=30s".into(),
+                "max_in_flight=7".into(),
+                "user_agent=me".into(),
+                "bogus=1".into(),
+            ],
+        };
+        let config = c.config("tool");
+        assert_eq!(config.msg_timeout, Some(Duration::from_secs(30)));
+        assert_eq!(config.user_agent, "me");
+        assert_eq!(c.max_in_flight(), Some(7));
+        assert!(apply_option(&mut Config::default(), "bogus=1").is_err());
+        assert!(apply_option(&mut Config::default(), "novalue").is_err());
     }
 }

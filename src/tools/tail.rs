@@ -82,7 +82,11 @@ pub async fn run(args: TailArgs) -> Result<(), Failure> {
             "--channel {channel:?} is not a valid channel name"
         )));
     }
-    let mut max_in_flight = args.max_in_flight.max(1);
+    let mut max_in_flight = args
+        .connection
+        .max_in_flight()
+        .unwrap_or(args.max_in_flight)
+        .max(1);
     if args.total > 0 {
         max_in_flight = max_in_flight.min(args.total);
     }
