@@ -673,3 +673,44 @@ fn tools_find_nsqd_through_lookupd() {
         "not matching the pattern"
     );
 }
+
+#[test]
+fn unreachable_addresses_fail_fast_with_one_line() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let tcp = format!("--nsqd-tcp-address=127.0.0.1:{port}");
+    let http = format!("--nsqd-http-address=127.0.0.1:{port}");
+    let out = tempfile::tempdir().unwrap();
+    let out_dir = format!("--output-dir={}", out.path().display());
+    for (bin, args) in [
+        (TAIL, vec!["--topic=t", tcp.as_str()]),
+        (
+            STAT,
+            vec!["--topic=t", "--channel=c", http.as_str(), "--interval=50ms"],
+        ),
+        (TO_FILE, vec!["--topic=t", tcp.as_str(), out_dir.as_str()]),
+    ] {
+        let started = Instant::now();
+        let child = Process::new(bin)
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (code, _, err) = wait_with_deadline(child);
+        assert_eq!(code, 1, "{bin}: {err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "{bin} took too long"
+        );
+        let lines: Vec<&str> = err.lines().filter(|l| !l.contains(" INFO: ")).collect();
+        assert_eq!(lines.len(), 1, "{bin}: {err}");
+        assert!(
+            lines[0].contains(&format!("127.0.0.1:{port}")),
+            "{bin}: {err}"
+        );
+    }
+}
