@@ -714,3 +714,43 @@ fn unreachable_addresses_fail_fast_with_one_line() {
         );
     }
 }
+
+#[test]
+fn tail_reconnects_when_nsqd_restarts() {
+    let mut nsqd = Nsqd::start(&[]);
+    let tcp = nsqd.tcp;
+    assert_eq!(nsqd.http("POST", "/topic/create?topic=r", b"").status, 200);
+    assert_eq!(
+        nsqd.http("POST", "/channel/create?topic=r&channel=c", b"")
+            .status,
+        200
+    );
+    let mut child = Process::new(TAIL)
+        .args([
+            "--topic=r",
+            "--channel=c",
+            &format!("--nsqd-tcp-address={tcp}"),
+            "-n",
+            "2",
+            "--timeout=20s",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    nsqd.connect().publish("r", b"before");
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert_eq!(line, "before\n");
+    // Restart nsqd on the same address and data (the channel survives).
+    assert!(nsqd.stop().success());
+    let nsqd = Nsqd::start_in(nsqd.into_data(), &[&format!("--tcp-address={tcp}")]);
+    assert_eq!(nsqd.tcp, tcp);
+    nsqd.connect().publish("r", b"after");
+    line.clear();
+    reader.read_line(&mut line).unwrap();
+    assert_eq!(line, "after\n");
+    let (code, _, err) = wait_with_deadline(child);
+    assert_eq!(code, 0, "{err}");
+}

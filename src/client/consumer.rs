@@ -108,7 +108,20 @@ pub struct Consumer {
     tx: mpsc::WeakSender<Item>,
     conns: Vec<Conn>,
     discovery: Option<Discovery>,
+    retry: Option<Retry>,
 }
+
+/// Reconnection to directly given nsqd whose connection was lost.
+struct Retry {
+    addrs: Vec<String>,
+    /// Address, when to try next, the wait after that one fails.
+    pending: Vec<(String, Instant, Duration)>,
+    /// Keeps the message channel open while every connection is down.
+    tx: mpsc::Sender<Item>,
+}
+
+const RETRY_FIRST: Duration = Duration::from_millis(250);
+const RETRY_MAX: Duration = Duration::from_secs(15);
 
 /// How a consumer polls nsqlookupd.
 #[derive(Debug, Clone)]
@@ -160,6 +173,7 @@ impl Consumer {
             tx: tx.downgrade(),
             conns: Vec::new(),
             discovery: None,
+            retry: None,
         };
         for addr in addrs {
             consumer.attach(addr, &tx).await?;
@@ -194,6 +208,7 @@ impl Consumer {
             rx,
             tx: tx.downgrade(),
             conns: Vec::new(),
+            retry: None,
             discovery: Some(Discovery {
                 lookupds: lookupd_http.to_vec(),
                 polling,
@@ -285,33 +300,104 @@ impl Consumer {
     /// `None`.
     pub fn stop(&mut self) {
         self.discovery = None;
+        self.retry = None;
         for c in &self.conns {
             let _ = c.ctl.send(Control::Close);
         }
     }
 
+    /// From now on, reconnect (with backoff, 250 ms up to 15 s) to any of
+    /// the nsqd given to [`connect`](Consumer::connect) whose connection is
+    /// lost, as go-nsq does; `next` then waits instead of ending when they
+    /// are all down.
+    pub fn keep_reconnecting(&mut self) {
+        let Some(tx) = self.tx.upgrade() else { return };
+        let addrs = self.conns.iter().map(|c| c.addr.clone()).collect();
+        self.retry = Some(Retry {
+            addrs,
+            pending: Vec::new(),
+            tx,
+        });
+    }
+
     /// The next message, or the error that ended a connection; `None` once
-    /// every connection is gone (with discovery: once stopped, too).
+    /// every connection is gone (with discovery or reconnection: once
+    /// stopped, too).
     pub async fn next(&mut self) -> Option<Item> {
         loop {
-            let item = match &self.discovery {
-                Some(d) => {
-                    let next_poll = d.next_poll;
-                    tokio::select! {
-                        item = self.rx.recv() => item,
-                        _ = tokio::time::sleep_until(next_poll) => {
-                            self.poll_lookupds().await;
-                            continue;
-                        }
+            let poll = self.discovery.as_ref().map(|d| d.next_poll);
+            let retry = self
+                .retry
+                .as_ref()
+                .and_then(|r| r.pending.iter().map(|p| p.1).min());
+            let wake = match (poll, retry) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let item = tokio::select! {
+                item = self.rx.recv() => item,
+                _ = sleep_until_opt(wake), if wake.is_some() => {
+                    if poll.is_some_and(|p| p <= Instant::now()) {
+                        self.poll_lookupds().await;
                     }
+                    self.retry_due().await;
+                    continue;
                 }
-                None => self.rx.recv().await,
             };
             if matches!(item, Some(Err(_))) {
-                // A connection ended: give its share of RDY to the others.
+                // A connection ended: give its share of RDY to the others,
+                // and try it again later if it was given directly.
+                self.schedule_retries();
                 self.rebalance();
             }
             return item;
+        }
+    }
+
+    /// Queue a reconnection for every lost connection to a direct address.
+    fn schedule_retries(&mut self) {
+        let Some(r) = &mut self.retry else { return };
+        for c in self.conns.iter().filter(|c| c.ctl.is_closed()) {
+            if r.addrs.contains(&c.addr) && !r.pending.iter().any(|p| p.0 == c.addr) {
+                r.pending.push((
+                    c.addr.clone(),
+                    Instant::now() + RETRY_FIRST,
+                    RETRY_FIRST * 2,
+                ));
+            }
+        }
+    }
+
+    /// Reconnect what is due; failures wait longer.
+    async fn retry_due(&mut self) {
+        let Some(r) = &mut self.retry else { return };
+        let now = Instant::now();
+        let (due, later): (Vec<_>, Vec<_>) = r.pending.drain(..).partition(|p| p.1 <= now);
+        r.pending = later;
+        let tx = r.tx.clone();
+        let mut added = false;
+        for (addr, _, next_wait) in due {
+            self.conns
+                .retain(|c| !(c.addr == addr && c.ctl.is_closed()));
+            match self.attach(&addr, &tx).await {
+                Ok(()) => {
+                    tracing::info!("reconnected to nsqd at {addr}");
+                    added = true;
+                }
+                Err(e) => {
+                    tracing::warn!("{e}; retrying in {next_wait:?}");
+                    if let Some(r) = &mut self.retry {
+                        r.pending.push((
+                            addr,
+                            Instant::now() + next_wait,
+                            (next_wait * 2).min(RETRY_MAX),
+                        ));
+                    }
+                }
+            }
+        }
+        if added {
+            self.rebalance();
         }
     }
 
@@ -356,6 +442,13 @@ impl Consumer {
                 c.rdy = rdy;
             }
         }
+    }
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -104,7 +104,9 @@ pub async fn run(args: TailArgs) -> Result<(), Failure> {
             connection: connection.clone(),
         };
         let mut consumer = if args.sources.lookupd_http_addresses.is_empty() {
-            Consumer::connect(&args.sources.nsqd_tcp_addresses, &config).await?
+            let mut consumer = Consumer::connect(&args.sources.nsqd_tcp_addresses, &config).await?;
+            consumer.keep_reconnecting();
+            consumer
         } else {
             let polling = LookupdPolling {
                 interval: args.lookupd_poll_interval,
