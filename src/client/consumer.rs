@@ -320,6 +320,19 @@ impl Consumer {
         });
     }
 
+    /// Stop, and give back (REQ, for immediate redelivery elsewhere) every
+    /// message that arrives until the connections close, so that nothing
+    /// is left in flight on nsqd until its timeout. Bounded by `limit`.
+    pub async fn shutdown(&mut self, limit: Duration) {
+        self.stop();
+        let deadline = Instant::now() + limit;
+        while let Ok(Some(item)) = tokio::time::timeout_at(deadline, self.rx.recv()).await {
+            if let Ok(delivery) = item {
+                delivery.req(Duration::ZERO);
+            }
+        }
+    }
+
     /// The next message, or the error that ended a connection; `None` once
     /// every connection is gone (with discovery or reconnection: once
     /// stopped, too).

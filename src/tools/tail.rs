@@ -96,6 +96,8 @@ pub async fn run(args: TailArgs) -> Result<(), Failure> {
 
     // One consumer per topic, each in a task, all feeding one queue.
     let (tx, mut rx) = mpsc::channel::<Received>(1024);
+    let done = tokio_util::sync::CancellationToken::new();
+    let mut consumers = tokio::task::JoinSet::new();
     for (index, topic) in args.topics.iter().enumerate() {
         let config = ConsumerConfig {
             topic: topic.clone(),
@@ -115,17 +117,44 @@ pub async fn run(args: TailArgs) -> Result<(), Failure> {
             Consumer::discover(&args.sources.lookupd_http_addresses, &config, polling)?
         };
         let tx = tx.clone();
-        tokio::spawn(async move {
-            while let Some(item) = consumer.next().await {
-                if tx.send((index, item)).await.is_err() {
+        let done = done.clone();
+        consumers.spawn(async move {
+            loop {
+                let item = tokio::select! {
+                    _ = done.cancelled() => break,
+                    item = consumer.next() => item,
+                };
+                let Some(item) = item else { break };
+                if let Err(mpsc::error::SendError((_, item))) = tx.send((index, item)).await {
+                    // The printer has finished: give this one back too.
+                    if let Ok(d) = item {
+                        d.req(Duration::ZERO);
+                    }
                     break;
                 }
             }
-            consumer.stop();
+            // CLS, give back what still arrives, and let the connection
+            // send the FINs already queued before it closes.
+            consumer.shutdown(Duration::from_secs(5)).await;
         });
     }
     drop(tx);
+    let result = print(&args, &mut rx).await;
+    // Messages received but not printed go back to nsqd.
+    rx.close();
+    while let Ok((_, Ok(d))) = rx.try_recv() {
+        d.req(Duration::ZERO);
+    }
+    done.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(6), async {
+        while consumers.join_next().await.is_some() {}
+    })
+    .await;
+    result
+}
 
+/// Print messages until `-n`, a signal, a closed stdout or the timeout.
+async fn print(args: &TailArgs, rx: &mut mpsc::Receiver<Received>) -> Result<(), Failure> {
     let deadline = args
         .timeout
         .map(|t| tokio::time::Instant::now() + t)

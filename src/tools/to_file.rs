@@ -654,7 +654,7 @@ async fn archive(
         }
     };
     let closed = a.close_file();
-    consumer.stop();
+    consumer.shutdown(Duration::from_secs(5)).await;
     result.and(closed)
 }
 
