@@ -22,6 +22,9 @@ pub struct ClientInfo {
     pub deflate: bool,
     pub snappy: bool,
     pub tls: bool,
+    /// `TLS1.2` / `TLS1.3` once upgraded.
+    pub tls_version: String,
+    pub tls_cipher_suite: String,
 }
 
 pub struct ClientHandle {

@@ -89,6 +89,7 @@ impl Backend for Unavailable {
 pub struct BoundAddrs {
     pub tcp: SocketAddr,
     pub http: Option<SocketAddr>,
+    pub https: Option<SocketAddr>,
 }
 
 pub struct Nsqd {
@@ -116,13 +117,17 @@ pub struct Nsqd {
     pub addrs: OnceLock<BoundAddrs>,
     /// Cancelled when the daemon shuts down.
     pub shutdown: CancellationToken,
+    /// The TLS configuration, when `--tls-cert` and `--tls-key` are given.
+    pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     /// For tasks spawned from `&self` methods.
     me: std::sync::Weak<Nsqd>,
 }
 
-/// Why the data path cannot be used.
+/// Why nsqd cannot start with these options and this data path.
 #[derive(Debug, thiserror::Error)]
-pub enum DataPathError {
+pub enum OpenError {
+    #[error("{0}")]
+    Tls(String),
     #[error("--data-path={0} in use (possibly by another instance of nsqd); stop it or choose another --data-path")]
     InUse(String),
     #[error("--data-path={path} cannot be used: {reason}")]
@@ -135,27 +140,33 @@ impl Nsqd {
     /// An engine with no data path: queues overflow into memory and nothing
     /// persists. For tests and embedding; the daemon uses [`Nsqd::open`].
     pub fn new(opts: Options) -> Arc<Nsqd> {
-        Self::build(opts, None, None)
+        Self::build(opts, None, None, None)
     }
 
     /// The daemon's engine: lock the data path, open durable queues there
     /// and restore the topics and channels of `nsqd.dat`.
-    pub fn open(opts: Options) -> Result<Arc<Nsqd>, DataPathError> {
+    pub fn open(opts: Options) -> Result<Arc<Nsqd>, OpenError> {
+        let tls = super::tls::server_config(&opts).map_err(OpenError::Tls)?;
+        if tls.is_none() && opts.tls_required_on_tcp() {
+            return Err(OpenError::Tls(
+                "cannot require TLS client connections without TLS key and cert".into(),
+            ));
+        }
         let dir = opts.data_dir();
         let shown = dir.display().to_string();
-        let unusable = |reason: String| DataPathError::Unusable {
+        let unusable = |reason: String| OpenError::Unusable {
             path: shown.clone(),
             reason,
         };
         let lock = std::fs::File::open(&dir).map_err(|e| unusable(e.to_string()))?;
         match lock.try_lock() {
             Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => return Err(DataPathError::InUse(shown)),
+            Err(std::fs::TryLockError::WouldBlock) => return Err(OpenError::InUse(shown)),
             Err(std::fs::TryLockError::Error(e)) => {
                 return Err(unusable(format!("cannot lock it: {e}")))
             }
         }
-        let saved = metadata::load(&dir).map_err(DataPathError::Metadata)?;
+        let saved = metadata::load(&dir).map_err(OpenError::Metadata)?;
         let max_msg = opts.max_msg_size.max(0) as u64;
         let disk = DiskSettings {
             cfg: diskqueue::Config {
@@ -168,7 +179,7 @@ impl Nsqd {
             durable_acks: opts.sync_every <= 1,
             dir,
         };
-        let nsqd = Self::build(opts, Some(disk), Some(lock));
+        let nsqd = Self::build(opts, Some(disk), Some(lock), tls);
         if let Some(saved) = saved {
             nsqd.restore(saved);
         }
@@ -176,7 +187,12 @@ impl Nsqd {
         Ok(nsqd)
     }
 
-    fn build(opts: Options, disk: Option<DiskSettings>, lock: Option<std::fs::File>) -> Arc<Nsqd> {
+    fn build(
+        opts: Options,
+        disk: Option<DiskSettings>,
+        lock: Option<std::fs::File>,
+        tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    ) -> Arc<Nsqd> {
         let factory = Arc::new(QueueFactory {
             mem_queue_size: opts.mem_queue_size.max(0) as usize,
             node_id: opts.effective_node_id(),
@@ -185,6 +201,7 @@ impl Nsqd {
         });
         Arc::new_cyclic(|me| Nsqd {
             me: me.clone(),
+            tls,
             opts: Arc::new(opts),
             topics: RwLock::new(BTreeMap::new()),
             clients: Mutex::new(HashMap::new()),

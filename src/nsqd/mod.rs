@@ -11,12 +11,15 @@ pub mod channel;
 pub mod client_state;
 pub mod engine;
 pub mod http;
+pub mod https;
 pub mod lookup;
 pub mod metadata;
 pub mod options;
 pub mod server;
 pub mod stats;
 pub mod tcp;
+pub mod tls;
+pub mod tls_stream;
 pub mod topic;
 
 pub use engine::{unix_seconds, Nsqd};

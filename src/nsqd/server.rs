@@ -18,7 +18,7 @@ pub enum StartError {
         source: std::io::Error,
     },
     #[error("{0}")]
-    DataPath(#[from] super::engine::DataPathError),
+    Open(#[from] super::engine::OpenError),
 }
 
 /// A running nsqd: its engine and the task that serves it.
@@ -49,13 +49,16 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
     } else {
         Some(bind("HTTP", &opts.http_address).await?)
     };
+    // HTTPS only with a certificate, as NSQ.
+    let https_listener = match (&nsqd.tls, opts.https_address.is_empty()) {
+        (Some(_), false) => Some(bind("HTTPS", &opts.https_address).await?),
+        _ => None,
+    };
+    let local = |l: &TcpListener| l.local_addr().expect("bound socket has an address");
     let addrs = BoundAddrs {
-        tcp: tcp_listener
-            .local_addr()
-            .expect("bound socket has an address"),
-        http: http_listener
-            .as_ref()
-            .map(|l| l.local_addr().expect("bound socket has an address")),
+        tcp: local(&tcp_listener),
+        http: http_listener.as_ref().map(local),
+        https: https_listener.as_ref().map(local),
     };
     let _ = nsqd.addrs.set(addrs);
     tracing::info!(
@@ -74,7 +77,13 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
             "HTTP: listening on {}",
             addrs.http.expect("set with listener")
         );
-        let app = http::router(nsqd.clone());
+        // --tls-required=true: the plain listener only points to HTTPS.
+        let app = if opts.tls_required == "true" {
+            let port = addrs.https.map(|a| a.port()).unwrap_or(0);
+            axum::Router::new().fallback(move || async move { super::https::tls_required(port) })
+        } else {
+            http::router(nsqd.clone())
+        };
         let token = nsqd.shutdown.clone();
         tracker.spawn(async move {
             let served = axum::serve(listener, app)
@@ -82,6 +91,26 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
                 .await;
             if let Err(e) = served {
                 tracing::error!("HTTP server failed: {e}");
+            }
+        });
+    }
+    if let (Some(tcp), Some(config)) = (https_listener, nsqd.tls.clone()) {
+        tracing::info!(
+            "HTTPS: listening on {}",
+            addrs.https.expect("set with listener")
+        );
+        let listener = super::https::TlsListener {
+            tcp,
+            acceptor: tokio_rustls::TlsAcceptor::from(config),
+        };
+        let app = http::router(nsqd.clone());
+        let token = nsqd.shutdown.clone();
+        tracker.spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { token.cancelled().await })
+                .await;
+            if let Err(e) = served {
+                tracing::error!("HTTPS server failed: {e}");
             }
         });
     }
@@ -149,9 +178,6 @@ fn warn_unimplemented(opts: &Options) {
     let mut missing = Vec::new();
     if !opts.auth_http_addresses.is_empty() {
         missing.push("--auth-http-address");
-    }
-    if !opts.tls_cert.is_empty() || !opts.tls_key.is_empty() {
-        missing.push("--tls-cert/--tls-key");
     }
     if !opts.statsd_address.is_empty() {
         missing.push("--statsd-address");

@@ -173,8 +173,8 @@ pub fn client_stats(c: &ClientHandle, topic_filter: Option<&str>) -> ClientStats
         topology_region: info.topology_region,
         pub_counts,
         tls: info.tls,
-        tls_cipher_suite: String::new(),
-        tls_version: String::new(),
+        tls_cipher_suite: info.tls_cipher_suite,
+        tls_version: info.tls_version,
         tls_negotiated_protocol: String::new(),
         tls_negotiated_protocol_is_mutual: false,
     }

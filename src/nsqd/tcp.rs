@@ -43,6 +43,8 @@ pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for T {}
 pub type BoxStream = Box<dyn Stream>;
 
+/// How long a client has to complete the TLS handshake after IDENTIFY.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// nsqd's fixed client timeout; the default heartbeat is half of it.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Stop reading from a client whose unread responses pile up past this.
@@ -164,7 +166,8 @@ impl Connection {
             max_rdy_count: opts.max_rdy_count.max(0) as u64,
             max_req_timeout_ms: opts.max_req_timeout.as_millis() as u64,
         };
-        let decoder = CommandDecoder::new(limits);
+        let mut decoder = CommandDecoder::new(limits);
+        decoder.gate.tls_pending = opts.tls_required_on_tcp();
         let (rh, wh) = tokio::io::split(stream);
         let msg_timeout = opts.msg_timeout;
         Connection {
@@ -694,9 +697,10 @@ impl Connection {
             return Ok(());
         }
 
-        // TLS, snappy and deflate are not available in this build, so they
-        // are never negotiated; the response says so and clients carry on
-        // in plain text.
+        // TLS when asked for and configured; snappy and deflate are not
+        // available in this build, so the response says so and clients
+        // carry on uncompressed.
+        let tls_v1 = req.tls_v1.unwrap_or(false) && self.nsqd.tls.is_some();
         let deflate = false;
         let snappy = false;
         let mut deflate_level = 6;
@@ -709,7 +713,7 @@ impl Connection {
             version: NSQ_VERSION.to_string(),
             max_msg_timeout: max_mt,
             msg_timeout: self.msg_timeout.as_millis() as i64,
-            tls_v1: false,
+            tls_v1,
             deflate,
             deflate_level,
             max_deflate_level: opts.max_deflate_level,
@@ -723,14 +727,54 @@ impl Connection {
         };
         let json = serde_json::to_vec(&response).expect("plain struct serializes");
         self.respond(&json);
+        if tls_v1 {
+            self.start_tls().await?;
+        }
+        Ok(())
+    }
+
+    /// IDENTIFY's TLS upgrade: the JSON response goes out in plain text,
+    /// then the handshake (at most 5 s), then `OK` inside TLS.
+    async fn start_tls(&mut self) -> Result<(), ProtocolError> {
+        let config = self.nsqd.tls.clone().expect("checked by the caller");
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        // Bytes already read past IDENTIFY start the client's handshake.
+        let early = self.rbuf.split().freeze();
+        let session = Arc::new(parking_lot::Mutex::new((String::new(), String::new())));
+        let slot = session.clone();
+        let upgraded = self
+            .upgrade(|raw| async move {
+                let raw = super::tls_stream::Prefixed::new(early, raw);
+                let tls = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(raw))
+                    .await
+                    .map_err(|_| {
+                        std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake timed out")
+                    })??;
+                *slot.lock() = super::tls::describe(tls.get_ref().1);
+                Ok(Box::new(tls) as BoxStream)
+            })
+            .await;
+        if let Err(e) = upgraded {
+            return Err(ProtocolError::fatal(
+                "E_IDENTIFY_FAILED",
+                format!("IDENTIFY failed {e}"),
+            ));
+        }
+        self.decoder.gate.tls_pending = false;
+        let (version, suite) = session.lock().clone();
+        {
+            let mut info = self.client.info.lock();
+            info.tls = true;
+            info.tls_version = version;
+            info.tls_cipher_suite = suite;
+        }
+        self.respond(OK);
         Ok(())
     }
 
     /// Replace the underlying stream in place (TLS or compression after
     /// IDENTIFY): everything buffered is flushed first, then `wrap` gets the
-    /// raw stream and returns the upgraded one. (Used by the TLS and
-    /// compression negotiation; exercised by the tests below until then.)
-    #[cfg_attr(not(test), allow(dead_code))]
+    /// raw stream and returns the upgraded one.
     async fn upgrade<F, Fut>(&mut self, wrap: F) -> Result<(), ConnError>
     where
         F: FnOnce(BoxStream) -> Fut,
