@@ -23,7 +23,7 @@ _nsq__pub() {
 
     case "${cmd}" in
         nsq__pub)
-            opts="-q -h -V --topic --delimiter --nsqd-tcp-address --rate --batch-size --quiet --dial-timeout --producer-opt --consumer-opt --help --version"
+            opts="-q -h -V --topic --delimiter --nsqd-tcp-address --rate --batch-size --quiet --dial-timeout --producer-opt --consumer-opt --tls --tls-root-ca-file --tls-cert --tls-key --tls-insecure-skip-verify --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -58,6 +58,18 @@ _nsq__pub() {
                     return 0
                     ;;
                 --producer-opt)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-root-ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

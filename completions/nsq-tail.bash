@@ -23,7 +23,7 @@ _nsq__tail() {
 
     case "${cmd}" in
         nsq__tail)
-            opts="-n -h -V --topic --channel --nsqd-tcp-address --lookupd-http-address --print-topic --max-in-flight --timeout --lookupd-poll-interval --dial-timeout --producer-opt --consumer-opt --help --version"
+            opts="-n -h -V --topic --channel --nsqd-tcp-address --lookupd-http-address --print-topic --max-in-flight --timeout --lookupd-poll-interval --dial-timeout --producer-opt --consumer-opt --tls --tls-root-ca-file --tls-cert --tls-key --tls-insecure-skip-verify --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -70,6 +70,18 @@ _nsq__tail() {
                     return 0
                     ;;
                 --producer-opt)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-root-ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

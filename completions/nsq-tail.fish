@@ -8,6 +8,11 @@ complete -c nsq-tail -l timeout -d 'With -n: fail (status 1) if the messages hav
 complete -c nsq-tail -l lookupd-poll-interval -d 'How often to ask nsqlookupd for producers' -r
 complete -c nsq-tail -l dial-timeout -d 'Give up connecting to an nsqd (TCP connect and IDENTIFY) after this long' -r
 complete -c nsq-tail -l consumer-opt -l producer-opt -d 'go-nsq option as key=value, as NSQ\'s tools take it (may be given multiple times): heartbeat_interval, msg_timeout, output_buffer_size, output_buffer_timeout, dial_timeout, user_agent; others are ignored with a warning' -r
+complete -c nsq-tail -l tls-root-ca-file -d 'PEM CA bundle to trust for nsqd\'s certificate (default: the system\'s roots)' -r
+complete -c nsq-tail -l tls-cert -d 'PEM client certificate to present (with --tls-key)' -r
+complete -c nsq-tail -l tls-key -d 'PEM key of the client certificate' -r
 complete -c nsq-tail -l print-topic -d 'Print the topic name before each message (`topic | body`)'
+complete -c nsq-tail -l tls -d 'Upgrade connections to nsqd to TLS (fails if nsqd does not offer it)'
+complete -c nsq-tail -l tls-insecure-skip-verify -d 'Accept any certificate from nsqd (encrypts without authenticating; testing only)'
 complete -c nsq-tail -s h -l help -d 'Print help'
 complete -c nsq-tail -s V -l version -d 'Print version'

@@ -23,7 +23,7 @@ _nsq__to__file() {
 
     case "${cmd}" in
         nsq__to__file)
-            opts="-h -V --topic --topic-pattern --topic-refresh --channel --nsqd-tcp-address --lookupd-http-address --max-in-flight --output-dir --work-dir --datetime-format --filename-format --host-identifier --gzip --gzip-level --skip-empty-files --rotate-size --rotate-interval --sync-interval --lookupd-poll-interval --http-client-connect-timeout --http-client-request-timeout --log-level --log-prefix --dial-timeout --producer-opt --consumer-opt --help --version"
+            opts="-h -V --topic --topic-pattern --topic-refresh --channel --nsqd-tcp-address --lookupd-http-address --max-in-flight --output-dir --work-dir --datetime-format --filename-format --host-identifier --gzip --gzip-level --skip-empty-files --rotate-size --rotate-interval --sync-interval --lookupd-poll-interval --http-client-connect-timeout --http-client-request-timeout --log-level --log-prefix --dial-timeout --producer-opt --consumer-opt --tls --tls-root-ca-file --tls-cert --tls-key --tls-insecure-skip-verify --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -122,6 +122,18 @@ _nsq__to__file() {
                     return 0
                     ;;
                 --producer-opt)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-root-ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -21,7 +21,12 @@ complete -c nsq-to-file -l log-level -d 'Log level: debug, info, warn, error or 
 complete -c nsq-to-file -l log-prefix -d 'Prefix of every log line' -r
 complete -c nsq-to-file -l dial-timeout -d 'Give up connecting to an nsqd (TCP connect and IDENTIFY) after this long' -r
 complete -c nsq-to-file -l consumer-opt -l producer-opt -d 'go-nsq option as key=value, as NSQ\'s tools take it (may be given multiple times): heartbeat_interval, msg_timeout, output_buffer_size, output_buffer_timeout, dial_timeout, user_agent; others are ignored with a warning' -r
+complete -c nsq-to-file -l tls-root-ca-file -d 'PEM CA bundle to trust for nsqd\'s certificate (default: the system\'s roots)' -r
+complete -c nsq-to-file -l tls-cert -d 'PEM client certificate to present (with --tls-key)' -r
+complete -c nsq-to-file -l tls-key -d 'PEM key of the client certificate' -r
 complete -c nsq-to-file -l gzip -d 'Gzip the files'
 complete -c nsq-to-file -l skip-empty-files -d 'Do not create a file for an interval with no messages'
+complete -c nsq-to-file -l tls -d 'Upgrade connections to nsqd to TLS (fails if nsqd does not offer it)'
+complete -c nsq-to-file -l tls-insecure-skip-verify -d 'Accept any certificate from nsqd (encrypts without authenticating; testing only)'
 complete -c nsq-to-file -s h -l help -d 'Print help'
 complete -c nsq-to-file -s V -l version -d 'Print version'

@@ -36,7 +36,15 @@ pub struct Config {
     pub output_buffer_timeout: Option<Duration>,
     /// Bounds both the TCP connect and the IDENTIFY exchange.
     pub connect_timeout: Duration,
+    /// Upgrade to TLS after IDENTIFY (an nsqd that does not offer it is an
+    /// error, never a silent fallback to plain text).
+    pub tls: Option<std::sync::Arc<tokio_rustls::rustls::ClientConfig>>,
 }
+
+/// A connection's byte stream: plain TCP or TLS over it.
+pub trait AsyncStream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> AsyncStream for T {}
+pub type ClientStream = Box<dyn AsyncStream>;
 
 impl Default for Config {
     fn default() -> Self {
@@ -50,6 +58,7 @@ impl Default for Config {
             output_buffer_size: None,
             output_buffer_timeout: None,
             connect_timeout: Duration::from_secs(5),
+            tls: None,
         }
     }
 }
@@ -68,6 +77,7 @@ impl Config {
             msg_timeout: ms(self.msg_timeout),
             output_buffer_size: self.output_buffer_size,
             output_buffer_timeout: ms(self.output_buffer_timeout),
+            tls_v1: self.tls.is_some().then_some(true),
             ..Default::default()
         }
     }
@@ -130,7 +140,7 @@ impl FrameReader {
 /// One connection to nsqd with IDENTIFY done.
 pub struct Connection {
     pub addr: String,
-    pub stream: TcpStream,
+    pub stream: ClientStream,
     /// What nsqd answered to IDENTIFY (its limits, e.g. `max_rdy_count`).
     pub server: IdentifyResponse,
     reader: FrameReader,
@@ -153,7 +163,7 @@ impl Connection {
         stream.set_nodelay(true).ok();
         let mut conn = Connection {
             addr: addr.to_string(),
-            stream,
+            stream: Box::new(stream),
             server: default_response(),
             reader: FrameReader::default(),
         };
@@ -175,6 +185,36 @@ impl Connection {
                 addr: addr.to_string(),
                 reason,
             })?;
+        if let Some(tls) = &config.tls {
+            if !conn.server.tls_v1 {
+                return Err(connect_err(
+                    "TLS was asked for but this nsqd does not offer it (no --tls-cert?)".into(),
+                ));
+            }
+            let name = super::tls::server_name(addr).map_err(connect_err)?;
+            let connector = tokio_rustls::TlsConnector::from(tls.clone());
+            let plain = std::mem::replace(&mut conn.stream, Box::new(tokio::io::duplex(1).0));
+            let upgraded = tokio::time::timeout(config.connect_timeout, async {
+                let stream = connector
+                    .connect(name, plain)
+                    .await
+                    .map_err(|e| connect_err(format!("TLS handshake failed: {e}")))?;
+                conn.stream = Box::new(stream);
+                // nsqd confirms the upgrade with an `OK` inside TLS.
+                conn.response().await
+            })
+            .await
+            .map_err(|_| ClientError::Timeout {
+                addr: addr.to_string(),
+                after: config.connect_timeout,
+            })??;
+            if &upgraded[..] != b"OK" {
+                return Err(ClientError::Protocol {
+                    addr: addr.to_string(),
+                    reason: "no OK after the TLS upgrade".into(),
+                });
+            }
+        }
         Ok(conn)
     }
 
@@ -243,7 +283,7 @@ impl Connection {
     }
 
     /// The socket and whatever has been read but not decoded yet.
-    pub(crate) fn into_parts(self) -> (String, TcpStream, FrameReader) {
+    pub(crate) fn into_parts(self) -> (String, ClientStream, FrameReader) {
         (self.addr, self.stream, self.reader)
     }
 }

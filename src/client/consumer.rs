@@ -424,7 +424,7 @@ impl Consumer {
         let max_rdy = conn.server.max_rdy_count.max(1) as u64;
         let grace = Duration::from_millis(conn.server.msg_timeout.max(1000) as u64);
         let (ctl, ctl_rx) = mpsc::unbounded_channel();
-        let (addr, mut stream, reader) = conn.into_parts();
+        let (addr, stream, reader) = conn.into_parts();
         let task = Task {
             addr: addr.clone(),
             reader,
@@ -433,7 +433,7 @@ impl Consumer {
             close_grace: grace,
         };
         tokio::spawn(async move {
-            let (rd, wr) = stream.split();
+            let (rd, wr) = tokio::io::split(stream);
             task.run(rd, wr).await;
         });
         self.conns.push(Conn {

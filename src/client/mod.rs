@@ -22,6 +22,8 @@ mod consumer;
 mod error;
 mod producer;
 
+pub mod tls;
+
 pub use conn::{Config, Connection, FrameReader};
 pub use consumer::{Consumer, ConsumerConfig, Delivery, LookupdPolling};
 pub use error::ClientError;

@@ -41,10 +41,10 @@ impl Producer {
     pub async fn connect(addr: &str, config: &Config) -> Result<Producer, ClientError> {
         let conn = Connection::connect(addr, config).await?;
         let (tx, rx) = mpsc::channel(QUEUE);
-        let (addr, mut stream, reader) = conn.into_parts();
+        let (addr, stream, reader) = conn.into_parts();
         let task_addr = addr.clone();
         tokio::spawn(async move {
-            let (rd, wr) = stream.split();
+            let (rd, wr) = tokio::io::split(stream);
             drive(task_addr, rd, wr, reader, rx).await;
         });
         Ok(Producer { addr, tx })

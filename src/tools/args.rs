@@ -54,11 +54,31 @@ pub struct Connection {
     /// with a warning.
     #[arg(long = "consumer-opt", visible_alias = "producer-opt", action = ArgAction::Append, value_name = "KEY=VALUE")]
     pub options: Vec<String>,
+
+    /// Upgrade connections to nsqd to TLS (fails if nsqd does not offer it).
+    #[arg(long)]
+    pub tls: bool,
+
+    /// PEM CA bundle to trust for nsqd's certificate (default: the system's roots).
+    #[arg(long = "tls-root-ca-file", value_name = "FILE")]
+    pub tls_root_ca_file: Option<String>,
+
+    /// PEM client certificate to present (with --tls-key).
+    #[arg(long = "tls-cert", value_name = "FILE")]
+    pub tls_cert: Option<String>,
+
+    /// PEM key of the client certificate.
+    #[arg(long = "tls-key", value_name = "FILE")]
+    pub tls_key: Option<String>,
+
+    /// Accept any certificate from nsqd (encrypts without authenticating; testing only).
+    #[arg(long = "tls-insecure-skip-verify")]
+    pub tls_insecure_skip_verify: bool,
 }
 
 impl Connection {
     /// The client configuration for these options.
-    pub fn config(&self, user_agent: &str) -> Config {
+    pub fn config(&self, user_agent: &str) -> Result<Config, String> {
         let mut config = Config {
             connect_timeout: self.dial_timeout,
             user_agent: user_agent.to_string(),
@@ -69,7 +89,22 @@ impl Connection {
                 eprintln!("warning: ignoring --consumer-opt {option:?}: {e}");
             }
         }
-        config
+        // Any TLS flag implies --tls.
+        let wants_tls = self.tls
+            || self.tls_root_ca_file.is_some()
+            || self.tls_cert.is_some()
+            || self.tls_insecure_skip_verify;
+        if wants_tls {
+            config.tls = Some(crate::client::tls::client_config(
+                &crate::client::tls::TlsOptions {
+                    root_ca_file: self.tls_root_ca_file.clone(),
+                    cert_file: self.tls_cert.clone(),
+                    key_file: self.tls_key.clone(),
+                    insecure_skip_verify: self.tls_insecure_skip_verify,
+                },
+            )?);
+        }
+        Ok(config)
     }
 
     /// A go-nsq `max_in_flight` given as an option, if any.
@@ -111,6 +146,11 @@ mod tests {
     fn go_nsq_options_apply() {
         let c = Connection {
             dial_timeout: Duration::from_secs(5),
+            tls: false,
+            tls_root_ca_file: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_insecure_skip_verify: false,
             options: vec![
                 "msg_timeout=30s".into(),
                 "max_in_flight=7".into(),
@@ -118,7 +158,7 @@ mod tests {
                 "bogus=1".into(),
             ],
         };
-        let config = c.config("tool");
+        let config = c.config("tool").unwrap();
         assert_eq!(config.msg_timeout, Some(Duration::from_secs(30)));
         assert_eq!(config.user_agent, "me");
         assert_eq!(c.max_in_flight(), Some(7));

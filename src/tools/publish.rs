@@ -103,7 +103,8 @@ pub async fn run(args: PubArgs) -> Result<(), Failure> {
     }
     let config = args
         .connection
-        .config(&format!("nsq-pub/{}", env!("CARGO_PKG_VERSION")));
+        .config(&format!("nsq-pub/{}", env!("CARGO_PKG_VERSION")))
+        .map_err(|message| Failure { message, code: 2 })?;
     let mut producers = Vec::new();
     for addr in &args.nsqd.nsqd_tcp_addresses {
         producers.push(Producer::connect(addr, &config).await?);

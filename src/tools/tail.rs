@@ -92,7 +92,8 @@ pub async fn run(args: TailArgs) -> Result<(), Failure> {
     }
     let connection = args
         .connection
-        .config(&format!("nsq-tail/{}", env!("CARGO_PKG_VERSION")));
+        .config(&format!("nsq-tail/{}", env!("CARGO_PKG_VERSION")))
+        .map_err(|message| Failure { message, code: 2 })?;
 
     // One consumer per topic, each in a task, all feeding one queue.
     let (tx, mut rx) = mpsc::channel::<Received>(1024);

@@ -604,7 +604,8 @@ async fn archive(
         max_in_flight: args.max_in_flight.max(1),
         connection: args
             .connection
-            .config(&format!("nsq-to-file/{}", env!("CARGO_PKG_VERSION"))),
+            .config(&format!("nsq-to-file/{}", env!("CARGO_PKG_VERSION")))
+            .map_err(|message| Failure { message, code: 2 })?,
     };
     let mut consumer = if args.sources.lookupd_http_addresses.is_empty() {
         let mut consumer = Consumer::connect(&args.sources.nsqd_tcp_addresses, &config).await?;
