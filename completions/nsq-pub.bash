@@ -23,7 +23,7 @@ _nsq__pub() {
 
     case "${cmd}" in
         nsq__pub)
-            opts="-q -h -V --topic --delimiter --nsqd-tcp-address --rate --batch-size --quiet --dial-timeout --producer-opt --consumer-opt --tls --tls-root-ca-file --tls-cert --tls-key --tls-insecure-skip-verify --help --version"
+            opts="-q -h -V --topic --delimiter --nsqd-tcp-address --rate --batch-size --quiet --dial-timeout --producer-opt --consumer-opt --tls --tls-root-ca-file --tls-cert --tls-key --tls-insecure-skip-verify --snappy --deflate --deflate-level --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -70,6 +70,10 @@ _nsq__pub() {
                     return 0
                     ;;
                 --tls-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --deflate-level)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -8,8 +8,11 @@ complete -c nsq-pub -l consumer-opt -l producer-opt -d 'go-nsq option as key=val
 complete -c nsq-pub -l tls-root-ca-file -d 'PEM CA bundle to trust for nsqd\'s certificate (default: the system\'s roots)' -r
 complete -c nsq-pub -l tls-cert -d 'PEM client certificate to present (with --tls-key)' -r
 complete -c nsq-pub -l tls-key -d 'PEM key of the client certificate' -r
+complete -c nsq-pub -l deflate-level -d 'Deflate level, 1 (fast) to 9 (small); nsqd may lower it' -r
 complete -c nsq-pub -s q -l quiet -d 'No progress bar'
 complete -c nsq-pub -l tls -d 'Upgrade connections to nsqd to TLS (fails if nsqd does not offer it)'
 complete -c nsq-pub -l tls-insecure-skip-verify -d 'Accept any certificate from nsqd (encrypts without authenticating; testing only)'
+complete -c nsq-pub -l snappy -d 'Compress connections with snappy (if nsqd allows it)'
+complete -c nsq-pub -l deflate -d 'Compress connections with deflate (if nsqd allows it)'
 complete -c nsq-pub -s h -l help -d 'Print help'
 complete -c nsq-pub -s V -l version -d 'Print version'

@@ -11,8 +11,11 @@ complete -c nsq-tail -l consumer-opt -l producer-opt -d 'go-nsq option as key=va
 complete -c nsq-tail -l tls-root-ca-file -d 'PEM CA bundle to trust for nsqd\'s certificate (default: the system\'s roots)' -r
 complete -c nsq-tail -l tls-cert -d 'PEM client certificate to present (with --tls-key)' -r
 complete -c nsq-tail -l tls-key -d 'PEM key of the client certificate' -r
+complete -c nsq-tail -l deflate-level -d 'Deflate level, 1 (fast) to 9 (small); nsqd may lower it' -r
 complete -c nsq-tail -l print-topic -d 'Print the topic name before each message (`topic | body`)'
 complete -c nsq-tail -l tls -d 'Upgrade connections to nsqd to TLS (fails if nsqd does not offer it)'
 complete -c nsq-tail -l tls-insecure-skip-verify -d 'Accept any certificate from nsqd (encrypts without authenticating; testing only)'
+complete -c nsq-tail -l snappy -d 'Compress connections with snappy (if nsqd allows it)'
+complete -c nsq-tail -l deflate -d 'Compress connections with deflate (if nsqd allows it)'
 complete -c nsq-tail -s h -l help -d 'Print help'
 complete -c nsq-tail -s V -l version -d 'Print version'

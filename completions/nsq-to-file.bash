@@ -23,7 +23,7 @@ _nsq__to__file() {
 
     case "${cmd}" in
         nsq__to__file)
-            opts="-h -V --topic --topic-pattern --topic-refresh --channel --nsqd-tcp-address --lookupd-http-address --max-in-flight --output-dir --work-dir --datetime-format --filename-format --host-identifier --gzip --gzip-level --skip-empty-files --rotate-size --rotate-interval --sync-interval --lookupd-poll-interval --http-client-connect-timeout --http-client-request-timeout --log-level --log-prefix --dial-timeout --producer-opt --consumer-opt --tls --tls-root-ca-file --tls-cert --tls-key --tls-insecure-skip-verify --help --version"
+            opts="-h -V --topic --topic-pattern --topic-refresh --channel --nsqd-tcp-address --lookupd-http-address --max-in-flight --output-dir --work-dir --datetime-format --filename-format --host-identifier --gzip --gzip-level --skip-empty-files --rotate-size --rotate-interval --sync-interval --lookupd-poll-interval --http-client-connect-timeout --http-client-request-timeout --log-level --log-prefix --dial-timeout --producer-opt --consumer-opt --tls --tls-root-ca-file --tls-cert --tls-key --tls-insecure-skip-verify --snappy --deflate --deflate-level --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -134,6 +134,10 @@ _nsq__to__file() {
                     return 0
                     ;;
                 --tls-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --deflate-level)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -24,9 +24,12 @@ complete -c nsq-to-file -l consumer-opt -l producer-opt -d 'go-nsq option as key
 complete -c nsq-to-file -l tls-root-ca-file -d 'PEM CA bundle to trust for nsqd\'s certificate (default: the system\'s roots)' -r
 complete -c nsq-to-file -l tls-cert -d 'PEM client certificate to present (with --tls-key)' -r
 complete -c nsq-to-file -l tls-key -d 'PEM key of the client certificate' -r
+complete -c nsq-to-file -l deflate-level -d 'Deflate level, 1 (fast) to 9 (small); nsqd may lower it' -r
 complete -c nsq-to-file -l gzip -d 'Gzip the files'
 complete -c nsq-to-file -l skip-empty-files -d 'Do not create a file for an interval with no messages'
 complete -c nsq-to-file -l tls -d 'Upgrade connections to nsqd to TLS (fails if nsqd does not offer it)'
 complete -c nsq-to-file -l tls-insecure-skip-verify -d 'Accept any certificate from nsqd (encrypts without authenticating; testing only)'
+complete -c nsq-to-file -l snappy -d 'Compress connections with snappy (if nsqd allows it)'
+complete -c nsq-to-file -l deflate -d 'Compress connections with deflate (if nsqd allows it)'
 complete -c nsq-to-file -s h -l help -d 'Print help'
 complete -c nsq-to-file -s V -l version -d 'Print version'

@@ -9,6 +9,7 @@
 pub mod bench;
 pub mod cli;
 pub mod client;
+pub mod compress;
 pub mod diskqueue;
 pub mod http_api;
 pub mod logging;

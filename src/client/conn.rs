@@ -39,6 +39,16 @@ pub struct Config {
     /// Upgrade to TLS after IDENTIFY (an nsqd that does not offer it is an
     /// error, never a silent fallback to plain text).
     pub tls: Option<std::sync::Arc<tokio_rustls::rustls::ClientConfig>>,
+    /// Ask for a compressed connection (used if nsqd agrees).
+    pub compression: Option<Compression>,
+}
+
+/// The compression IDENTIFY can negotiate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    Snappy,
+    /// Raw DEFLATE at this level (1-9; nsqd may lower it).
+    Deflate(u32),
 }
 
 /// A connection's byte stream: plain TCP or TLS over it.
@@ -59,6 +69,7 @@ impl Default for Config {
             output_buffer_timeout: None,
             connect_timeout: Duration::from_secs(5),
             tls: None,
+            compression: None,
         }
     }
 }
@@ -78,6 +89,12 @@ impl Config {
             output_buffer_size: self.output_buffer_size,
             output_buffer_timeout: ms(self.output_buffer_timeout),
             tls_v1: self.tls.is_some().then_some(true),
+            snappy: (self.compression == Some(Compression::Snappy)).then_some(true),
+            deflate: matches!(self.compression, Some(Compression::Deflate(_))).then_some(true),
+            deflate_level: match self.compression {
+                Some(Compression::Deflate(level)) => Some(level as i64),
+                _ => None,
+            },
             ..Default::default()
         }
     }
@@ -113,6 +130,11 @@ impl FrameReader {
                 addr: addr.to_string(),
                 reason: e.to_string(),
             })
+    }
+
+    /// Bytes read but not decoded (what follows a switch of encoding).
+    pub fn take_buffered(&mut self) -> Bytes {
+        self.rbuf.split().freeze()
     }
 
     /// Read more bytes. Cancel-safe: usable as a `select!` branch.
@@ -215,17 +237,46 @@ impl Connection {
                 });
             }
         }
+        if conn.server.snappy || conn.server.deflate {
+            let plain = std::mem::replace(&mut conn.stream, Box::new(tokio::io::duplex(1).0));
+            // Compressed bytes may have come in the same read as the OK.
+            let early = conn.reader.take_buffered();
+            let plain = crate::compress::Prefixed::new(early, plain);
+            conn.stream = if conn.server.snappy {
+                Box::new(crate::compress::snappy(plain))
+            } else {
+                Box::new(crate::compress::deflate(
+                    plain,
+                    conn.server.deflate_level.max(1) as u32,
+                ))
+            };
+            let ok = tokio::time::timeout(config.connect_timeout, conn.response())
+                .await
+                .map_err(|_| ClientError::Timeout {
+                    addr: addr.to_string(),
+                    after: config.connect_timeout,
+                })??;
+            if &ok[..] != b"OK" {
+                return Err(ClientError::Protocol {
+                    addr: addr.to_string(),
+                    reason: "no OK after the compression upgrade".into(),
+                });
+            }
+        }
         Ok(conn)
     }
 
     pub async fn write(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
-        self.stream
-            .write_all(bytes)
-            .await
-            .map_err(|e| ClientError::Io {
-                addr: self.addr.clone(),
-                reason: e.to_string(),
-            })
+        let stream = &mut self.stream;
+        async move {
+            stream.write_all(bytes).await?;
+            stream.flush().await
+        }
+        .await
+        .map_err(|e| ClientError::Io {
+            addr: self.addr.clone(),
+            reason: e.to_string(),
+        })
     }
 
     pub async fn send(&mut self, cmd: &Command) -> Result<(), ClientError> {

@@ -620,6 +620,12 @@ impl Task {
                 }
                 written = wr.write_buf(&mut st.out), if !st.out.is_empty() => match written {
                     Ok(0) => break Err(ClientError::Closed { addr: self.addr.clone() }),
+                    // Drained: push it through a compressor or TLS.
+                    Ok(_) if st.out.is_empty() => {
+                        if let Err(e) = wr.flush().await {
+                            break Err(ClientError::Io { addr: self.addr.clone(), reason: e.to_string() });
+                        }
+                    }
                     Ok(_) => {}
                     Err(e) => break Err(ClientError::Io { addr: self.addr.clone(), reason: e.to_string() }),
                 },

@@ -24,7 +24,7 @@ mod producer;
 
 pub mod tls;
 
-pub use conn::{Config, Connection, FrameReader};
+pub use conn::{Compression, Config, Connection, FrameReader};
 pub use consumer::{Consumer, ConsumerConfig, Delivery, LookupdPolling};
 pub use error::ClientError;
 pub use producer::{Producer, PublishAck};

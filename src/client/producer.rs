@@ -163,6 +163,12 @@ async fn drive<R, W>(
             }
             written = wr.write_buf(&mut out), if !out.is_empty() => match written {
                 Ok(0) => break closed(),
+                // Drained: push it through a compressor or TLS.
+                Ok(_) if out.is_empty() => {
+                    if let Err(e) = wr.flush().await {
+                        break ClientError::Io { addr: addr.clone(), reason: e.to_string() };
+                    }
+                }
                 Ok(_) => {}
                 Err(e) => break ClientError::Io { addr: addr.clone(), reason: e.to_string() },
             },

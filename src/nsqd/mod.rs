@@ -19,7 +19,6 @@ pub mod server;
 pub mod stats;
 pub mod tcp;
 pub mod tls;
-pub mod tls_stream;
 pub mod topic;
 
 pub use engine::{unix_seconds, Nsqd};

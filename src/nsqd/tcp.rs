@@ -281,6 +281,9 @@ impl Connection {
                     write_progress = Instant::now();
                     if self.wbuf.is_empty() {
                         self.flush_now = false;
+                        // A compressor or TLS holds bytes until flushed
+                        // (a no-op on plain TCP).
+                        self.wh.flush().await?;
                     }
                 }
                 read = self.rh.read_buf(&mut self.rbuf), if can_read => {
@@ -697,12 +700,16 @@ impl Connection {
             return Ok(());
         }
 
-        // TLS when asked for and configured; snappy and deflate are not
-        // available in this build, so the response says so and clients
-        // carry on uncompressed.
+        // Each feature when the client asks and nsqd allows it.
         let tls_v1 = req.tls_v1.unwrap_or(false) && self.nsqd.tls.is_some();
-        let deflate = false;
-        let snappy = false;
+        let deflate = req.deflate.unwrap_or(false) && opts.deflate;
+        let snappy = req.snappy.unwrap_or(false) && opts.snappy;
+        if deflate && snappy {
+            return Err(ProtocolError::fatal(
+                "E_IDENTIFY_FAILED",
+                "cannot enable both deflate and snappy compression",
+            ));
+        }
         let mut deflate_level = 6;
         if deflate {
             deflate_level = req.deflate_level.filter(|l| *l > 0).unwrap_or(6);
@@ -730,6 +737,32 @@ impl Connection {
         if tls_v1 {
             self.start_tls().await?;
         }
+        // Then at most one compressor, over TLS if active, confirmed by an
+        // `OK` already compressed.
+        if snappy || deflate {
+            let level = deflate_level as u32;
+            let upgraded = self
+                .upgrade(|s| async move {
+                    Ok(if snappy {
+                        Box::new(crate::compress::snappy(s)) as BoxStream
+                    } else {
+                        Box::new(crate::compress::deflate(s, level)) as BoxStream
+                    })
+                })
+                .await;
+            if let Err(e) = upgraded {
+                return Err(ProtocolError::fatal(
+                    "E_IDENTIFY_FAILED",
+                    format!("IDENTIFY failed {e}"),
+                ));
+            }
+            {
+                let mut info = self.client.info.lock();
+                info.snappy = snappy;
+                info.deflate = deflate;
+            }
+            self.respond(OK);
+        }
         Ok(())
     }
 
@@ -744,7 +777,7 @@ impl Connection {
         let slot = session.clone();
         let upgraded = self
             .upgrade(|raw| async move {
-                let raw = super::tls_stream::Prefixed::new(early, raw);
+                let raw = crate::compress::Prefixed::new(early, raw);
                 let tls = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(raw))
                     .await
                     .map_err(|_| {

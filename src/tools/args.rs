@@ -74,6 +74,18 @@ pub struct Connection {
     /// Accept any certificate from nsqd (encrypts without authenticating; testing only).
     #[arg(long = "tls-insecure-skip-verify")]
     pub tls_insecure_skip_verify: bool,
+
+    /// Compress connections with snappy (if nsqd allows it).
+    #[arg(long, conflicts_with = "deflate")]
+    pub snappy: bool,
+
+    /// Compress connections with deflate (if nsqd allows it).
+    #[arg(long)]
+    pub deflate: bool,
+
+    /// Deflate level, 1 (fast) to 9 (small); nsqd may lower it.
+    #[arg(long = "deflate-level", default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=9), value_name = "N")]
+    pub deflate_level: u32,
 }
 
 impl Connection {
@@ -89,6 +101,13 @@ impl Connection {
                 eprintln!("warning: ignoring --consumer-opt {option:?}: {e}");
             }
         }
+        config.compression = if self.snappy {
+            Some(crate::client::Compression::Snappy)
+        } else if self.deflate {
+            Some(crate::client::Compression::Deflate(self.deflate_level))
+        } else {
+            None
+        };
         // Any TLS flag implies --tls.
         let wants_tls = self.tls
             || self.tls_root_ca_file.is_some()
@@ -151,6 +170,9 @@ mod tests {
             tls_cert: None,
             tls_key: None,
             tls_insecure_skip_verify: false,
+            snappy: false,
+            deflate: false,
+            deflate_level: 6,
             options: vec![
                 "msg_timeout=30s".into(),
                 "max_in_flight=7".into(),

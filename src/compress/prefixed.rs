@@ -1,5 +1,6 @@
-//! A stream that first yields bytes already read from it: the start of a
-//! TLS handshake that arrived in the same read as the command before it.
+//! A stream that first yields bytes already read from it: what arrived in
+//! the same read as the last plain-text frame before a switch to TLS or
+//! compression.
 
 use bytes::{Buf, Bytes};
 use std::pin::Pin;
