@@ -6,6 +6,7 @@
 //! * [`tcp`] speaks protocol V2 to clients, [`http`] serves the HTTP API,
 //!   [`stats`] renders the counters, [`server`] ties them together.
 
+pub mod auth;
 pub mod backend;
 pub mod channel;
 pub mod client_state;

@@ -176,9 +176,6 @@ pub async fn wait_for_signal() {
 /// so at startup instead of silently ignoring them.
 fn warn_unimplemented(opts: &Options) {
     let mut missing = Vec::new();
-    if !opts.auth_http_addresses.is_empty() {
-        missing.push("--auth-http-address");
-    }
     if !opts.statsd_address.is_empty() {
         missing.push("--statsd-address");
     }

@@ -15,6 +15,7 @@
 //! latency well inside NSQ's `output_buffer_timeout` while still batching
 //! under load.
 
+use super::auth::{self, Asker, Authorization, Permission};
 use super::backend::{Ticket, TicketStatus};
 use super::channel::{Channel, InFlightError};
 use super::client_state::ClientHandle;
@@ -136,6 +137,8 @@ struct Connection {
     /// one fsync covers many pipelined publishes.
     held: VecDeque<Held>,
     sync_rounds: tokio::sync::watch::Receiver<u64>,
+    /// What AUTH granted (with `--auth-http-address`).
+    auth: Option<Authorization>,
 }
 
 /// A publish awaiting durability, and the responses queued behind it.
@@ -187,6 +190,7 @@ impl Connection {
             last_command: Instant::now(),
             batch: Vec::with_capacity(TAKE_BATCH),
             held: VecDeque::new(),
+            auth: None,
             sync_rounds: nsqd.sync_rounds(),
             nsqd,
         }
@@ -449,12 +453,12 @@ impl Connection {
         match cmd {
             Command::Nop => Ok(()),
             Command::Identify(body) => self.identify(&body).await,
-            Command::Auth(_) => {
-                // Authorization servers are not configurable yet, so AUTH is
-                // always "disabled", exactly as nsqd without --auth-http-address.
-                Err(ProtocolError::fatal("E_AUTH_DISABLED", "AUTH disabled"))
+            Command::Auth(secret) => self.authenticate(secret).await,
+            Command::Sub { topic, channel } => {
+                self.authorize("SUB", &topic, &channel, Permission::Subscribe)
+                    .await?;
+                self.subscribe(&topic, &channel)
             }
-            Command::Sub { topic, channel } => self.subscribe(&topic, &channel),
             Command::Rdy(count) => {
                 self.client.ready_count.store(count as i64, Relaxed);
                 Ok(())
@@ -495,15 +499,21 @@ impl Connection {
                 self.respond(CLOSE_WAIT);
                 Ok(())
             }
-            Command::Pub { topic, body } => self.publish(
-                &topic,
-                std::iter::once(body),
-                1,
-                Duration::ZERO,
-                "E_PUB_FAILED",
-                "PUB",
-            ),
+            Command::Pub { topic, body } => {
+                self.authorize("PUB", &topic, "", Permission::Publish)
+                    .await?;
+                self.publish(
+                    &topic,
+                    std::iter::once(body),
+                    1,
+                    Duration::ZERO,
+                    "E_PUB_FAILED",
+                    "PUB",
+                )
+            }
             Command::Mpub { topic, bodies } => {
+                self.authorize("MPUB", &topic, "", Permission::Publish)
+                    .await?;
                 let n = bodies.len() as u64;
                 self.publish(&topic, bodies, n, Duration::ZERO, "E_MPUB_FAILED", "MPUB")
             }
@@ -511,15 +521,97 @@ impl Connection {
                 topic,
                 defer_ms,
                 body,
-            } => self.publish(
-                &topic,
-                std::iter::once(body),
-                1,
-                Duration::from_millis(defer_ms),
-                "E_DPUB_FAILED",
-                "DPUB",
-            ),
+            } => {
+                self.authorize("DPUB", &topic, "", Permission::Publish)
+                    .await?;
+                self.publish(
+                    &topic,
+                    std::iter::once(body),
+                    1,
+                    Duration::from_millis(defer_ms),
+                    "E_DPUB_FAILED",
+                    "DPUB",
+                )
+            }
         }
+    }
+
+    /// AUTH: ask the auth server what this secret may do.
+    async fn authenticate(&mut self, secret: Bytes) -> Result<(), ProtocolError> {
+        if self.nsqd.opts.auth_http_addresses.is_empty() {
+            return Err(ProtocolError::fatal("E_AUTH_DISABLED", "AUTH disabled"));
+        }
+        if self.auth.is_some() {
+            return Err(ProtocolError::fatal("E_INVALID", "AUTH already set"));
+        }
+        let auth = self.query_auth(&secret).await?;
+        if auth.grant_count() == 0 {
+            return Err(ProtocolError::fatal(
+                "E_UNAUTHORIZED",
+                "AUTH no authorizations found",
+            ));
+        }
+        let answer = serde_json::json!({
+            "identity": auth.identity,
+            "identity_url": auth.identity_url,
+            "permission_count": auth.grant_count(),
+        });
+        self.auth = Some(auth);
+        self.respond(answer.to_string().as_bytes());
+        Ok(())
+    }
+
+    /// Ask the auth server; only shared handles are held across the wait
+    /// (the connection itself is not `Sync`).
+    fn query_auth(
+        &self,
+        secret: &Bytes,
+    ) -> impl std::future::Future<Output = Result<Authorization, ProtocolError>> + Send + 'static
+    {
+        let (nsqd, client, secret) = (self.nsqd.clone(), self.client.clone(), secret.clone());
+        async move {
+            let asker = Asker {
+                remote_ip: client.remote_addr.ip().to_string(),
+                tls: client.info.lock().tls,
+                common_name: "",
+            };
+            auth::query(&nsqd, &secret, &asker).await.map_err(|e| {
+                tracing::warn!("[{}] auth failed: {e}", client.remote_addr);
+                ProtocolError::fatal("E_AUTH_FAILED", "AUTH failed")
+            })
+        }
+    }
+
+    /// With `--auth-http-address`: may this connection do `cmd` on
+    /// (topic, channel)? An expired authorization is renewed first.
+    async fn authorize(
+        &mut self,
+        cmd: &str,
+        topic: &str,
+        channel: &str,
+        permission: Permission,
+    ) -> Result<(), ProtocolError> {
+        if self.nsqd.opts.auth_http_addresses.is_empty() {
+            return Ok(());
+        }
+        let Some(current) = &self.auth else {
+            return Err(ProtocolError::fatal(
+                "E_AUTH_FIRST",
+                format!("AUTH required before {cmd}"),
+            ));
+        };
+        if current.is_expired() {
+            let secret = current.secret.clone();
+            self.auth = Some(self.query_auth(&secret).await?);
+        }
+        let auth = self.auth.as_ref().expect("set above");
+        if !auth.allows(permission, topic, channel) {
+            return Err(ProtocolError::fatal(
+                "E_UNAUTHORIZED",
+                format!("AUTH failed for {cmd} on {topic:?} {channel:?}"),
+            ));
+        }
+        Ok(())
     }
 
     fn in_flight_op<T>(
@@ -726,7 +818,7 @@ impl Connection {
             max_deflate_level: opts.max_deflate_level,
             snappy,
             sample_rate,
-            auth_required: false,
+            auth_required: !opts.auth_http_addresses.is_empty(),
             output_buffer_size: self.output_buffer_size as i64,
             output_buffer_timeout,
             topology_region: opts.topology_region.clone(),

@@ -1,0 +1,219 @@
+//! AUTH against a small auth server run by the test: allowed, denied, no
+//! grants, expired TTL (renewed), server down, and the POST method.
+
+mod support;
+
+use bytes::Bytes;
+use nsq::protocol::{Command, Frame};
+use serde_json::json;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::sync::{Arc, Mutex};
+use support::{wait_until, Nsqd};
+
+/// An HTTP auth server: answers by secret, records each request.
+struct AuthServer {
+    addr: SocketAddr,
+    requests: Arc<Mutex<Vec<String>>>,
+}
+
+impl AuthServer {
+    fn start() -> AuthServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let log = requests.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { break };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut head = String::new();
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                    head.push_str(&line);
+                }
+                let mut body = vec![0u8; length];
+                let _ = reader.read_exact(&mut body);
+                let request = format!("{head}\n{}", String::from_utf8_lossy(&body));
+                let secret = ["alice", "short", "nobody", "mallory"]
+                    .into_iter()
+                    .find(|s| {
+                        request.contains(&format!("secret={s}"))
+                            || request.contains(&format!("\"{s}\""))
+                    })
+                    .unwrap_or("");
+                log.lock().unwrap().push(request);
+                let grants = json!([{"topic": "^orders$", "channels": [".*"], "permissions": ["subscribe", "publish"]}]);
+                let (status, answer) = match secret {
+                    "alice" => (
+                        "200 OK",
+                        json!({"ttl": 3600, "identity": "alice", "identity_url": "https://id/alice", "authorizations": grants}),
+                    ),
+                    "short" => (
+                        "200 OK",
+                        json!({"ttl": 1, "identity": "short", "authorizations": grants}),
+                    ),
+                    "nobody" => ("200 OK", json!({"ttl": 60, "authorizations": []})),
+                    _ => ("403 Forbidden", json!({"message": "no"})),
+                };
+                let body = answer.to_string();
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        AuthServer { addr, requests }
+    }
+
+    fn count(&self, secret: &str) -> usize {
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| {
+                r.contains(&format!("secret={secret}")) || r.contains(&format!("\"{secret}\""))
+            })
+            .count()
+    }
+}
+
+fn nsqd_with(auth: &AuthServer, extra: &[&str]) -> Nsqd {
+    let flag = format!("--auth-http-address={}", auth.addr);
+    let mut args = vec![flag.as_str()];
+    args.extend_from_slice(extra);
+    Nsqd::start(&args)
+}
+
+fn authed(nsqd: &Nsqd, secret: &str) -> (support::Conn, Frame) {
+    let mut c = nsqd.connect();
+    let Frame::Response(json) = c.identify(json!({"feature_negotiation": true})) else {
+        panic!()
+    };
+    let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(v["auth_required"], true);
+    c.send(&Command::Auth(Bytes::from(secret.to_string())));
+    let answer = c.frame();
+    (c, answer)
+}
+
+fn pub_cmd(topic: &str) -> Command {
+    Command::Pub {
+        topic: topic.into(),
+        body: Bytes::from_static(b"m"),
+    }
+}
+
+#[test]
+fn allowed_denied_and_first() {
+    let auth = AuthServer::start();
+    let nsqd = nsqd_with(&auth, &[]);
+    // Nothing before AUTH.
+    let mut c = nsqd.connect();
+    c.identify(json!({"feature_negotiation": true}));
+    c.send(&pub_cmd("orders"));
+    c.expect_error("E_AUTH_FIRST AUTH required before PUB");
+    c.expect_closed();
+
+    let (mut c, answer) = authed(&nsqd, "alice");
+    assert_eq!(
+        answer,
+        Frame::Response(Bytes::from(
+            json!({"identity": "alice", "identity_url": "https://id/alice", "permission_count": 1})
+                .to_string()
+        ))
+    );
+    c.publish("orders", b"allowed");
+    c.send(&Command::Auth(Bytes::from_static(b"alice")));
+    c.expect_error("E_INVALID AUTH already set");
+
+    let (mut c, _) = authed(&nsqd, "alice");
+    c.send(&pub_cmd("payroll"));
+    c.expect_error(r#"E_UNAUTHORIZED AUTH failed for PUB on "payroll" """#);
+
+    let (mut c, _) = authed(&nsqd, "alice");
+    c.subscribe("orders", "billing");
+    // The auth server heard the secret, the client's IP and "tls=false".
+    let requests = auth.requests.lock().unwrap().join("\n");
+    assert!(
+        requests.contains("GET /auth?common_name=&remote_ip=127.0.0.1&secret=alice&tls=false"),
+        "{requests}"
+    );
+}
+
+#[test]
+fn no_grants_bad_secret_and_server_down() {
+    let auth = AuthServer::start();
+    let nsqd = nsqd_with(&auth, &[]);
+    let (_, answer) = authed(&nsqd, "nobody");
+    assert_eq!(
+        answer,
+        Frame::Error(Bytes::from_static(
+            b"E_UNAUTHORIZED AUTH no authorizations found"
+        ))
+    );
+    let (_, answer) = authed(&nsqd, "mallory");
+    assert_eq!(
+        answer,
+        Frame::Error(Bytes::from_static(b"E_AUTH_FAILED AUTH failed"))
+    );
+
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let nsqd = Nsqd::start(&[&format!("--auth-http-address=127.0.0.1:{port}")]);
+    let (_, answer) = authed(&nsqd, "alice");
+    assert_eq!(
+        answer,
+        Frame::Error(Bytes::from_static(b"E_AUTH_FAILED AUTH failed"))
+    );
+    assert_eq!(nsqd.http("GET", "/ping", b"").text(), "OK");
+}
+
+#[test]
+fn expired_authorization_is_renewed() {
+    let auth = AuthServer::start();
+    let nsqd = nsqd_with(&auth, &[]);
+    let (mut c, _) = authed(&nsqd, "short");
+    c.publish("orders", b"first");
+    assert_eq!(auth.count("short"), 1);
+    // After the 1 s TTL, the next command asks the auth server again.
+    wait_until("a renewed authorization", || {
+        c.publish("orders", b"again");
+        auth.count("short") >= 2
+    });
+}
+
+#[test]
+fn post_method_sends_arrays() {
+    let auth = AuthServer::start();
+    let nsqd = nsqd_with(&auth, &["--auth-http-request-method=post"]);
+    let (_, answer) = authed(&nsqd, "alice");
+    assert!(matches!(answer, Frame::Response(_)), "{answer:?}");
+    let requests = auth.requests.lock().unwrap().join("\n");
+    assert!(requests.starts_with("POST /auth"), "{requests}");
+    let body = requests.lines().last().unwrap();
+    let v: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(
+        v,
+        json!({"common_name": [""], "remote_ip": ["127.0.0.1"], "secret": ["alice"], "tls": ["false"]})
+    );
+}
+
+#[test]
+fn auth_disabled_without_a_server() {
+    let nsqd = Nsqd::start(&[]);
+    let mut c = nsqd.connect();
+    c.send(&Command::Auth(Bytes::from_static(b"x")));
+    c.expect_error("E_AUTH_DISABLED AUTH disabled");
+}
