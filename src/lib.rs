@@ -16,4 +16,5 @@ pub mod logging;
 pub mod lookupd;
 pub mod nsqd;
 pub mod protocol;
+pub mod signals;
 pub mod tools;

@@ -115,8 +115,9 @@ impl Running {
 
 /// Run until SIGINT or SIGTERM.
 pub async fn run(opts: Options) -> Result<(), StartError> {
+    let mut signals = crate::signals::Signals::install();
     let running = start(opts).await?;
-    crate::nsqd::server::wait_for_signal().await;
+    signals.recv().await;
     running.shutdown().await;
     Ok(())
 }

@@ -148,28 +148,11 @@ impl Running {
 
 /// Run until SIGINT or SIGTERM.
 pub async fn run(opts: Options) -> Result<(), StartError> {
+    let mut signals = crate::signals::Signals::install();
     let running = start(opts).await?;
-    wait_for_signal().await;
+    signals.recv().await;
     running.shutdown().await;
     Ok(())
-}
-
-pub async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) {
-        (Ok(mut int), Ok(mut term)) => {
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-            }
-        }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }
 
 /// Flags accepted for compatibility whose features are not built yet: say

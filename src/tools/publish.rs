@@ -89,6 +89,7 @@ struct Sent {
 const WINDOW: usize = 64;
 
 pub async fn run(args: PubArgs) -> Result<(), Failure> {
+    let mut signals = crate::signals::Signals::install();
     if args.nsqd.nsqd_tcp_addresses.is_empty() {
         return Err(Failure {
             message: "--nsqd-tcp-address required".into(),
@@ -120,7 +121,6 @@ pub async fn run(args: PubArgs) -> Result<(), Failure> {
     let mut sent: VecDeque<Sent> = VecDeque::new();
     let mut published = 0u64; // messages handed to the producers
     let mut acknowledged = 0u64;
-    let mut interrupt = std::pin::pin!(tokio::signal::ctrl_c());
     let mut batch: Vec<Bytes> = Vec::new();
     let mut input_done = false;
     let mut interrupted = false;
@@ -131,7 +131,7 @@ pub async fn run(args: PubArgs) -> Result<(), Failure> {
         if !input_done {
             let first = tokio::select! {
                 m = rx.recv() => m,
-                _ = &mut interrupt => { interrupted = true; None }
+                _ = signals.recv() => { interrupted = true; None }
             };
             match first {
                 Some(m) => batch.push(m),

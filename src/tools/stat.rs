@@ -176,6 +176,7 @@ pub fn header() -> [String; 2] {
 }
 
 pub async fn run(args: StatArgs) -> Result<(), Failure> {
+    let mut signals = crate::signals::Signals::install();
     let usage = |message: &str| Failure {
         message: message.into(),
         code: 2,
@@ -222,11 +223,10 @@ pub async fn run(args: StatArgs) -> Result<(), Failure> {
     let mut rows = 0u64;
     let mut ticker = tokio::time::interval(args.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut stop = std::pin::pin!(super::tail::shutdown_signal());
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
-            _ = &mut stop => return Ok(()),
+            _ = signals.recv() => return Ok(()),
         }
         let now = poll(&http, &args).await?;
         let mut out = stdout.lock();

@@ -66,6 +66,7 @@ pub struct TailArgs {
 type Received = (usize, Result<Delivery, crate::client::ClientError>);
 
 pub async fn run(args: TailArgs) -> Result<(), Failure> {
+    let mut signals = crate::signals::Signals::install();
     let usage = |message: String| Failure { message, code: 2 };
     args.sources.check_one_kind().map_err(usage)?;
     for t in &args.topics {
@@ -140,7 +141,7 @@ pub async fn run(args: TailArgs) -> Result<(), Failure> {
         });
     }
     drop(tx);
-    let result = print(&args, &mut rx).await;
+    let result = print(&args, &mut rx, &mut signals).await;
     // Messages received but not printed go back to nsqd.
     rx.close();
     while let Ok((_, Ok(d))) = rx.try_recv() {
@@ -155,19 +156,22 @@ pub async fn run(args: TailArgs) -> Result<(), Failure> {
 }
 
 /// Print messages until `-n`, a signal, a closed stdout or the timeout.
-async fn print(args: &TailArgs, rx: &mut mpsc::Receiver<Received>) -> Result<(), Failure> {
+async fn print(
+    args: &TailArgs,
+    rx: &mut mpsc::Receiver<Received>,
+    signals: &mut crate::signals::Signals,
+) -> Result<(), Failure> {
     let deadline = args
         .timeout
         .map(|t| tokio::time::Instant::now() + t)
         .filter(|_| args.total > 0);
-    let mut stop = std::pin::pin!(shutdown_signal());
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
     let mut shown = 0u64;
     loop {
         let next = tokio::select! {
             item = rx.recv() => item,
-            _ = &mut stop => return finish(&mut out),
+            _ = signals.recv() => return finish(&mut out),
             _ = sleep_until_opt(deadline) => {
                 let _ = out.flush();
                 return Err(Failure::new(format!(
@@ -234,24 +238,5 @@ async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
-    }
-}
-
-/// SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) {
-        (Ok(mut int), Ok(mut term)) => {
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-            }
-        }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
     }
 }

@@ -489,6 +489,7 @@ fn move_without_overwrite(
 }
 
 pub async fn run(args: ToFileArgs) -> Result<(), Failure> {
+    let mut signals = crate::signals::Signals::install();
     crate::logging::init(&args.log_prefix, args.log_level.as_tracing());
     args.check()
         .map_err(|message| Failure { message, code: 2 })?;
@@ -516,7 +517,6 @@ pub async fn run(args: ToFileArgs) -> Result<(), Failure> {
     }
     let discover = args.topics.is_empty();
     let mut refresh = tokio::time::interval(args.topic_refresh.max(Duration::from_millis(10)));
-    let mut signal = std::pin::pin!(super::tail::shutdown_signal());
     let http = reqwest::Client::builder()
         .connect_timeout(args.http_connect_timeout)
         .timeout(args.http_request_timeout)
@@ -527,7 +527,7 @@ pub async fn run(args: ToFileArgs) -> Result<(), Failure> {
     let (mut last_count, mut last_at) = (0u64, Instant::now());
     loop {
         tokio::select! {
-            _ = &mut signal => break,
+            _ = signals.recv() => break,
             _ = rate_line.tick(), if live => {
                 // A live rate line on a terminal: total archived, and per second.
                 let count = ARCHIVED.load(std::sync::atomic::Ordering::Relaxed);
