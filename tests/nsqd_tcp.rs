@@ -34,8 +34,7 @@ fn identify_plain_and_negotiated() {
     );
 
     let mut c = nsqd.connect();
-    let Frame::Response(data) =
-        c.identify(json!({"feature_negotiation": true, "tls_v1": true}))
+    let Frame::Response(data) = c.identify(json!({"feature_negotiation": true, "tls_v1": true}))
     else {
         panic!("expected a response");
     };

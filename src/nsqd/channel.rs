@@ -179,6 +179,8 @@ pub struct Channel {
     pub message_count: AtomicU64,
     pub requeue_count: AtomicU64,
     pub timeout_count: AtomicU64,
+    /// Publish-to-FIN latencies (with `--e2e-processing-latency-percentile`).
+    pub latencies: super::latency::Latencies,
 }
 
 /// A snapshot of a channel's numbers for `/stats`.
@@ -210,6 +212,7 @@ impl Channel {
             message_count: AtomicU64::new(0),
             requeue_count: AtomicU64::new(0),
             timeout_count: AtomicU64::new(0),
+            latencies: Default::default(),
         }
     }
 

@@ -16,7 +16,7 @@ use crate::protocol::NSQ_VERSION;
 use axum::body::to_bytes;
 use axum::extract::{Request, State};
 use axum::http::{header, Method, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::Router;
 use bytes::Bytes;
 use serde::Serialize;
@@ -34,6 +34,7 @@ const ROUTES: &[(&str, Method)] = &[
     ("/pub", Method::POST),
     ("/mpub", Method::POST),
     ("/stats", Method::GET),
+    ("/metrics", Method::GET),
     ("/topic/create", Method::POST),
     ("/topic/delete", Method::POST),
     ("/topic/empty", Method::POST),
@@ -58,6 +59,7 @@ async fn dispatch(State(nsqd): State<Arc<Nsqd>>, req: Request) -> Response {
         "/pub" => publish(&nsqd, &query, req).await,
         "/mpub" => multi_publish(&nsqd, &query, req).await,
         "/stats" => stats_handler(&nsqd, &query),
+        "/metrics" => Ok(metrics(&nsqd)),
         "/topic/create" => topic_create(&nsqd, &query),
         "/topic/delete" => topic_action(&nsqd, &query, TopicAction::Delete),
         "/topic/empty" => topic_action(&nsqd, &query, TopicAction::Empty),
@@ -265,6 +267,20 @@ fn split_binary(body: &Bytes, max_msg: usize, max_body: usize) -> Result<Vec<Byt
         pos = end;
     }
     Ok(out)
+}
+
+/// Prometheus text format (version 0.0.4).
+fn metrics(nsqd: &Nsqd) -> Response {
+    let stats = stats::collect(nsqd, &StatsFilter::default());
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        super::metrics::render(&stats),
+    )
+        .into_response()
 }
 
 fn stats_handler(nsqd: &Nsqd, raw_query: &str) -> ApiResult {

@@ -67,7 +67,6 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
         env!("CARGO_PKG_VERSION"),
         nsqd.opts.effective_node_id()
     );
-    warn_unimplemented(&nsqd.opts);
 
     let tracker = TaskTracker::new();
     tracing::info!("TCP: listening on {}", addrs.tcp);
@@ -117,6 +116,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
     tracker.spawn(nsqd.clone().run_timers());
     tracker.spawn(nsqd.clone().run_syncer());
     super::lookup::start(&nsqd, &tracker);
+    tracker.spawn(super::statsd::run(nsqd.clone()));
     Ok(Running {
         nsqd,
         addrs,
@@ -153,19 +153,4 @@ pub async fn run(opts: Options) -> Result<(), StartError> {
     signals.recv().await;
     running.shutdown().await;
     Ok(())
-}
-
-/// Flags accepted for compatibility whose features are not built yet: say
-/// so at startup instead of silently ignoring them.
-fn warn_unimplemented(opts: &Options) {
-    let mut missing = Vec::new();
-    if !opts.statsd_address.is_empty() {
-        missing.push("--statsd-address");
-    }
-    if !opts.e2e_processing_latency_percentiles.is_empty() {
-        missing.push("--e2e-processing-latency-percentile");
-    }
-    for flag in missing {
-        tracing::warn!("{flag} is not supported by this build yet and is ignored");
-    }
 }

@@ -180,7 +180,52 @@ pub fn client_stats(c: &ClientHandle, topic_filter: Option<&str>) -> ClientStats
     }
 }
 
-fn channel_stats(ch: &Channel, include_clients: bool) -> ChannelStats {
+/// The text format's `e2e%:` values: durations joined by `, `.
+fn e2e_text(e: &E2eLatency) -> String {
+    e.percentiles
+        .iter()
+        .flatten()
+        .map(|p| crate::cli::format_duration(std::time::Duration::from_nanos(p.value as u64)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Which e2e latency percentiles to report, and over what window.
+pub struct E2eConfig {
+    /// Descending, as NSQ reports them.
+    pub quantiles: Vec<f64>,
+    pub window: std::time::Duration,
+}
+
+impl E2eConfig {
+    pub fn from_options(opts: &super::Options) -> Self {
+        let mut quantiles = opts.e2e_processing_latency_percentiles.clone();
+        quantiles.sort_by(|a, b| b.partial_cmp(a).unwrap_or(std::cmp::Ordering::Equal));
+        quantiles.dedup();
+        E2eConfig {
+            quantiles,
+            window: opts.e2e_processing_latency_window_time,
+        }
+    }
+
+    /// The stats object for these samples.
+    pub fn summarize(&self, samples: Vec<u64>) -> E2eLatency {
+        if self.quantiles.is_empty() {
+            return E2eLatency::default();
+        }
+        let count = samples.len() as u64;
+        E2eLatency {
+            count,
+            percentiles: super::latency::percentiles(samples, &self.quantiles).map(|ps| {
+                ps.into_iter()
+                    .map(|(quantile, value)| Percentile { quantile, value })
+                    .collect()
+            }),
+        }
+    }
+}
+
+fn channel_stats(ch: &Channel, include_clients: bool, e2e: &E2eConfig) -> ChannelStats {
     let counts = ch.counts();
     let clients = include_clients.then(|| {
         counts
@@ -201,17 +246,17 @@ fn channel_stats(ch: &Channel, include_clients: bool) -> ChannelStats {
         client_count: counts.clients.len(),
         clients,
         paused: ch.is_paused(),
-        e2e_processing_latency: E2eLatency::default(),
+        e2e_processing_latency: e2e.summarize(ch.latencies.recent(e2e.window)),
     }
 }
 
-fn topic_stats(t: &Topic, filter: &StatsFilter) -> Option<TopicStats> {
+fn topic_stats(t: &Topic, filter: &StatsFilter, e2e: &E2eConfig) -> Option<TopicStats> {
     let counts = t.counts();
     let channels: Vec<ChannelStats> = counts
         .channels
         .iter()
         .filter(|c| filter.channel.as_deref().is_none_or(|name| c.name == name))
-        .map(|c| channel_stats(c, filter.include_clients))
+        .map(|c| channel_stats(c, filter.include_clients, e2e))
         .collect();
     if filter.channel.is_some() && channels.is_empty() {
         return None;
@@ -224,20 +269,28 @@ fn topic_stats(t: &Topic, filter: &StatsFilter) -> Option<TopicStats> {
         message_count: t.message_count.load(Relaxed),
         message_bytes: t.message_bytes.load(Relaxed),
         paused: t.is_paused(),
-        e2e_processing_latency: E2eLatency::default(),
+        // Over every channel of the topic, as NSQ aggregates them.
+        e2e_processing_latency: e2e.summarize(
+            counts
+                .channels
+                .iter()
+                .flat_map(|c| c.latencies.recent(e2e.window))
+                .collect(),
+        ),
     })
 }
 
 /// Gather `/stats` for `filter`.
 pub fn collect(nsqd: &Nsqd, filter: &StatsFilter) -> Stats {
+    let e2e = E2eConfig::from_options(&nsqd.opts);
     let topics: Option<Vec<TopicStats>> = match &filter.topic {
         Some(name) => nsqd
             .get_topic(name)
-            .map(|t| topic_stats(&t, filter).into_iter().collect()),
+            .map(|t| topic_stats(&t, filter, &e2e).into_iter().collect()),
         None => Some(
             nsqd.topics()
                 .iter()
-                .filter_map(|t| topic_stats(t, filter))
+                .filter_map(|t| topic_stats(t, filter, &e2e))
                 .collect(),
         ),
     };
@@ -309,16 +362,21 @@ pub fn render_text(nsqd: &Nsqd, stats: &Stats) -> String {
                 let prefix = if t.paused { "*P " } else { "   " };
                 let _ = writeln!(
                     out,
-                    "{prefix}[{:<15}] depth: {:<5} be-depth: {:<5} msgs: {:<8} e2e%: ",
-                    t.topic_name, t.depth, t.backend_depth, t.message_count
+                    "{prefix}[{:<15}] depth: {:<5} be-depth: {:<5} msgs: {:<8} e2e%: {}",
+                    t.topic_name,
+                    t.depth,
+                    t.backend_depth,
+                    t.message_count,
+                    e2e_text(&t.e2e_processing_latency)
                 );
                 for c in &t.channels {
                     let prefix = if c.paused { "   *P " } else { "      " };
                     let _ = writeln!(
                         out,
-                        "{prefix}[{:<25}] depth: {:<5} be-depth: {:<5} inflt: {:<4} def: {:<4} re-q: {:<5} timeout: {:<5} msgs: {:<8} e2e%: ",
+                        "{prefix}[{:<25}] depth: {:<5} be-depth: {:<5} inflt: {:<4} def: {:<4} re-q: {:<5} timeout: {:<5} msgs: {:<8} e2e%: {}",
                         c.channel_name, c.depth, c.backend_depth, c.in_flight_count,
-                        c.deferred_count, c.requeue_count, c.timeout_count, c.message_count
+                        c.deferred_count, c.requeue_count, c.timeout_count, c.message_count,
+                        e2e_text(&c.e2e_processing_latency)
                     );
                     for cl in c.clients.iter().flatten() {
                         let _ = writeln!(out, "        {}", client_line(cl));

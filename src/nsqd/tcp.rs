@@ -464,8 +464,15 @@ impl Connection {
                 Ok(())
             }
             Command::Fin(raw) => {
-                let result =
-                    self.in_flight_op(&raw, |ch, client, id| ch.finish(client, id).map(|_| ()));
+                let record_latency = !self.nsqd.opts.e2e_processing_latency_percentiles.is_empty();
+                let result = self.in_flight_op(&raw, |ch, client, id| {
+                    let published = ch.finish(client, id)?;
+                    if record_latency {
+                        let ns = crate::protocol::message::now_nanos().saturating_sub(published);
+                        ch.latencies.record(ns.max(0) as u64);
+                    }
+                    Ok(())
+                });
                 self.settle(result, &raw, "E_FIN_FAILED", "FIN", |c| &c.finish_count)
             }
             Command::Req {
