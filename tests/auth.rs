@@ -141,6 +141,16 @@ fn allowed_denied_and_first() {
 
     let (mut c, _) = authed(&nsqd, "alice");
     c.subscribe("orders", "billing");
+    // /stats shows who the consumer is.
+    let client = &nsqd.channel_stats("orders", "billing").unwrap()["clients"][0];
+    assert_eq!(
+        (
+            &client["authed"],
+            &client["auth_identity"],
+            &client["auth_identity_url"]
+        ),
+        (&json!(true), &json!("alice"), &json!("https://id/alice"))
+    );
     // The auth server heard the secret, the client's IP and "tls=false".
     let requests = auth.requests.lock().unwrap().join("\n");
     assert!(

@@ -25,6 +25,10 @@ pub struct ClientInfo {
     /// `TLS1.2` / `TLS1.3` once upgraded.
     pub tls_version: String,
     pub tls_cipher_suite: String,
+    /// Set by a successful AUTH.
+    pub authed: bool,
+    pub auth_identity: String,
+    pub auth_identity_url: String,
 }
 
 pub struct ClientHandle {

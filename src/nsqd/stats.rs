@@ -85,6 +85,12 @@ pub struct ClientStats {
     pub deflate: bool,
     pub snappy: bool,
     pub user_agent: String,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub authed: bool,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub auth_identity: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub auth_identity_url: String,
     pub topology_zone: String,
     pub topology_region: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -169,6 +175,9 @@ pub fn client_stats(c: &ClientHandle, topic_filter: Option<&str>) -> ClientStats
         deflate: info.deflate,
         snappy: info.snappy,
         user_agent: info.user_agent,
+        authed: info.authed,
+        auth_identity: info.auth_identity,
+        auth_identity_url: info.auth_identity_url,
         topology_zone: info.topology_zone,
         topology_region: info.topology_region,
         pub_counts,

@@ -563,6 +563,12 @@ impl Connection {
             "identity_url": auth.identity_url,
             "permission_count": auth.grant_count(),
         });
+        {
+            let mut info = self.client.info.lock();
+            info.authed = true;
+            info.auth_identity = auth.identity.clone();
+            info.auth_identity_url = auth.identity_url.clone();
+        }
         self.auth = Some(auth);
         self.respond(answer.to_string().as_bytes());
         Ok(())
