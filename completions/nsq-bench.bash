@@ -173,7 +173,7 @@ _nsq__bench() {
             return 0
             ;;
         nsq__subcmd__bench__subcmd__latency)
-            opts="-h --nsqd-tcp-address --topic --runfor --channel --rate --size --json --with-baseline --help"
+            opts="-h --nsqd-tcp-address --topic --runfor --tls --snappy --deflate --via-client --channel --rate --size --json --with-baseline --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -211,7 +211,7 @@ _nsq__bench() {
             return 0
             ;;
         nsq__subcmd__bench__subcmd__pub)
-            opts="-h --nsqd-tcp-address --topic --runfor --size --batch-size --connections --pipeline --json --with-baseline --help"
+            opts="-h --nsqd-tcp-address --topic --runfor --tls --snappy --deflate --via-client --size --batch-size --connections --pipeline --json --with-baseline --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -253,7 +253,7 @@ _nsq__bench() {
             return 0
             ;;
         nsq__subcmd__bench__subcmd__sub)
-            opts="-h --nsqd-tcp-address --topic --runfor --channel --connections --rdy --json --with-baseline --help"
+            opts="-h --nsqd-tcp-address --topic --runfor --tls --snappy --deflate --via-client --channel --connections --rdy --json --with-baseline --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

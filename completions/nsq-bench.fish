@@ -40,6 +40,10 @@ complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand pub" -l size -d 'Mes
 complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand pub" -l batch-size -d 'Messages per MPUB (1 = single PUB commands)' -r
 complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand pub" -l connections -d 'Concurrent connections (default: one per core)' -r
 complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand pub" -l pipeline -d 'Commands in flight per connection (1 = wait for each response)' -r
+complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand pub" -l tls -d 'Connect with TLS (any certificate trusted: for measuring only)'
+complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand pub" -l snappy -d 'Compress connections with snappy'
+complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand pub" -l deflate -d 'Compress connections with deflate (level 6)'
+complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand pub" -l via-client -d 'Use the library\'s client even for plain connections (to compare TLS and compression with plain on the same path)'
 complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand pub" -l json -d 'Print one JSON object instead of a text line'
 complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand pub" -l with-baseline -d 'Also measure the raw-TCP baseline first and print figures as fractions of it'
 complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand pub" -s h -l help -d 'Print help'
@@ -49,6 +53,10 @@ complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand sub" -l runfor -d 'H
 complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand sub" -l channel -d 'Channel to consume from' -r
 complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand sub" -l connections -d 'Concurrent connections (default: one per core)' -r
 complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand sub" -l rdy -d 'RDY count per connection' -r
+complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand sub" -l tls -d 'Connect with TLS (any certificate trusted: for measuring only)'
+complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand sub" -l snappy -d 'Compress connections with snappy'
+complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand sub" -l deflate -d 'Compress connections with deflate (level 6)'
+complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand sub" -l via-client -d 'Use the library\'s client even for plain connections (to compare TLS and compression with plain on the same path)'
 complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand sub" -l json -d 'Print one JSON object instead of a text line'
 complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand sub" -l with-baseline -d 'Also measure the raw-TCP baseline first and print figures as fractions of it'
 complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand sub" -s h -l help -d 'Print help'
@@ -58,6 +66,10 @@ complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand latency" -l runfor -
 complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand latency" -l channel -d 'Channel to consume from' -r
 complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand latency" -l rate -d 'Messages per second to publish' -r
 complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand latency" -l size -d 'Message body size in bytes (at least 8: the send time travels in it)' -r
+complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand latency" -l tls -d 'Connect with TLS (any certificate trusted: for measuring only)'
+complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand latency" -l snappy -d 'Compress connections with snappy'
+complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand latency" -l deflate -d 'Compress connections with deflate (level 6)'
+complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand latency" -l via-client -d 'Use the library\'s client even for plain connections (to compare TLS and compression with plain on the same path)'
 complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand latency" -l json -d 'Print one JSON object instead of a text line'
 complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand latency" -l with-baseline -d 'Also measure the raw-TCP baseline first and print figures as fractions of it'
 complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand latency" -s h -l help -d 'Print help'

@@ -59,6 +59,91 @@ pub struct Target {
     /// How long to run.
     #[arg(long, default_value = "10s", value_parser = duration_arg)]
     pub runfor: Duration,
+    /// Connect with TLS (any certificate trusted: for measuring only).
+    #[arg(long)]
+    pub tls: bool,
+    /// Compress connections with snappy.
+    #[arg(long, conflicts_with = "deflate")]
+    pub snappy: bool,
+    /// Compress connections with deflate (level 6).
+    #[arg(long)]
+    pub deflate: bool,
+    /// Use the library's client even for plain connections (to compare
+    /// TLS and compression with plain on the same path).
+    #[arg(long = "via-client")]
+    pub via_client: bool,
+}
+
+impl Target {
+    /// TLS or compression: these runs go through the library's client
+    /// (async, pipelined) rather than the raw blocking loops.
+    fn encoded(&self) -> bool {
+        self.tls || self.snappy || self.deflate || self.via_client
+    }
+
+    fn client_config(&self) -> Result<crate::client::Config, BenchError> {
+        let mut config = crate::client::Config::default();
+        if self.tls {
+            let tls = crate::client::tls::client_config(&crate::client::tls::TlsOptions {
+                insecure_skip_verify: true,
+                ..Default::default()
+            })
+            .map_err(BenchError::Usage)?;
+            config.tls = Some(tls);
+        }
+        config.compression = if self.snappy {
+            Some(crate::client::Compression::Snappy)
+        } else if self.deflate {
+            Some(crate::client::Compression::Deflate(6))
+        } else {
+            None
+        };
+        Ok(config)
+    }
+}
+
+/// Run `task` on `conns` connections for `runfor` on a runtime of its own;
+/// the tasks count into the shared counter until told to stop.
+fn run_client_tasks<F, Fut>(
+    conns: usize,
+    runfor: Duration,
+    task: F,
+) -> Result<(Duration, u64), BenchError>
+where
+    F: Fn(Arc<AtomicBool>, Arc<AtomicU64>) -> Fut,
+    Fut: std::future::Future<Output = Result<(), BenchError>> + Send + 'static,
+{
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| BenchError::Usage(format!("runtime: {e}")))?;
+    rt.block_on(async {
+        let stop = Arc::new(AtomicBool::new(false));
+        let count = Arc::new(AtomicU64::new(0));
+        let started = Instant::now();
+        let handles: Vec<_> = (0..conns)
+            .map(|_| tokio::spawn(task(stop.clone(), count.clone())))
+            .collect();
+        tokio::time::sleep(runfor).await;
+        stop.store(true, Relaxed);
+        // Tasks finish what they started (answered publishes count), then
+        // the total and the time are taken.
+        for h in handles {
+            match h.await {
+                Ok(Err(e)) => return Err(e),
+                Err(e) => return Err(BenchError::Usage(format!("task failed: {e}"))),
+                Ok(Ok(())) => {}
+            }
+        }
+        Ok((started.elapsed(), count.load(Relaxed)))
+    })
+}
+
+fn client_error(e: crate::client::ClientError) -> BenchError {
+    BenchError::Server {
+        addr: String::new(),
+        text: e.to_string(),
+    }
 }
 
 #[derive(Args, Debug)]
@@ -379,6 +464,39 @@ pub fn publish(args: &PubArgs) -> Result<Report, BenchError> {
             bodies: vec![body; args.batch_size],
         }
     };
+    if args.target.encoded() {
+        let config = args.target.client_config()?;
+        let (addr, batch, pipeline) = (
+            args.target.nsqd_tcp_address.clone(),
+            args.batch_size as u64,
+            args.pipeline,
+        );
+        let (elapsed, acked) = run_client_tasks(conns, args.target.runfor, move |stop, count| {
+            let (addr, config, cmd) = (addr.clone(), config.clone(), cmd.clone());
+            async move {
+                let p = crate::client::Producer::connect(&addr, &config)
+                    .await
+                    .map_err(client_error)?;
+                let mut acks = std::collections::VecDeque::new();
+                loop {
+                    let stopping = stop.load(Relaxed);
+                    while !stopping && acks.len() < pipeline {
+                        acks.push_back(p.send_pipelined(cmd.clone()).await.map_err(client_error)?);
+                    }
+                    let Some(ack) = acks.pop_front() else { break };
+                    match ack.await {
+                        Ok(Ok(())) => {
+                            count.fetch_add(batch, Relaxed);
+                        }
+                        Ok(Err(e)) => return Err(client_error(e)),
+                        Err(_) => return Err(BenchError::Usage("connection lost".into())),
+                    }
+                }
+                Ok(())
+            }
+        })?;
+        return Ok(Report::new("pub", elapsed, acked, acked * args.size as u64));
+    }
     let wire = cmd.to_bytes().freeze();
     let (addr, batch, pipeline) = (
         args.target.nsqd_tcp_address.clone(),
@@ -417,6 +535,38 @@ pub fn subscribe(args: &SubArgs) -> Result<Report, BenchError> {
     let conns = args.connections.unwrap_or_else(cores).max(1);
     let addr = args.target.nsqd_tcp_address.clone();
     let (topic, channel, rdy) = (args.target.topic.clone(), args.channel.clone(), args.rdy);
+    if args.target.encoded() {
+        let config = args.target.client_config()?;
+        let (elapsed, got) = run_client_tasks(conns, args.target.runfor, move |stop, count| {
+            let consumer_config = crate::client::ConsumerConfig {
+                topic: topic.clone(),
+                channel: channel.clone(),
+                max_in_flight: rdy,
+                connection: config.clone(),
+            };
+            let addr = addr.clone();
+            async move {
+                let mut c = crate::client::Consumer::connect(&[addr], &consumer_config)
+                    .await
+                    .map_err(client_error)?;
+                while !stop.load(Relaxed) {
+                    match tokio::time::timeout(Duration::from_millis(100), c.next()).await {
+                        Ok(Some(Ok(d))) => {
+                            d.fin();
+                            count.fetch_add(1, Relaxed);
+                        }
+                        Ok(Some(Err(e))) => return Err(client_error(e)),
+                        Ok(None) => return Ok(()),
+                        Err(_) => {}
+                    }
+                }
+                c.shutdown(Duration::from_secs(2)).await;
+                Ok(())
+            }
+        })?;
+        // Message bytes are not counted on this path.
+        return Ok(Report::new("sub", elapsed, got, 0));
+    }
     let bytes = Arc::new(AtomicU64::new(0));
     let bytes_in = bytes.clone();
     Raw::connect(&addr)?;

@@ -94,3 +94,48 @@ fn unreachable_nsqd_is_one_clear_line() {
         "{err}"
     );
 }
+
+#[test]
+fn encoded_connections_publish_and_consume() {
+    let nsqd = Nsqd::start(&[]);
+    let addr = nsqd.tcp.to_string();
+    for flag in ["--snappy", "--deflate", "--via-client"] {
+        let topic = format!(
+            "--topic=bench_{}",
+            flag.trim_start_matches('-').replace('-', "_")
+        );
+        let (code, out, err) = bench(&[
+            "pub",
+            "--nsqd-tcp-address",
+            &addr,
+            &topic,
+            "--runfor",
+            "300ms",
+            "--connections",
+            "1",
+            "--json",
+            flag,
+        ]);
+        assert_eq!(code, 0, "{flag}: {err}");
+        let published = json_lines(&out)[0]["messages"].as_u64().unwrap();
+        assert!(published > 0, "{flag}");
+        let (code, out, err) = bench(&[
+            "sub",
+            "--nsqd-tcp-address",
+            &addr,
+            &topic,
+            "--runfor",
+            "500ms",
+            "--connections",
+            "1",
+            "--json",
+            flag,
+        ]);
+        assert_eq!(code, 0, "{flag}: {err}");
+        let consumed = json_lines(&out)[0]["messages"].as_u64().unwrap();
+        assert!(
+            consumed > 0 && consumed <= published,
+            "{flag}: {consumed} of {published}"
+        );
+    }
+}
