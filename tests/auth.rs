@@ -227,3 +227,28 @@ fn auth_disabled_without_a_server() {
     c.send(&Command::Auth(Bytes::from_static(b"x")));
     c.expect_error("E_AUTH_DISABLED AUTH disabled");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokio_nsq_authenticates() {
+    use tokio_nsq::{NSQConfigShared, NSQEvent, NSQProducerConfig, NSQTopic};
+    let auth = AuthServer::start();
+    let nsqd = nsqd_with(&auth, &[]);
+    let shared = NSQConfigShared::new().set_credentials(b"alice".to_vec());
+    let mut producer = NSQProducerConfig::new(nsqd.tcp.to_string())
+        .set_shared(shared)
+        .build();
+    let healthy = tokio::time::timeout(std::time::Duration::from_secs(10), producer.consume())
+        .await
+        .unwrap();
+    assert!(matches!(healthy, Some(NSQEvent::Healthy())), "{healthy:?}");
+    producer
+        .publish(&NSQTopic::new("orders").unwrap(), b"by alice".to_vec())
+        .await
+        .unwrap();
+    let ack = tokio::time::timeout(std::time::Duration::from_secs(10), producer.consume())
+        .await
+        .unwrap();
+    assert!(matches!(ack, Some(NSQEvent::Ok())), "{ack:?}");
+    assert_eq!(auth.count("alice"), 1);
+    drop(nsqd);
+}

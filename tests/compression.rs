@@ -285,3 +285,75 @@ impl Pki {
         self.dir.path().join(name).display().to_string()
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokio_nsq_over_tls_with_compression() {
+    use tokio_nsq::{
+        NSQChannel, NSQConfigShared, NSQConfigSharedCompression, NSQConfigSharedTLS,
+        NSQConsumerConfig, NSQConsumerConfigSources, NSQDeflateLevel, NSQEvent, NSQProducerConfig,
+        NSQTopic,
+    };
+    let pki = Pki::new();
+    let nsqd = Nsqd::start(&[
+        &format!("--tls-cert={}", pki.path("server.pem")),
+        &format!("--tls-key={}", pki.path("server.key")),
+        "--https-address=127.0.0.1:0",
+        "--tls-required=true",
+    ]);
+    let addr = nsqd.tcp.to_string();
+    for (name, compression) in [
+        ("ts", NSQConfigSharedCompression::Snappy),
+        (
+            "td",
+            NSQConfigSharedCompression::Deflate(NSQDeflateLevel::new(3).unwrap()),
+        ),
+    ] {
+        // tokio-nsq's default TLS verifier accepts any certificate.
+        let shared = || {
+            NSQConfigShared::new()
+                .set_tls(NSQConfigSharedTLS::new("localhost"))
+                .set_compression(compression.clone())
+        };
+        let topic = NSQTopic::new(format!("tls_{name}")).unwrap();
+        let mut producer = NSQProducerConfig::new(addr.clone())
+            .set_shared(shared())
+            .build();
+        let healthy = tokio::time::timeout(Duration::from_secs(10), producer.consume())
+            .await
+            .unwrap();
+        assert!(
+            matches!(healthy, Some(NSQEvent::Healthy())),
+            "{name}: {healthy:?}"
+        );
+        for i in 0..20 {
+            producer
+                .publish(&topic, format!("{name}-{i}").into_bytes())
+                .await
+                .unwrap();
+        }
+        let mut acks = 0;
+        while acks < 20 {
+            match tokio::time::timeout(Duration::from_secs(10), producer.consume())
+                .await
+                .unwrap()
+            {
+                Some(NSQEvent::Ok()) => acks += 1,
+                Some(NSQEvent::Healthy()) => {}
+                other => panic!("{name}: unexpected producer event {other:?}"),
+            }
+        }
+        let mut consumer = NSQConsumerConfig::new(topic.clone(), NSQChannel::new("c").unwrap())
+            .set_max_in_flight(50)
+            .set_shared(shared())
+            .set_sources(NSQConsumerConfigSources::Daemons(vec![addr.clone()]))
+            .build();
+        for _ in 0..20 {
+            let msg = tokio::time::timeout(Duration::from_secs(10), consumer.consume_filtered())
+                .await
+                .expect("message in time")
+                .expect("consumer open");
+            msg.finish().await;
+        }
+    }
+    drop(nsqd);
+}
