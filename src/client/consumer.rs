@@ -570,6 +570,10 @@ struct State {
     in_flight: u64,
     /// Set once CLS is queued: close when nothing is in flight, or then.
     closing: Option<Instant>,
+    /// nsqd answered CLS with CLOSE_WAIT: every message it sent before is
+    /// read (closing earlier would strand those still in the socket, in
+    /// flight on nsqd until their timeout).
+    close_acked: bool,
     acks: mpsc::UnboundedSender<Ack>,
 }
 
@@ -584,12 +588,13 @@ impl Task {
             out: BytesMut::with_capacity(16 * 1024),
             in_flight: 0,
             closing: None,
+            close_acked: false,
             acks,
         };
         let mut ctl_open = true;
         let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
         let end: Result<(), ClientError> = loop {
-            if st.closing.is_some() && st.in_flight == 0 && st.out.is_empty() {
+            if st.closing.is_some() && st.close_acked && st.in_flight == 0 && st.out.is_empty() {
                 break Ok(());
             }
             tokio::select! {
@@ -660,7 +665,7 @@ impl Task {
                         st.close(Duration::ZERO);
                     }
                 }
-                Frame::Response(r) if r.as_ref() == CLOSE_WAIT => {}
+                Frame::Response(r) if r.as_ref() == CLOSE_WAIT => st.close_acked = true,
                 Frame::Response(_) => {}
                 Frame::Error(text) if !is_fatal(&text) => {
                     tracing::warn!("nsqd at {}: {}", self.addr, String::from_utf8_lossy(&text));
