@@ -15,6 +15,7 @@ pub mod http_api;
 pub mod logging;
 pub mod lookupd;
 pub mod nsqd;
+pub mod pem;
 pub mod protocol;
 pub mod signals;
 pub mod tools;

@@ -35,7 +35,7 @@ pub fn client_config(opts: &TlsOptions) -> Result<Arc<rustls::ClientConfig>, Str
         let mut roots = rustls::RootCertStore::empty();
         match &opts.root_ca_file {
             Some(path) => {
-                for cert in read_pem_certs(path)? {
+                for cert in crate::pem::certificates(path)? {
                     roots.add(cert).map_err(|e| format!("{path}: {e}"))?;
                 }
             }
@@ -55,11 +55,8 @@ pub fn client_config(opts: &TlsOptions) -> Result<Arc<rustls::ClientConfig>, Str
     };
     let config = match (&opts.cert_file, &opts.key_file) {
         (Some(cert), Some(key)) => {
-            let certs = read_pem_certs(cert)?;
-            let file = std::fs::File::open(key).map_err(|e| format!("cannot read {key}: {e}"))?;
-            let key_der = rustls_pemfile::private_key(&mut std::io::BufReader::new(file))
-                .map_err(|e| format!("{key}: {e}"))?
-                .ok_or_else(|| format!("{key}: no PEM private key found"))?;
+            let certs = crate::pem::certificates(cert)?;
+            let key_der = crate::pem::private_key(key)?;
             builder
                 .with_client_auth_cert(certs, key_der)
                 .map_err(|e| format!("{cert}: {e}"))?
@@ -68,17 +65,6 @@ pub fn client_config(opts: &TlsOptions) -> Result<Arc<rustls::ClientConfig>, Str
         _ => return Err("--tls-cert and --tls-key must be given together".into()),
     };
     Ok(Arc::new(config))
-}
-
-fn read_pem_certs(path: &str) -> Result<Vec<CertificateDer<'static>>, String> {
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot read {path}: {e}"))?;
-    let certs: Result<Vec<_>, _> =
-        rustls_pemfile::certs(&mut std::io::BufReader::new(file)).collect();
-    let certs = certs.map_err(|e| format!("{path}: {e}"))?;
-    if certs.is_empty() {
-        return Err(format!("{path}: no PEM certificate found"));
-    }
-    Ok(certs)
 }
 
 /// The name to check nsqd's certificate against: the host of `addr`.

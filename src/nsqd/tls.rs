@@ -6,7 +6,7 @@
 use super::Options;
 use std::sync::Arc;
 use tokio_rustls::rustls;
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+use tokio_rustls::rustls::pki_types::{CertificateDer, UnixTime};
 use tokio_rustls::rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use tokio_rustls::rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 
@@ -19,8 +19,8 @@ pub fn server_config(opts: &Options) -> Result<Option<Arc<rustls::ServerConfig>>
         return Err("--tls-cert and --tls-key must be given together".into());
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let certs = read_certs(&opts.tls_cert)?;
-    let key = read_key(&opts.tls_key)?;
+    let certs = crate::pem::certificates(&opts.tls_cert)?;
+    let key = crate::pem::private_key(&opts.tls_key)?;
     // rustls speaks TLS 1.2 and 1.3 only: tls1.0 and tls1.1 mean "1.2 up".
     let versions: &[&rustls::SupportedProtocolVersion] = match opts.tls_min_version.as_str() {
         "tls1.3" => &[&rustls::version::TLS13],
@@ -39,7 +39,7 @@ pub fn server_config(opts: &Options) -> Result<Option<Arc<rustls::ServerConfig>>
                 );
             }
             let mut roots = rustls::RootCertStore::empty();
-            for cert in read_certs(&opts.tls_root_ca_file)? {
+            for cert in crate::pem::certificates(&opts.tls_root_ca_file)? {
                 roots
                     .add(cert)
                     .map_err(|e| format!("--tls-root-ca-file {}: {e}", opts.tls_root_ca_file))?;
@@ -62,24 +62,6 @@ pub fn server_config(opts: &Options) -> Result<Option<Arc<rustls::ServerConfig>>
         .with_single_cert(certs, key)
         .map_err(|e| format!("--tls-cert/--tls-key: {e}"))?;
     Ok(Some(Arc::new(config)))
-}
-
-fn read_certs(path: &str) -> Result<Vec<CertificateDer<'static>>, String> {
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot read {path}: {e}"))?;
-    let certs: Result<Vec<_>, _> =
-        rustls_pemfile::certs(&mut std::io::BufReader::new(file)).collect();
-    let certs = certs.map_err(|e| format!("{path}: {e}"))?;
-    if certs.is_empty() {
-        return Err(format!("{path}: no PEM certificate found"));
-    }
-    Ok(certs)
-}
-
-fn read_key(path: &str) -> Result<PrivateKeyDer<'static>, String> {
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot read {path}: {e}"))?;
-    rustls_pemfile::private_key(&mut std::io::BufReader::new(file))
-        .map_err(|e| format!("{path}: {e}"))?
-        .ok_or_else(|| format!("{path}: no PEM private key found"))
 }
 
 /// `--tls-client-auth-policy=require`: a client certificate must be
