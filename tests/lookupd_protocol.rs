@@ -3,53 +3,10 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command as Process, Stdio};
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::time::Duration;
-use support::{http_request, run_binary, DEADLINE};
-
-struct Lookupd {
-    child: Child,
-    tcp: SocketAddr,
-    http: SocketAddr,
-}
-
-impl Lookupd {
-    fn start(args: &[&str]) -> Lookupd {
-        let mut child = Process::new(env!("CARGO_BIN_EXE_nsqlookupd"))
-            .args(["--tcp-address=127.0.0.1:0", "--http-address=127.0.0.1:0"])
-            .args(args)
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let (mut tcp, mut http) = (None, None);
-        while tcp.is_none() || http.is_none() {
-            let line = lines.next().expect("nsqlookupd log").unwrap();
-            if let Some(a) = line.split("TCP: listening on ").nth(1) {
-                tcp = Some(a.trim().parse().unwrap());
-            }
-            if let Some(a) = line.split("HTTP: listening on ").nth(1) {
-                http = Some(a.trim().parse().unwrap());
-            }
-        }
-        // Keep draining the log so the daemon never blocks on it.
-        std::thread::spawn(move || for _ in lines {});
-        Lookupd {
-            child,
-            tcp: tcp.unwrap(),
-            http: http.unwrap(),
-        }
-    }
-}
-
-impl Drop for Lookupd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use support::{http_request, run_binary, Lookupd, DEADLINE};
 
 /// A raw V1 client.
 struct V1(TcpStream);
@@ -363,10 +320,10 @@ fn command_line() {
     assert!(err.contains("failed to listen on"), "{err}");
     // SIGTERM: exit 0.
     let mut l = Lookupd::start(&[]);
-    support::signal(l.child.id(), "TERM");
+    support::signal(l.daemon.child.id(), "TERM");
     let deadline = std::time::Instant::now() + DEADLINE;
     let status = loop {
-        if let Some(s) = l.child.try_wait().unwrap() {
+        if let Some(s) = l.daemon.child.try_wait().unwrap() {
             break s;
         }
         assert!(

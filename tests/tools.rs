@@ -543,51 +543,14 @@ fn to_file_gzip_survives_restart() {
     to_file_survives_restart(true);
 }
 
-/// An nsqlookupd on loopback, killed on drop; (tcp, http) addresses.
-struct Lookupd(Child, String, String);
-
-impl Lookupd {
-    fn start() -> Lookupd {
-        let mut child = Process::new(env!("CARGO_BIN_EXE_nsqlookupd"))
-            .args([
-                "--tcp-address=127.0.0.1:0",
-                "--http-address=127.0.0.1:0",
-                "--broadcast-address=127.0.0.1",
-            ])
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let (mut tcp, mut http) = (None, None);
-        while tcp.is_none() || http.is_none() {
-            let line = lines.next().expect("nsqlookupd log").unwrap();
-            if let Some(a) = line.split("TCP: listening on ").nth(1) {
-                tcp = Some(a.trim().to_string());
-            }
-            if let Some(a) = line.split("HTTP: listening on ").nth(1) {
-                http = Some(a.trim().to_string());
-            }
-        }
-        std::thread::spawn(move || for _ in lines {});
-        Lookupd(child, tcp.unwrap(), http.unwrap())
-    }
-}
-
-impl Drop for Lookupd {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn tools_find_nsqd_through_lookupd() {
-    let lookupd = Lookupd::start();
+    let lookupd = support::Lookupd::start(&["--broadcast-address=127.0.0.1"]);
     let nsqd = Nsqd::start(&[
-        &format!("--lookupd-tcp-address={}", lookupd.1),
+        &format!("--lookupd-tcp-address={}", lookupd.tcp),
         "--broadcast-address=127.0.0.1",
     ]);
-    let lookup = format!("--lookupd-http-address={}", lookupd.2);
+    let lookup = format!("--lookupd-http-address={}", lookupd.http);
     assert_eq!(
         nsqd.http("POST", "/topic/create?topic=found", b"").status,
         200
@@ -598,12 +561,7 @@ fn tools_find_nsqd_through_lookupd() {
         200
     );
     wait_until("registered", || {
-        let r = support::http_request(
-            lookupd.2.parse().unwrap(),
-            "GET",
-            "/lookup?topic=found",
-            b"",
-        );
+        let r = support::http_request(lookupd.http, "GET", "/lookup?topic=found", b"");
         r.status == 200
             && r.json()["producers"]
                 .as_array()

@@ -505,3 +505,133 @@ pub fn run_binary_within(
     let (stdout, stderr) = (stdout.join().unwrap(), stderr.join().unwrap());
     status.map(|s| (s.code().unwrap_or(-1), stdout, stderr))
 }
+
+/// A daemon started with a command line, its listening addresses read from
+/// its log, killed on drop.
+pub struct Daemon {
+    pub child: Child,
+    pub tcp: SocketAddr,
+    pub http: SocketAddr,
+}
+
+impl Daemon {
+    /// `program args...`; waits for "TCP: listening on" and "HTTP: listening on".
+    pub fn spawn(program: &str, args: &[String]) -> Daemon {
+        let mut child = Process::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {program}: {e}"));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().expect("piped stderr");
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                for (key, marker) in [
+                    ("tcp", "TCP: listening on "),
+                    ("http", "HTTP: listening on "),
+                ] {
+                    if let Some(rest) = line.split(marker).nth(1) {
+                        let _ = tx.send((key, rest.trim().to_string()));
+                    }
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let (mut tcp, mut http) = (None, None);
+        while tcp.is_none() || http.is_none() {
+            match rx.recv_timeout(DEADLINE) {
+                Ok(("tcp", a)) => tcp = Some(a.parse().unwrap()),
+                Ok((_, a)) => http = Some(a.parse().unwrap()),
+                Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!(
+                        "{program} {args:?} did not start: {}",
+                        log.lock().unwrap().join("\n")
+                    );
+                }
+            }
+        }
+        Daemon {
+            child,
+            tcp: tcp.unwrap(),
+            http: http.unwrap(),
+        }
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A running nsqlookupd.
+pub struct Lookupd {
+    pub daemon: Daemon,
+    pub tcp: SocketAddr,
+    pub http: SocketAddr,
+}
+
+impl Lookupd {
+    /// Start on the given addresses (`127.0.0.1:0` for any port).
+    pub fn start_on(tcp: &str, http: &str, args: &[&str]) -> Lookupd {
+        let mut all = vec![
+            format!("--tcp-address={tcp}"),
+            format!("--http-address={http}"),
+        ];
+        all.extend(args.iter().map(|a| a.to_string()));
+        let daemon = Daemon::spawn(env!("CARGO_BIN_EXE_nsqlookupd"), &all);
+        Lookupd {
+            tcp: daemon.tcp,
+            http: daemon.http,
+            daemon,
+        }
+    }
+
+    pub fn start(args: &[&str]) -> Lookupd {
+        Self::start_on("127.0.0.1:0", "127.0.0.1:0", args)
+    }
+
+    pub fn get(&self, path: &str) -> serde_json::Value {
+        let r = http_request(self.http, "GET", path, b"");
+        if r.status == 404 {
+            return serde_json::Value::Null;
+        }
+        assert_eq!(r.status, 200, "GET {path}: {}", r.text());
+        r.json()
+    }
+
+    /// `broadcast_address:tcp_port` of every producer `/lookup` reports.
+    pub fn producers(&self, topic: &str) -> std::collections::HashSet<String> {
+        let v = self.get(&format!("/lookup?topic={topic}"));
+        v["producers"]
+            .as_array()
+            .map(|ps| {
+                ps.iter()
+                    .map(|p| {
+                        format!(
+                            "{}:{}",
+                            p["broadcast_address"].as_str().unwrap(),
+                            p["tcp_port"]
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn kill(&mut self) {
+        self.daemon.kill();
+    }
+}
