@@ -6,90 +6,16 @@ mod support;
 
 use bytes::{Bytes, BytesMut};
 use nsq::protocol::{Command, Frame, FrameDecoder, MAGIC_V2};
-use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+use rcgen::{CertificateParams, KeyPair};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use support::{http_request, run_binary, Nsqd};
+use support::{http_request, run_binary, Nsqd, Pki};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::rustls;
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tokio_rustls::rustls::pki_types::{PrivateKeyDer, ServerName};
 use tokio_util::codec::Decoder;
-
-/// A CA, a server certificate for localhost/127.0.0.1 and a client
-/// certificate, as PEM files in a temp dir.
-struct Pki {
-    dir: tempfile::TempDir,
-    ca: CertificateDer<'static>,
-    client_cert: CertificateDer<'static>,
-    client_key: Vec<u8>,
-}
-
-impl Pki {
-    fn new() -> Pki {
-        let dir = tempfile::tempdir().unwrap();
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let ca = ca_params.self_signed(&ca_key).unwrap();
-        let server_key = KeyPair::generate().unwrap();
-        let server = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-            .unwrap()
-            .signed_by(&server_key, &ca, &ca_key)
-            .unwrap();
-        let client_key = KeyPair::generate().unwrap();
-        let mut client_params = CertificateParams::new(vec!["client".to_string()]).unwrap();
-        client_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "test-client");
-        let client = client_params.signed_by(&client_key, &ca, &ca_key).unwrap();
-        std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
-        std::fs::write(dir.path().join("server.pem"), server.pem()).unwrap();
-        std::fs::write(dir.path().join("server.key"), server_key.serialize_pem()).unwrap();
-        Pki {
-            ca: ca.der().clone(),
-            client_cert: client.der().clone(),
-            client_key: client_key.serialize_der(),
-            dir,
-        }
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.dir.path().join(name).display().to_string()
-    }
-
-    /// nsqd flags for this certificate.
-    fn flags(&self) -> Vec<String> {
-        vec![
-            format!("--tls-cert={}", self.path("server.pem")),
-            format!("--tls-key={}", self.path("server.key")),
-            "--https-address=127.0.0.1:0".to_string(),
-        ]
-    }
-
-    fn client_config(&self, with_cert: bool) -> Arc<rustls::ClientConfig> {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(self.ca.clone()).unwrap();
-        let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots);
-        let config = if with_cert {
-            builder
-                .with_client_auth_cert(
-                    vec![self.client_cert.clone()],
-                    PrivateKeyDer::Pkcs8(self.client_key.clone().into()),
-                )
-                .unwrap()
-        } else {
-            builder.with_no_client_auth()
-        };
-        Arc::new(config)
-    }
-}
 
 fn start(pki: &Pki, extra: &[&str]) -> Nsqd {
     let mut args: Vec<String> = pki.flags();

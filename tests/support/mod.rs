@@ -635,3 +635,80 @@ impl Lookupd {
         self.daemon.kill();
     }
 }
+
+/// A CA, a server certificate for localhost/127.0.0.1 and a client
+/// certificate, as PEM files in a temp dir.
+pub struct Pki {
+    pub dir: tempfile::TempDir,
+    pub ca: tokio_rustls::rustls::pki_types::CertificateDer<'static>,
+    pub client_cert: tokio_rustls::rustls::pki_types::CertificateDer<'static>,
+    pub client_key: Vec<u8>,
+}
+
+impl Pki {
+    pub fn new() -> Pki {
+        let dir = tempfile::tempdir().unwrap();
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let server_key = rcgen::KeyPair::generate().unwrap();
+        let server =
+            rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+                .unwrap()
+                .signed_by(&server_key, &ca, &ca_key)
+                .unwrap();
+        let client_key = rcgen::KeyPair::generate().unwrap();
+        let mut client_params = rcgen::CertificateParams::new(vec!["client".to_string()]).unwrap();
+        client_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "test-client");
+        let client = client_params.signed_by(&client_key, &ca, &ca_key).unwrap();
+        std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+        std::fs::write(dir.path().join("server.pem"), server.pem()).unwrap();
+        std::fs::write(dir.path().join("server.key"), server_key.serialize_pem()).unwrap();
+        Pki {
+            ca: ca.der().clone(),
+            client_cert: client.der().clone(),
+            client_key: client_key.serialize_der(),
+            dir,
+        }
+    }
+
+    pub fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+
+    /// nsqd flags for this certificate.
+    pub fn flags(&self) -> Vec<String> {
+        vec![
+            format!("--tls-cert={}", self.path("server.pem")),
+            format!("--tls-key={}", self.path("server.key")),
+            "--https-address=127.0.0.1:0".to_string(),
+        ]
+    }
+
+    pub fn client_config(&self, with_cert: bool) -> Arc<tokio_rustls::rustls::ClientConfig> {
+        let mut roots = tokio_rustls::rustls::RootCertStore::empty();
+        roots.add(self.ca.clone()).unwrap();
+        let builder = tokio_rustls::rustls::ClientConfig::builder_with_provider(Arc::new(
+            tokio_rustls::rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+        let config = if with_cert {
+            builder
+                .with_client_auth_cert(
+                    vec![self.client_cert.clone()],
+                    tokio_rustls::rustls::pki_types::PrivateKeyDer::Pkcs8(
+                        self.client_key.clone().into(),
+                    ),
+                )
+                .unwrap()
+        } else {
+            builder.with_no_client_auth()
+        };
+        Arc::new(config)
+    }
+}
