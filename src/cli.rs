@@ -311,3 +311,47 @@ pub fn parse_log_level(s: &str) -> Result<LogLevel, String> {
         )),
     }
 }
+
+/// The common `main` of the daemons: logging set up, a multi-threaded
+/// runtime, `serve` run to completion; a failure is logged and printed as
+/// `name: error` with exit status 1.
+pub fn run_daemon<F, E>(
+    name: &str,
+    log_prefix: &str,
+    level: LogLevel,
+    serve: F,
+) -> std::process::ExitCode
+where
+    F: std::future::Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    crate::logging::init(log_prefix, level.as_tracing());
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("{name}: failed to start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("{name}: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// A parse result turned into the options or the exit: help and version
+/// text on stdout (status 0), usage errors on stderr (status 2).
+pub fn options_or_exit<T>(parsed: Result<T, clap::Error>) -> Result<T, std::process::ExitCode> {
+    parsed.map_err(|e| {
+        let code = if e.use_stderr() { 2 } else { 0 };
+        let _ = e.print();
+        std::process::ExitCode::from(code)
+    })
+}

@@ -4,13 +4,9 @@ use nsq::lookupd::{server, Options};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let opts = match Options::parse_from_env() {
+    let opts = match nsq::cli::options_or_exit(Options::parse_from_env()) {
         Ok(o) => o,
-        Err(e) => {
-            let code = if e.use_stderr() { 2 } else { 0 };
-            let _ = e.print();
-            return ExitCode::from(code);
-        }
+        Err(code) => return code,
     };
     if opts.version {
         println!(
@@ -20,23 +16,6 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    nsq::logging::init(&opts.log_prefix, opts.log_level.as_tracing());
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("nsqlookupd: failed to start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(server::run(opts)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e}");
-            eprintln!("nsqlookupd: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    let (prefix, level) = (opts.log_prefix.clone(), opts.log_level);
+    nsq::cli::run_daemon("nsqlookupd", &prefix, level, server::run(opts))
 }
