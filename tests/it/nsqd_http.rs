@@ -1,6 +1,6 @@
 //! nsqd's HTTP API end to end: methods, status codes, bodies, headers.
 
-mod support;
+use crate::support;
 
 use serde_json::json;
 use support::{consumer, Nsqd};

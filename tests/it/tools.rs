@@ -1,6 +1,6 @@
 //! The command-line tools end to end: real binaries, real pipes.
 
-mod support;
+use crate::support;
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};

@@ -2,7 +2,7 @@
 //! (tokio-nsq) against nsqd, alone and over TLS, and clients that send
 //! garbage once compressed.
 
-mod support;
+use crate::support;
 
 use bytes::{Bytes, BytesMut};
 use nsq::protocol::{Command, Frame, FrameDecoder, MAGIC_V2};

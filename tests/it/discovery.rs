@@ -2,7 +2,7 @@
 //! it: the real binaries on loopback, our client and an independent one
 //! (tokio-nsq).
 
-mod support;
+use crate::support;
 
 use bytes::Bytes;
 use nsq::client::{Consumer, ConsumerConfig, LookupdPolling};
@@ -496,7 +496,11 @@ fn child(hosts: &Hosts, host: &str, role: &str, vars: &[(&str, String)]) -> std:
     let (program, args) = hosts.command(
         host,
         &exe,
-        &["--exact".into(), "netns_child".into(), "--nocapture".into()],
+        &[
+            "--exact".into(),
+            "discovery::netns_child".into(),
+            "--nocapture".into(),
+        ],
     );
     let mut cmd = Process::new(program);
     cmd.args(args).env("NSQ_NETNS_ROLE", role);

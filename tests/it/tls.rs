@@ -2,7 +2,7 @@
 //! TCP and HTTP, client certificate policies, HTTPS, and clients that lie.
 //! Certificates are made at test time (rcgen).
 
-mod support;
+use crate::support;
 
 use bytes::{Bytes, BytesMut};
 use nsq::protocol::{Command, Frame, FrameDecoder, MAGIC_V2};

@@ -1,7 +1,7 @@
 //! Interoperability with an independent client: the `tokio-nsq` crate
 //! publishes to and consumes from our nsqd.
 
-mod support;
+use crate::support;
 
 use std::collections::HashSet;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! AUTH against a small auth server run by the test: allowed, denied, no
 //! grants, expired TTL (renewed), server down, and the POST method.
 
-mod support;
+use crate::support;
 
 use bytes::Bytes;
 use nsq::protocol::{Command, Frame};

@@ -1,7 +1,7 @@
 //! Our own client module against the real nsqd: publish (plain, pipelined,
 //! MPUB, DPUB), consume with FIN/REQ, and errors surfaced with nsqd's text.
 
-mod support;
+use crate::support;
 
 use bytes::Bytes;
 use nsq::client::{ClientError, Config, Consumer, ConsumerConfig, Producer};

@@ -1,6 +1,6 @@
 //! Protocol V2 end to end: the compiled nsqd on port 0, raw sockets, exact bytes.
 
-mod support;
+use crate::support;
 
 use bytes::Bytes;
 use nsq::protocol::{Command, Frame, MessageId};

@@ -1,7 +1,7 @@
 //! Hostile input: garbage, truncated frames, huge sizes, long lines and bad
 //! JSON must never take nsqd down or disturb well-behaved clients.
 
-mod support;
+use crate::support;
 
 use std::io::Write;
 use std::net::TcpStream;

@@ -1,7 +1,7 @@
 //! nsqlookupd alone, byte for byte: protocol V1 as nsqd speaks it (and as a
 //! confused or hostile client might), and the HTTP API's errors.
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

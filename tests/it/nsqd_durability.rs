@@ -4,7 +4,7 @@
 //! (`/work/shared/nsq-reference.md`, section 3); every test drives the real
 //! binary over real sockets and then looks at the files it left.
 
-mod support;
+use crate::support;
 
 use bytes::{Bytes, BytesMut};
 use nsq::protocol::message::now_nanos;

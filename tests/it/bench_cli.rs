@@ -1,7 +1,7 @@
 //! nsq-bench end to end: each mode runs against a real nsqd and reports
 //! sane figures; an unreachable nsqd is one clear line and exit status 1.
 
-mod support;
+use crate::support;
 
 use support::Nsqd;
 

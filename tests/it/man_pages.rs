@@ -1,7 +1,7 @@
 //! The man pages in man/ and the shell completions in completions/ are
 //! generated from the clap definitions; these tests fail when they are
 //! stale. Regenerate both with:
-//! `UPDATE_MAN=1 cargo test --test man_pages`.
+//! `UPDATE_MAN=1 cargo test --test it man_pages`.
 
 use clap::CommandFactory;
 use std::path::PathBuf;
@@ -42,7 +42,7 @@ fn man_pages_are_current() {
     }
     assert!(
         stale.is_empty(),
-        "stale man pages {stale:?}: run `UPDATE_MAN=1 cargo test --test man_pages`"
+        "stale man pages {stale:?}: run `UPDATE_MAN=1 cargo test --test it man_pages`"
     );
 }
 
@@ -64,6 +64,6 @@ fn shell_completions_are_current() {
     }
     assert!(
         stale.is_empty(),
-        "stale completions {stale:?}: run `UPDATE_MAN=1 cargo test --test man_pages`"
+        "stale completions {stale:?}: run `UPDATE_MAN=1 cargo test --test it man_pages`"
     );
 }

@@ -1,7 +1,7 @@
 //! What operators watch: end-to-end latency percentiles in /stats, statsd
 //! packets, the Prometheus endpoint, and IDENTIFY's sample_rate.
 
-mod support;
+use crate::support;
 
 use serde_json::json;
 use std::collections::HashMap;

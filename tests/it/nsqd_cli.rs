@@ -1,6 +1,6 @@
 //! nsqd's command line: version, usage errors, bind failures, config files.
 
-mod support;
+use crate::support;
 
 use support::Nsqd;
 

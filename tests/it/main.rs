@@ -1,0 +1,25 @@
+//! The end-to-end and property tests, as one test binary.
+//!
+//! One binary links the crate once instead of once per file, which is most
+//! of a fresh build's time. Each module is one area; `support` starts the
+//! real binaries on port 0 and talks to them over real sockets.
+
+mod support;
+
+mod auth;
+mod bench_cli;
+mod client;
+mod compression;
+mod discovery;
+mod interop_tokio_nsq;
+mod lookupd_protocol;
+mod man_pages;
+mod nsqd_bad_input;
+mod nsqd_cli;
+mod nsqd_durability;
+mod nsqd_http;
+mod nsqd_tcp;
+mod operators;
+mod protocol_props;
+mod tls;
+mod tools;
