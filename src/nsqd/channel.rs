@@ -5,6 +5,17 @@
 //! Consumers pull: a connection with room under its RDY takes a batch with
 //! [`Channel::take`], so one lock round trip moves many messages, and no task
 //! or timer exists per message.
+//!
+//! Fairness: a channel is a consumer group, so a burst must be spread over
+//! every ready consumer, not taken by whichever connection's task runs
+//! first. Two rules do it. A consumer that found the queue empty waits as a
+//! *waiter*; when messages arrive, [`Channel::dispatch`] hands each waiter
+//! its share under the same lock that stored them (into the consumer's
+//! outbox, already in flight), and only then wakes them, so the split does
+//! not depend on which task the scheduler runs first. And a pulling consumer
+//! takes at most its share of what is queued while other consumers have
+//! room, then yields. Under sustained load nobody waits and consumers pull
+//! batches as fast as they drain them, so faster consumers get more.
 
 use super::backend::{BackendError, Queue, Ticket};
 use super::client_state::ClientHandle;
@@ -77,14 +88,56 @@ struct State {
     deadlines: Deadlines,
     deferred: BinaryHeap<Deferred>,
     clients: HashMap<u64, Arc<ClientHandle>>,
-    /// Consumers that found the queue empty; woken (through their own
-    /// `wake`, which keeps a permit) when messages arrive.
-    waiters: Vec<Arc<ClientHandle>>,
+    /// Consumers that found the queue empty, in the order they did (so that
+    /// single messages go round the group). [`Channel::dispatch`] hands them
+    /// messages when some arrive.
+    waiters: Vec<Waiter>,
     /// A message read from disk keeps its record there until it is
     /// finished, so that a crash delivers it again instead of losing it.
     /// In flight and deferred messages carry theirs; this map holds those of
     /// messages requeued into the memory queue.
     requeued_held: IdMap<Held>,
+}
+
+/// A consumer waiting for messages, with the timeout its messages get.
+struct Waiter {
+    client: Arc<ClientHandle>,
+    timeout: Duration,
+}
+
+/// Most messages a pulling consumer takes per lock round trip: large
+/// enough to amortise the lock, small enough to bound what one consumer
+/// holds while others pull.
+pub const TAKE_BATCH: usize = 128;
+
+/// Most messages handed to one waiting consumer per dispatch. Waiters exist
+/// only while the queue is empty, so a dispatch moves what just arrived (a
+/// batch); this bounds the lock hold for a very large one.
+const DISPATCH_MAX: usize = 1024;
+
+/// How many more messages `client` may have in flight under its RDY.
+fn room(client: &ClientHandle) -> usize {
+    let ready = client.ready_count.load(Relaxed);
+    (ready - client.in_flight.load(Relaxed)).max(0) as usize
+}
+
+/// The most each waiting consumer should get when `available` messages are
+/// split evenly over the waiters (with `rooms`) and `busy` consumers that
+/// will pull for themselves: water-filling, so a consumer with little room
+/// takes all it can and the others share the rest.
+fn fair_level(available: usize, rooms: &[usize], busy: usize) -> usize {
+    let mut rooms: Vec<usize> = rooms.iter().copied().filter(|&r| r > 0).collect();
+    rooms.sort_unstable();
+    let mut left = available;
+    let mut sharing = rooms.len() + busy;
+    for r in rooms {
+        if sharing == 0 || r >= left.div_ceil(sharing) {
+            break;
+        }
+        left -= r;
+        sharing -= 1;
+    }
+    left.div_ceil(sharing.max(1)).max(1)
 }
 
 /// Why FIN/REQ/TOUCH failed (non-fatal for the client).
@@ -183,6 +236,18 @@ pub struct Channel {
     pub latencies: super::latency::Latencies,
 }
 
+/// What [`Channel::take`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Take {
+    /// Messages appended.
+    pub taken: usize,
+    /// The queue ran dry: the client waits, and will be handed messages.
+    pub dry: bool,
+    /// It stopped at its share because other consumers have room: the
+    /// caller should send what it has before asking again.
+    pub yielded: bool,
+}
+
 /// A snapshot of a channel's numbers for `/stats`.
 pub struct ChannelCounts {
     pub depth: u64,
@@ -249,45 +314,123 @@ impl Channel {
                 });
             }
         }
-        self.wake_waiters(st);
+        self.dispatch(st);
         Ok(ticket)
     }
 
-    fn wake_waiters(&self, mut st: parking_lot::MutexGuard<'_, State>) {
-        if st.waiters.is_empty() {
+    /// Messages became available: hand each waiting consumer its share, in
+    /// the order they started waiting, then wake those that got some.
+    ///
+    /// Shares are even over every consumer with room, waiting or busy (a
+    /// busy one's part stays queued for it to pull), except that one with
+    /// less room than its share takes what it can and the rest is split
+    /// among the others.
+    fn dispatch(&self, mut st: parking_lot::MutexGuard<'_, State>) {
+        if st.waiters.is_empty() || self.is_paused() || st.queue.is_empty() {
             return;
         }
-        let waiters = std::mem::take(&mut st.waiters);
+        let rooms: Vec<usize> = st.waiters.iter().map(|w| room(&w.client)).collect();
+        let ready = st.clients.values().filter(|c| room(c) > 0).count();
+        let waiting = rooms.iter().filter(|&&r| r > 0).count();
+        let level = fair_level(
+            (st.queue.depth() as usize).min(DISPATCH_MAX * rooms.len()),
+            &rooms,
+            ready.saturating_sub(waiting),
+        )
+        .min(DISPATCH_MAX);
+        let now = Instant::now();
+        let mut woken = Vec::new();
+        for (w, room) in std::mem::take(&mut st.waiters).into_iter().zip(rooms) {
+            if st.queue.is_empty() {
+                st.waiters.push(w);
+                continue;
+            }
+            // One without room (RDY lowered) is dropped: it asks again when
+            // it has room.
+            let max = room.min(level);
+            if max == 0 {
+                continue;
+            }
+            let mut outbox = w.client.outbox.lock();
+            let (n, _) = self.take_locked(&mut st, &w.client, max, now, w.timeout, &mut outbox);
+            drop(outbox);
+            if n > 0 {
+                woken.push(w.client);
+            } else {
+                st.waiters.push(w);
+            }
+        }
         drop(st);
-        for c in waiters {
+        for c in woken {
             c.wake.notify_one();
         }
     }
 
     /// Take up to `max` messages for `client`, marking them in flight with
-    /// `timeout`. Returns how many were appended to `out`. When the queue
-    /// runs dry the client is remembered and its `wake` notified (a stored
-    /// permit, so no wakeup is lost) when messages arrive.
+    /// `timeout`, appended to `out`. While other consumers have room, at
+    /// most this client's share of the queue is taken. When the queue runs
+    /// dry the client becomes a waiter, and is handed messages (and woken,
+    /// through a stored permit, so no wakeup is lost) when some arrive.
     pub fn take(
         &self,
         client: &Arc<ClientHandle>,
         max: usize,
         timeout: Duration,
         out: &mut Vec<Message>,
-    ) -> usize {
+    ) -> Take {
         if max == 0 || self.is_paused() {
-            return 0;
+            return Take::default();
         }
-        let sample_rate = client.sample_rate.load(Relaxed);
         let now = Instant::now();
-        let deadline = now + timeout;
         let mut st = self.state.lock();
+        let others = if st.clients.len() > 1 {
+            st.clients
+                .values()
+                .filter(|c| c.id != client.id && room(c) > 0)
+                .count()
+        } else {
+            0
+        };
+        let limit = if others == 0 {
+            max
+        } else {
+            let share = (st.queue.depth() as usize).div_ceil(others + 1).max(1);
+            max.min(share)
+        };
+        let (taken, dry) = self.take_locked(&mut st, client, limit, now, timeout, out);
+        if dry && !st.waiters.iter().any(|w| w.client.id == client.id) {
+            st.waiters.push(Waiter {
+                client: client.clone(),
+                timeout,
+            });
+        }
+        // Others may be waiting for what this client left.
+        self.dispatch(st);
+        Take {
+            taken,
+            dry,
+            yielded: !dry && taken < max,
+        }
+    }
+
+    /// Move up to `max` messages from the queue into flight for `client`.
+    /// Returns how many, and whether the queue ran dry.
+    fn take_locked(
+        &self,
+        st: &mut State,
+        client: &ClientHandle,
+        max: usize,
+        now: Instant,
+        timeout: Duration,
+        out: &mut Vec<Message>,
+    ) -> (usize, bool) {
+        let sample_rate = client.sample_rate.load(Relaxed);
+        let deadline = now + timeout;
         let mut taken = 0;
+        let mut dry = false;
         while taken < max {
             let Some((mut msg, mut held)) = st.queue.pop_tracked() else {
-                if !st.waiters.iter().any(|w| w.id == client.id) {
-                    st.waiters.push(client.clone());
-                }
+                dry = true;
                 break;
             };
             // nsqd draws 0-99 and drops the message when the draw exceeds the rate.
@@ -315,12 +458,11 @@ impl Channel {
             out.push(msg);
             taken += 1;
         }
-        drop(st);
         if taken > 0 {
             client.in_flight.fetch_add(taken as i64, Relaxed);
             client.message_count.fetch_add(taken as u64, Relaxed);
         }
-        taken
+        (taken, dry)
     }
 
     fn remove_in_flight(
@@ -365,7 +507,7 @@ impl Channel {
         self.requeue_count.fetch_add(1, Relaxed);
         if delay.is_zero() {
             self.requeue_now(&mut st, f.msg, f.held);
-            self.wake_waiters(st);
+            self.dispatch(st);
         } else {
             st.deferred.push(Deferred {
                 due: Instant::now() + delay,
@@ -463,7 +605,7 @@ impl Channel {
             (None, None) => None,
         };
         if released {
-            self.wake_waiters(st);
+            self.dispatch(st);
         }
         next
     }
@@ -485,12 +627,29 @@ impl Channel {
         Ok(())
     }
 
-    /// Remove a consumer; returns how many remain. Its in-flight messages
-    /// stay in flight until they time out, as in NSQ.
+    /// Remove a consumer; returns how many remain. Messages it was sent
+    /// stay in flight until they time out, as in NSQ; those handed to it
+    /// but never sent go back to the queue at once, as if never delivered.
     pub fn remove_client(&self, client_id: u64) -> usize {
         let mut st = self.state.lock();
-        st.clients.remove(&client_id);
-        st.waiters.retain(|w| w.id != client_id);
+        st.waiters.retain(|w| w.client.id != client_id);
+        if let Some(client) = st.clients.remove(&client_id) {
+            let unsent = std::mem::take(&mut *client.outbox.lock());
+            let mut returned = false;
+            for msg in unsent {
+                if let Ok(f) = Self::remove_in_flight(&mut st, client_id, msg.id) {
+                    let mut msg = f.msg;
+                    msg.attempts = msg.attempts.wrapping_sub(1);
+                    self.requeue_now(&mut st, msg, f.held);
+                    returned = true;
+                }
+            }
+            let remaining = st.clients.len();
+            if returned {
+                self.dispatch(st);
+            }
+            return remaining;
+        }
         st.clients.len()
     }
 
@@ -519,6 +678,7 @@ impl Channel {
         st.deadlines.clear();
         st.deferred.clear();
         for c in st.clients.values() {
+            c.outbox.lock().clear();
             c.in_flight.store(0, Relaxed);
             c.wake.notify_one();
         }
@@ -530,6 +690,7 @@ impl Channel {
         self.exiting.store(true, Relaxed);
         let mut st = self.state.lock();
         for c in st.clients.values() {
+            c.outbox.lock().clear();
             c.kill.cancel();
         }
         st.clients.clear();
@@ -547,6 +708,10 @@ impl Channel {
     pub fn persist(&self) -> Result<(), BackendError> {
         self.exiting.store(true, Relaxed);
         let mut st = self.state.lock();
+        // What is handed but unsent is in flight, and is written below.
+        for c in st.clients.values() {
+            c.outbox.lock().clear();
+        }
         st.deadlines.clear();
         // Everything is written again below, so every held record can go.
         let mut held: Vec<Held> = st.requeued_held.drain().map(|(_, h)| h).collect();
@@ -637,7 +802,7 @@ mod tests {
         let a = client(1);
         ch.put_from_topic(&msgs(2), Duration::ZERO).unwrap();
         let mut out = Vec::new();
-        assert_eq!(ch.take(&a, 2, Duration::from_secs(60), &mut out), 2);
+        assert_eq!(ch.take(&a, 2, Duration::from_secs(60), &mut out).taken, 2);
         let meta = || {
             if let Some(job) = ch.sync_job(true) {
                 job.run().unwrap();
@@ -653,10 +818,44 @@ mod tests {
         ch.process_timers(Instant::now());
         assert_eq!(meta(), held, "requeued into memory: the record still stays");
         out.clear();
-        assert_eq!(ch.take(&a, 1, Duration::from_secs(60), &mut out), 1);
+        assert_eq!(ch.take(&a, 1, Duration::from_secs(60), &mut out).taken, 1);
         ch.finish(1, from_disk).unwrap();
         let done = format!("0\n0,{record_len}\n0,{record_len}\n");
         assert_eq!(meta(), done, "finished: released");
+    }
+
+    #[test]
+    fn fair_level_splits_evenly_around_small_rooms() {
+        assert_eq!(fair_level(400, &[1000, 1000], 0), 200);
+        assert_eq!(fair_level(100, &[1000; 4], 0), 25);
+        assert_eq!(fair_level(400, &[1000, 1000, 0, 7], 0), 197);
+        // A busy consumer keeps its part queued.
+        assert_eq!(fair_level(400, &[1000], 1), 200);
+        assert_eq!(fair_level(1, &[5, 5, 5], 0), 1);
+        // Everyone capped by room: the level no longer matters.
+        assert_eq!(fair_level(10, &[1, 1], 0), 8);
+        assert_eq!(fair_level(0, &[], 0), 1);
+    }
+
+    #[test]
+    fn a_burst_is_handed_to_waiting_consumers_evenly() {
+        let ch = Channel::new("t", "c", Queue::new(1000, Box::<MemoryOverflow>::default()));
+        let clients: Vec<_> = (1..=3).map(client).collect();
+        let mut out = Vec::new();
+        for (c, rdy) in clients.iter().zip([100, 100, 4]) {
+            ch.add_client(c.clone(), 0).unwrap();
+            c.ready_count.store(rdy, Relaxed);
+            // Nothing queued: each becomes a waiter.
+            assert!(ch.take(c, 10, Duration::from_secs(60), &mut out).dry);
+        }
+        ch.put_from_topic(&msgs(100), Duration::ZERO).unwrap();
+        let handed: Vec<usize> = clients.iter().map(|c| c.outbox.lock().len()).collect();
+        assert_eq!(handed, vec![48, 48, 4]);
+        assert_eq!(clients[2].in_flight.load(Relaxed), 4, "handed is in flight");
+        // A consumer that leaves gives back what it was handed, unsent.
+        ch.remove_client(1);
+        assert_eq!(ch.counts().in_flight, 52);
+        assert_eq!(ch.counts().depth, 48);
     }
 
     #[test]
@@ -667,7 +866,7 @@ mod tests {
         ch.add_client(b.clone(), 0).unwrap();
         ch.put_from_topic(&msgs(3), Duration::ZERO).unwrap();
         let mut out = Vec::new();
-        assert_eq!(ch.take(&a, 2, Duration::from_secs(60), &mut out), 2);
+        assert_eq!(ch.take(&a, 2, Duration::from_secs(60), &mut out).taken, 2);
         assert_eq!(out[0].attempts, 1);
         assert_eq!(a.in_flight.load(Relaxed), 2);
         assert_eq!(ch.finish(2, out[0].id), Err(InFlightError::NotOwner));
@@ -699,10 +898,10 @@ mod tests {
         ch.put_from_topic(&msgs(1), Duration::from_millis(50))
             .unwrap();
         let mut out = Vec::new();
-        assert_eq!(ch.take(&a, 1, Duration::from_secs(1), &mut out), 0);
+        assert_eq!(ch.take(&a, 1, Duration::from_secs(1), &mut out).taken, 0);
         assert_eq!(ch.counts().deferred, 1);
         ch.process_timers(Instant::now() + Duration::from_millis(60));
-        assert_eq!(ch.take(&a, 1, Duration::from_secs(1), &mut out), 1);
+        assert_eq!(ch.take(&a, 1, Duration::from_secs(1), &mut out).taken, 1);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //!
 //! Counters are atomics so that the hot path never takes a lock to count.
 
-use crate::protocol::ConnState;
+use crate::protocol::{ConnState, Message};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -46,6 +46,9 @@ pub struct ClientHandle {
     pub message_count: AtomicU64,
     pub finish_count: AtomicU64,
     pub requeue_count: AtomicU64,
+    /// Messages a channel handed to this consumer while it waited (already
+    /// in flight), for its connection to send.
+    pub outbox: Mutex<Vec<Message>>,
     /// Woken when something outside the connection's task changes what it
     /// may send (a timeout frees an in-flight slot, a channel is emptied).
     pub wake: Notify,
@@ -74,6 +77,7 @@ impl ClientHandle {
             message_count: AtomicU64::new(0),
             finish_count: AtomicU64::new(0),
             requeue_count: AtomicU64::new(0),
+            outbox: Mutex::new(Vec::new()),
             wake: Notify::new(),
             kill: CancellationToken::new(),
         }

@@ -17,7 +17,7 @@
 
 use super::auth::{self, Asker, Authorization, Permission};
 use super::backend::{Ticket, TicketStatus};
-use super::channel::{Channel, InFlightError};
+use super::channel::{Channel, InFlightError, TAKE_BATCH};
 use super::client_state::ClientHandle;
 use super::lookup::LookupEvent;
 use super::topic::Topic;
@@ -52,8 +52,6 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
 const MAX_PENDING_OUTPUT: usize = 4 << 20;
 /// Read buffer growth step.
 const READ_CHUNK: usize = 64 * 1024;
-/// Messages taken from the channel per lock round trip.
-const TAKE_BATCH: usize = 128;
 
 /// Accept TCP clients until shutdown.
 pub async fn serve(nsqd: Arc<Nsqd>, listener: TcpListener, tracker: TaskTracker) {
@@ -131,6 +129,8 @@ struct Connection {
     closing: bool,
     last_command: Instant,
     batch: Vec<Message>,
+    /// The last take stopped at this client's share: yield to the others.
+    owed_turn: bool,
     /// Publishes waiting for their fsync (`--sync-every=1`), oldest first.
     /// Their `OK`s, and every response after them, are held back so that
     /// responses stay in command order; the connection keeps reading, so
@@ -189,6 +189,7 @@ impl Connection {
             closing: false,
             last_command: Instant::now(),
             batch: Vec::with_capacity(TAKE_BATCH),
+            owed_turn: false,
             held: VecDeque::new(),
             auth: None,
             sync_rounds: nsqd.sync_rounds(),
@@ -249,8 +250,22 @@ impl Connection {
                 None
             };
             let starved = match &channel {
-                Some(ch) => self.deliver(ch),
-                None => false,
+                Some(ch) => {
+                    let send_now = self.deliver(ch);
+                    if send_now && self.owed_turn {
+                        // Let the consumers we stopped for run first.
+                        self.owed_turn = false;
+                        tokio::task::yield_now().await;
+                    }
+                    send_now
+                }
+                None => {
+                    // Handed over before RDY fell: still this client's to send.
+                    if self.sub.is_some() {
+                        self.send_handed();
+                    }
+                    false
+                }
             };
 
             if self.wbuf.is_empty() {
@@ -422,10 +437,13 @@ impl Connection {
         Ok(())
     }
 
-    /// Move messages from the channel into the output buffer. Returns true
-    /// when the channel had nothing more to give (the caller then waits on
-    /// its notification).
+    /// Move messages from the channel into the output buffer: first what
+    /// the channel handed over while this client waited, then as many as
+    /// RDY and the buffer allow. Returns true when the caller should send
+    /// what it has now: the channel had nothing more, or other consumers
+    /// are owed a turn.
     fn deliver(&mut self, channel: &Channel) -> bool {
+        self.send_handed();
         while self.wbuf.len() < self.output_buffer_size {
             let ready = self.client.ready_count.load(Relaxed);
             let room = ready - self.client.in_flight.load(Relaxed);
@@ -433,7 +451,7 @@ impl Connection {
                 return false;
             }
             self.batch.clear();
-            let n = channel.take(
+            let took = channel.take(
                 &self.client,
                 (room as usize).min(TAKE_BATCH),
                 self.msg_timeout,
@@ -442,11 +460,29 @@ impl Connection {
             for msg in &self.batch {
                 encode_message_frame(&mut self.wbuf, msg);
             }
-            if n == 0 {
+            if took.dry || took.yielded {
+                self.owed_turn = took.yielded;
+                // Anything handed over meanwhile goes out with this write.
+                self.send_handed();
                 return true;
             }
         }
         false
+    }
+
+    /// Encode the messages the channel put in this client's outbox.
+    fn send_handed(&mut self) {
+        let mut outbox = self.client.outbox.lock();
+        if outbox.is_empty() {
+            return;
+        }
+        self.batch.clear();
+        std::mem::swap(&mut *outbox, &mut self.batch);
+        drop(outbox);
+        for msg in &self.batch {
+            encode_message_frame(&mut self.wbuf, msg);
+        }
+        self.batch.clear();
     }
 
     async fn execute(&mut self, cmd: Command) -> Result<(), ProtocolError> {

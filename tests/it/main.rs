@@ -11,6 +11,7 @@ mod bench_cli;
 mod client;
 mod compression;
 mod discovery;
+mod fair_delivery;
 mod interop_tokio_nsq;
 mod lookupd_protocol;
 mod man_pages;
