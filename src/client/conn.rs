@@ -7,7 +7,7 @@
 
 use super::error::ClientError;
 use crate::protocol::identify::{IdentifyRequest, IdentifyResponse};
-use crate::protocol::{Command, Frame, FrameDecoder, MAGIC_V2, NSQ_VERSION};
+use crate::protocol::{Command, Frame, FrameDecoder, MAGIC_V2};
 use bytes::{Bytes, BytesMut};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
@@ -186,7 +186,7 @@ impl Connection {
         let mut conn = Connection {
             addr: addr.to_string(),
             stream: Box::new(stream),
-            server: default_response(),
+            server: IdentifyResponse::default(),
             reader: FrameReader::default(),
         };
         let body = serde_json::to_vec(&config.identify_request()).expect("plain struct");
@@ -344,7 +344,7 @@ impl Connection {
 /// defaults apply.
 fn parse_identify_response(data: &[u8]) -> Result<IdentifyResponse, String> {
     if data == crate::protocol::OK {
-        return Ok(default_response());
+        return Ok(IdentifyResponse::default());
     }
     let mut r: IdentifyResponse =
         serde_json::from_slice(data).map_err(|e| format!("bad IDENTIFY response: {e}"))?;
@@ -353,27 +353,6 @@ fn parse_identify_response(data: &[u8]) -> Result<IdentifyResponse, String> {
         r.max_rdy_count = 2500;
     }
     Ok(r)
-}
-
-/// nsqd's defaults, for a server that answered IDENTIFY with a plain `OK`.
-fn default_response() -> IdentifyResponse {
-    IdentifyResponse {
-        max_rdy_count: 2500,
-        version: NSQ_VERSION.to_string(),
-        max_msg_timeout: 900_000,
-        msg_timeout: 60_000,
-        tls_v1: false,
-        deflate: false,
-        deflate_level: 6,
-        max_deflate_level: 6,
-        snappy: false,
-        sample_rate: 0,
-        auth_required: false,
-        output_buffer_size: 16384,
-        output_buffer_timeout: 250,
-        topology_region: String::new(),
-        topology_zone: String::new(),
-    }
 }
 
 #[cfg(test)]
@@ -406,6 +385,19 @@ mod tests {
     fn identify_response_json_ok_and_garbage() {
         let json = br#"{"max_rdy_count":100,"version":"1.3.0","max_msg_timeout":900000,"msg_timeout":60000,"tls_v1":false,"deflate":false,"deflate_level":6,"max_deflate_level":6,"snappy":false,"sample_rate":0,"auth_required":false,"output_buffer_size":16384,"output_buffer_timeout":250,"topology_region":"","topology_zone":""}"#;
         assert_eq!(parse_identify_response(json).unwrap().max_rdy_count, 100);
+        // Released v1.3.0: no topology keys.
+        let released =
+            include_bytes!("../../tests/fixtures/nsq-v1.3.0/nsqd-identify-response.json");
+        assert_eq!(
+            parse_identify_response(released).unwrap().max_rdy_count,
+            2500
+        );
+        // Older (no auth_required, no output_buffer_*) and newer (extra keys).
+        let older = br#"{"max_rdy_count":99,"version":"0.3.8","max_msg_timeout":900000,"msg_timeout":60000,"tls_v1":false,"deflate":false,"deflate_level":6,"max_deflate_level":6,"snappy":false,"sample_rate":0}"#;
+        assert_eq!(parse_identify_response(older).unwrap().max_rdy_count, 99);
+        let newer = br#"{"max_rdy_count":5,"snappy":true,"zstd":true,"future":{"a":1}}"#;
+        let r = parse_identify_response(newer).unwrap();
+        assert!(r.snappy && r.max_rdy_count == 5 && r.output_buffer_size == 16384);
         assert_eq!(parse_identify_response(b"OK").unwrap().max_rdy_count, 2500);
         assert!(parse_identify_response(b"{").is_err());
     }

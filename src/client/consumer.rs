@@ -472,53 +472,11 @@ async fn lookup(
     lookupd: &str,
     topic: &str,
 ) -> Result<Vec<String>, ClientError> {
-    #[derive(serde::Deserialize)]
-    struct Producer {
-        #[serde(default)]
-        broadcast_address: Option<String>,
-        /// Older lookupds' name for the broadcast address.
-        #[serde(default)]
-        address: Option<String>,
-        tcp_port: u16,
-    }
-    #[derive(serde::Deserialize)]
-    struct Answer {
-        #[serde(default)]
-        producers: Vec<Producer>,
-    }
-    let base = if lookupd.starts_with("http://") || lookupd.starts_with("https://") {
-        lookupd.trim_end_matches('/').to_string()
-    } else {
-        format!("http://{}", lookupd.trim_end_matches('/'))
-    };
-    let fail = |reason: String| ClientError::Lookupd {
-        addr: lookupd.to_string(),
-        reason,
-    };
-    let response = http
-        .get(format!("{base}/lookup"))
-        .query(&[("topic", topic)])
-        .send()
-        .await
-        .map_err(|e| fail(e.to_string()))?;
-    if response.status() == reqwest::StatusCode::NOT_FOUND {
-        return Ok(Vec::new());
-    }
-    if !response.status().is_success() {
-        return Err(fail(format!("HTTP {}", response.status())));
-    }
-    let answer: Answer = response.json().await.map_err(|e| fail(e.to_string()))?;
+    let answer = super::api::lookup(http, lookupd, topic).await?;
     Ok(answer
         .producers
-        .into_iter()
-        .filter_map(|p| {
-            let host = p.broadcast_address.or(p.address)?;
-            Some(if host.contains(':') {
-                format!("[{host}]:{}", p.tcp_port)
-            } else {
-                format!("{host}:{}", p.tcp_port)
-            })
-        })
+        .iter()
+        .filter_map(|p| p.tcp_addr())
         .collect())
 }
 

@@ -11,12 +11,15 @@
 //!   the in-flight budget over them as RDY, hands out messages to FIN, REQ
 //!   or TOUCH.
 //! * [`ClientError`] (`error.rs`): one error type, nsqd's own text included.
+//! * [`api`]: nsqlookupd's and nsqd's HTTP answers, read as tolerantly as
+//!   go-nsq reads them.
 //!
 //! Each producer or consumer connection runs in one task that reads and
 //! writes concurrently and batches whatever commands are waiting into a
 //! single write; nothing is spawned per message. Heartbeats are answered
 //! with NOP everywhere.
 
+pub mod api;
 mod conn;
 mod consumer;
 mod error;

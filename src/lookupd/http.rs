@@ -196,19 +196,27 @@ fn debug(l: &Lookupd) -> Response {
     for (registration, producers) in db.iter() {
         let list: Vec<serde_json::Value> = producers
             .map(|p| {
-                json!({
+                let mut entry = json!({
                     "id": p.peer.id,
                     "hostname": p.peer.hostname,
                     "broadcast_address": p.peer.broadcast_address,
                     "tcp_port": p.peer.tcp_port,
                     "http_port": p.peer.http_port,
                     "version": p.peer.version,
-                    "topology_zone": p.peer.topology_zone,
-                    "topology_region": p.peer.topology_region,
                     "last_update": since_start(p.peer.last_update.get()),
                     "tombstoned": p.tombstoned_at.is_some(),
                     "tombstoned_at": p.tombstoned_at.map(since_start).unwrap_or(0),
-                })
+                });
+                // Only NSQ's master branch knows topology: shown when set.
+                for (key, value) in [
+                    ("topology_zone", &p.peer.topology_zone),
+                    ("topology_region", &p.peer.topology_region),
+                ] {
+                    if !value.is_empty() {
+                        entry[key] = json!(value);
+                    }
+                }
+                entry
             })
             .collect();
         out.insert(registration.to_string(), serde_json::Value::Array(list));

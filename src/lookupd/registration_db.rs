@@ -553,7 +553,10 @@ pub struct ProducerJson<'a> {
     pub tcp_port: i64,
     pub http_port: i64,
     pub version: &'a str,
+    /// Only on NSQ's master branch: sent when the nsqd sent them.
+    #[serde(skip_serializing_if = "str::is_empty")]
     pub topology_zone: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
     pub topology_region: &'a str,
 }
 
@@ -590,7 +593,9 @@ pub struct Node<'a> {
     pub tcp_port: i64,
     pub http_port: i64,
     pub version: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
     pub topology_zone: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
     pub topology_region: &'a str,
     pub tombstones: Vec<bool>,
     pub topics: Vec<String>,
@@ -1034,7 +1039,7 @@ mod tests {
         let json = serde_json::to_string(&ProducerJson::from(&p)).unwrap();
         assert_eq!(
             json,
-            r#"{"remote_address":"10.0.0.5:52311","hostname":"host1","broadcast_address":"host1","tcp_port":4150,"http_port":4151,"version":"1.3.0","topology_zone":"","topology_region":""}"#
+            r#"{"remote_address":"10.0.0.5:52311","hostname":"host1","broadcast_address":"host1","tcp_port":4150,"http_port":4151,"version":"1.3.0"}"#
         );
         assert_eq!(p.http_node(), "host1:4151");
         let node = Node::new(
@@ -1044,7 +1049,7 @@ mod tests {
         );
         assert_eq!(
             serde_json::to_string(&node).unwrap(),
-            r#"{"remote_address":"10.0.0.5:52311","hostname":"host1","broadcast_address":"host1","tcp_port":4150,"http_port":4151,"version":"1.3.0","topology_zone":"","topology_region":"","tombstones":[false,true],"topics":["orders","clicks"]}"#
+            r#"{"remote_address":"10.0.0.5:52311","hostname":"host1","broadcast_address":"host1","tcp_port":4150,"http_port":4151,"version":"1.3.0","tombstones":[false,true],"topics":["orders","clicks"]}"#
         );
     }
 

@@ -57,6 +57,7 @@ impl Authorization {
 
 #[derive(Deserialize)]
 struct Answer {
+    #[serde(default)]
     ttl: i64,
     #[serde(default)]
     identity: String,
@@ -68,6 +69,7 @@ struct Answer {
 
 #[derive(Deserialize)]
 struct AnswerGrant {
+    #[serde(default)]
     topic: String,
     #[serde(default)]
     channels: Vec<String>,

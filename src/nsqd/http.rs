@@ -90,7 +90,10 @@ struct Info {
     max_output_buffer_size: i64,
     max_output_buffer_timeout: u128,
     max_deflate_level: i64,
+    /// Only on NSQ's master branch: sent when set.
+    #[serde(skip_serializing_if = "String::is_empty")]
     topology_zone: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
     topology_region: String,
 }
 

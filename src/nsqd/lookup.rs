@@ -67,7 +67,10 @@ struct Identify<'a> {
     hostname: &'a str,
     http_port: u16,
     tcp_port: u16,
+    /// Only on NSQ's master branch: sent when set.
+    #[serde(skip_serializing_if = "str::is_empty")]
     topology_region: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
     topology_zone: &'a str,
     version: &'a str,
 }
@@ -286,6 +289,7 @@ pub async fn precreate_channels(nsqd: Arc<Nsqd>, topic: Arc<super::topic::Topic>
     };
     #[derive(Deserialize)]
     struct Channels {
+        #[serde(default)]
         channels: Vec<String>,
     }
     for http in lookupds {

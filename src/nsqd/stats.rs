@@ -91,7 +91,10 @@ pub struct ClientStats {
     pub auth_identity: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub auth_identity_url: String,
+    /// Only on NSQ's master branch: sent when set.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub topology_zone: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub topology_region: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub pub_counts: Vec<PubCount>,
@@ -115,6 +118,23 @@ pub struct MemStats {
     pub gc_pause_usec_95: u64,
     pub next_gc_bytes: u64,
     pub gc_total_runs: u64,
+}
+
+impl MemStats {
+    /// Name and figure of each field, in the order nsqd prints them.
+    fn fields(&self) -> [(&'static str, u64); 9] {
+        [
+            ("heap_objects", self.heap_objects),
+            ("heap_idle_bytes", self.heap_idle_bytes),
+            ("heap_in_use_bytes", self.heap_in_use_bytes),
+            ("heap_released_bytes", self.heap_released_bytes),
+            ("gc_pause_usec_100", self.gc_pause_usec_100),
+            ("gc_pause_usec_99", self.gc_pause_usec_99),
+            ("gc_pause_usec_95", self.gc_pause_usec_95),
+            ("next_gc_bytes", self.next_gc_bytes),
+            ("gc_total_runs", self.gc_total_runs),
+        ]
+    }
 }
 
 /// What `/stats` was asked for.
@@ -354,11 +374,8 @@ pub fn render_text(nsqd: &Nsqd, stats: &Stats) -> String {
     let _ = writeln!(out, "\nHealth: {}", stats.health);
     if let Some(mem) = &stats.memory {
         let _ = writeln!(out, "\nMemory:");
-        let json = serde_json::to_value(mem).unwrap_or_default();
-        if let Some(map) = json.as_object() {
-            for (k, v) in map {
-                let _ = writeln!(out, "   {k:<25}\t{v}");
-            }
+        for (k, v) in mem.fields() {
+            let _ = writeln!(out, "   {k:<25}\t{v}");
         }
     }
     match stats.topics.as_deref() {
@@ -366,12 +383,14 @@ pub fn render_text(nsqd: &Nsqd, stats: &Stats) -> String {
             let _ = writeln!(out, "\nTopics: None");
         }
         Some(topics) => {
-            let _ = writeln!(out, "\nTopics:");
+            // nsqd starts every topic with a newline after a bare
+            // "Topics:", so topics after the first follow a blank line.
+            let _ = write!(out, "\nTopics:");
             for t in topics {
                 let prefix = if t.paused { "*P " } else { "   " };
                 let _ = writeln!(
                     out,
-                    "{prefix}[{:<15}] depth: {:<5} be-depth: {:<5} msgs: {:<8} e2e%: {}",
+                    "\n{prefix}[{:<15}] depth: {:<5} be-depth: {:<5} msgs: {:<8} e2e%: {}",
                     t.topic_name,
                     t.depth,
                     t.backend_depth,

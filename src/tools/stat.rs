@@ -288,9 +288,11 @@ async fn poll(http: &reqwest::Client, args: &StatArgs) -> Result<Counts, Failure
             .await
             .and_then(|r| r.error_for_status())
             .map_err(|e| Failure::new(format!("failed to get nsqd stats from {node}: {e}")))?;
-        let stats: Stats = reply
-            .json()
+        let body = reply
+            .bytes()
             .await
+            .map_err(|e| Failure::new(format!("failed to get nsqd stats from {node}: {e}")))?;
+        let stats: Stats = crate::client::api::decode(&body)
             .map_err(|e| Failure::new(format!("unexpected stats from {node}: {e}")))?;
         for topic in stats.topics.unwrap_or_default() {
             if topic.topic_name != args.topic {
@@ -315,37 +317,12 @@ async fn poll(http: &reqwest::Client, args: &StatArgs) -> Result<Counts, Failure
 
 /// `host:http_port` of every producer of the topic, from every lookupd.
 async fn producers(http: &reqwest::Client, args: &StatArgs) -> Result<Vec<String>, Failure> {
-    #[derive(Deserialize)]
-    struct Producer {
-        broadcast_address: String,
-        http_port: u16,
-    }
-    #[derive(Deserialize)]
-    struct Lookup {
-        #[serde(default)]
-        producers: Vec<Producer>,
-    }
     let mut nodes = Vec::new();
     for lookupd in &args.lookupd_http_addresses {
-        let reply = http
-            .get(format!("http://{lookupd}/lookup"))
-            .query(&[("topic", args.topic.as_str())])
-            .send()
+        let found = crate::client::api::lookup(http, lookupd, &args.topic)
             .await
-            .and_then(|r| r.error_for_status())
-            .map_err(|e| {
-                Failure::new(format!("failed to get topic producers from {lookupd}: {e}"))
-            })?;
-        let found: Lookup = reply
-            .json()
-            .await
-            .map_err(|e| Failure::new(format!("unexpected answer from {lookupd}: {e}")))?;
-        for p in found.producers {
-            let node = if p.broadcast_address.contains(':') {
-                format!("[{}]:{}", p.broadcast_address, p.http_port)
-            } else {
-                format!("{}:{}", p.broadcast_address, p.http_port)
-            };
+            .map_err(|e| Failure::new(format!("failed to get topic producers: {e}")))?;
+        for node in found.producers.iter().filter_map(|p| p.http_addr()) {
             if !nodes.contains(&node) {
                 nodes.push(node);
             }
@@ -354,18 +331,21 @@ async fn producers(http: &reqwest::Client, args: &StatArgs) -> Result<Vec<String
     Ok(nodes)
 }
 
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
+#[serde(default)]
 struct Stats {
     topics: Option<Vec<TopicStats>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
+#[serde(default)]
 struct TopicStats {
     topic_name: String,
     channels: Option<Vec<ChannelStats>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
+#[serde(default)]
 struct ChannelStats {
     channel_name: String,
     #[serde(flatten)]

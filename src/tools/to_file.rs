@@ -568,23 +568,11 @@ pub async fn run(args: ToFileArgs) -> Result<(), Failure> {
 
 /// Every topic the lookupds know (errors logged, not fatal).
 async fn lookupd_topics(http: &reqwest::Client, lookupds: &[String]) -> Vec<String> {
-    #[derive(serde::Deserialize)]
-    struct Topics {
-        topics: Vec<String>,
-    }
     let mut all = Vec::new();
     for l in lookupds {
-        let url = if l.starts_with("http") {
-            format!("{l}/topics")
-        } else {
-            format!("http://{l}/topics")
-        };
-        match http.get(&url).send().await {
-            Ok(r) => match r.json::<Topics>().await {
-                Ok(t) => all.extend(t.topics),
-                Err(e) => tracing::error!("unexpected answer from {url}: {e}"),
-            },
-            Err(e) => tracing::error!("cannot query {url}: {e}"),
+        match crate::client::api::topics(http, l).await {
+            Ok(topics) => all.extend(topics),
+            Err(e) => tracing::error!("{e}"),
         }
     }
     all.sort();

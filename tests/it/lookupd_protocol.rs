@@ -89,7 +89,7 @@ fn identify_register_and_http_views() {
     assert_eq!(
         r.text(),
         format!(
-            r#"{{"channels":["c1"],"producers":[{{"remote_address":"{me}","hostname":"h1","broadcast_address":"n1","tcp_port":4150,"http_port":4151,"version":"1.3.0","topology_zone":"","topology_region":""}}]}}"#
+            r#"{{"channels":["c1"],"producers":[{{"remote_address":"{me}","hostname":"h1","broadcast_address":"n1","tcp_port":4150,"http_port":4151,"version":"1.3.0"}}]}}"#
         )
     );
     assert_eq!(

@@ -22,5 +22,6 @@ mod nsqd_http;
 mod nsqd_tcp;
 mod operators;
 mod protocol_props;
+mod released_shapes;
 mod tls;
 mod tools;

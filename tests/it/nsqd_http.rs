@@ -40,8 +40,6 @@ fn ping_and_info() {
         "max_output_buffer_size",
         "max_output_buffer_timeout",
         "max_deflate_level",
-        "topology_zone",
-        "topology_region",
     ];
     expected.sort();
     let mut keys_sorted = keys.clone();
