@@ -48,6 +48,38 @@ fn timestamp() -> String {
     format!("{} {t}.{:06}", d.replace('-', "/"), now.subsec_micros())
 }
 
+/// A tool's log line: `nsq-tail: text`, as its failure line reads.
+struct ToolFormat {
+    name: &'static str,
+}
+
+impl<S, N> FormatEvent<S, N> for ToolFormat
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        write!(writer, "{}: ", self.name)?;
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
+}
+
+/// Install a tool's logger: warnings and errors (a peer that cannot be
+/// reached, and when it is back) on stderr, one line each.
+pub fn init_tool(name: &'static str) {
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(Level::WARN)
+        .with_writer(std::io::stderr)
+        .event_format(ToolFormat { name })
+        .try_init();
+}
+
 /// Install the logger; `prefix` is e.g. `"[nsqd] "`.
 pub fn init(prefix: &str, level: Level) {
     let _ = tracing_subscriber::fmt()

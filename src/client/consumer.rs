@@ -109,6 +109,31 @@ pub struct Consumer {
     conns: Vec<Conn>,
     discovery: Option<Discovery>,
     retry: Option<Retry>,
+    failures: Failures,
+}
+
+/// Peers (nsqd or nsqlookupd) that could not be reached, so that each
+/// failure is logged once, not at every retry, and its recovery once too.
+#[derive(Default)]
+struct Failures {
+    failing: std::collections::HashSet<String>,
+    last: Option<ClientError>,
+    connected_once: bool,
+}
+
+impl Failures {
+    fn failed(&mut self, peer: &str, e: &ClientError) {
+        if self.failing.insert(peer.to_string()) {
+            tracing::warn!("{e}; will keep trying");
+        }
+        self.last = Some(e.clone());
+    }
+
+    fn succeeded(&mut self, peer: &str, what: &str) {
+        if self.failing.remove(peer) {
+            tracing::warn!("{what} at {peer} reachable again");
+        }
+    }
 }
 
 /// Reconnection to directly given nsqd whose connection was lost.
@@ -174,9 +199,12 @@ impl Consumer {
             conns: Vec::new(),
             discovery: None,
             retry: None,
+            failures: Failures::default(),
         };
         for addr in addrs {
-            consumer.attach(addr, &tx).await?;
+            // Failing here is the caller's to report: no retry follows.
+            consumer.subscribe_to(addr, &tx).await?;
+            consumer.failures.connected_once = true;
         }
         consumer.rebalance();
         Ok(consumer)
@@ -209,6 +237,7 @@ impl Consumer {
             tx: tx.downgrade(),
             conns: Vec::new(),
             retry: None,
+            failures: Failures::default(),
             discovery: Some(Discovery {
                 lookupds: lookupd_http.to_vec(),
                 polling,
@@ -235,6 +264,7 @@ impl Consumer {
         for lookupd in &lookupds {
             match lookup(&http, lookupd, &self.config.topic).await {
                 Ok(producers) => {
+                    self.failures.succeeded(lookupd, "nsqlookupd");
                     for p in producers {
                         if !found.contains(&p) {
                             found.push(p);
@@ -243,7 +273,7 @@ impl Consumer {
                 }
                 Err(e) => {
                     all_answered = false;
-                    tracing::warn!("{e}");
+                    self.failures.failed(lookupd, &e);
                 }
             }
         }
@@ -267,9 +297,9 @@ impl Consumer {
             if self.conns.iter().any(|c| c.addr == addr) {
                 continue;
             }
-            match self.attach(&addr, &tx).await {
-                Ok(()) => added = true,
-                Err(e) => tracing::warn!("{e}"),
+            // A failure is logged by `attach`; the next poll tries again.
+            if self.attach(&addr, &tx).await.is_ok() {
+                added = true;
             }
         }
         if added {
@@ -393,12 +423,8 @@ impl Consumer {
             self.conns
                 .retain(|c| !(c.addr == addr && c.ctl.is_closed()));
             match self.attach(&addr, &tx).await {
-                Ok(()) => {
-                    tracing::info!("reconnected to nsqd at {addr}");
-                    added = true;
-                }
-                Err(e) => {
-                    tracing::warn!("{e}; retrying in {next_wait:?}");
+                Ok(()) => added = true,
+                Err(_) => {
                     if let Some(r) = &mut self.retry {
                         r.pending.push((
                             addr,
@@ -414,7 +440,37 @@ impl Consumer {
         }
     }
 
+    /// Whether any connection to nsqd has ever been made.
+    pub fn has_connected(&self) -> bool {
+        self.failures.connected_once
+    }
+
+    /// The most recent failure to reach an nsqd or nsqlookupd, if any.
+    pub fn last_failure(&self) -> Option<&ClientError> {
+        self.failures.last.as_ref()
+    }
+
+    /// Connect and subscribe; a failure is logged once per peer until it
+    /// is reachable again.
     async fn attach(&mut self, addr: &str, tx: &mpsc::Sender<Item>) -> Result<(), ClientError> {
+        match self.subscribe_to(addr, tx).await {
+            Ok(()) => {
+                self.failures.connected_once = true;
+                self.failures.succeeded(addr, "nsqd");
+                Ok(())
+            }
+            Err(e) => {
+                self.failures.failed(addr, &e);
+                Err(e)
+            }
+        }
+    }
+
+    async fn subscribe_to(
+        &mut self,
+        addr: &str,
+        tx: &mpsc::Sender<Item>,
+    ) -> Result<(), ClientError> {
         let mut conn = Connection::connect(addr, &self.config.connection).await?;
         conn.request(&Command::Sub {
             topic: self.config.topic.clone(),

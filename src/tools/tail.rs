@@ -67,6 +67,7 @@ type Received = (usize, Result<Delivery, crate::client::ClientError>);
 
 pub async fn run(args: TailArgs) -> Result<(), Failure> {
     let mut signals = crate::signals::Signals::install();
+    crate::logging::init_tool("nsq-tail");
     let usage = |message: String| Failure { message, code: 2 };
     args.sources.check_one_kind().map_err(usage)?;
     for t in &args.topics {
@@ -138,6 +139,7 @@ pub async fn run(args: TailArgs) -> Result<(), Failure> {
             // CLS, give back what still arrives, and let the connection
             // send the FINs already queued before it closes.
             consumer.shutdown(Duration::from_secs(5)).await;
+            (consumer.has_connected(), consumer.last_failure().cloned())
         });
     }
     drop(tx);
@@ -148,11 +150,30 @@ pub async fn run(args: TailArgs) -> Result<(), Failure> {
         d.req(Duration::ZERO);
     }
     done.cancel();
+    let mut connected = false;
+    let mut last_failure = None;
     let _ = tokio::time::timeout(Duration::from_secs(6), async {
-        while consumers.join_next().await.is_some() {}
+        while let Some(ended) = consumers.join_next().await {
+            if let Ok((ok, failure)) = ended {
+                connected |= ok;
+                last_failure = failure.or(last_failure.take());
+            }
+        }
     })
     .await;
-    result
+    // Nothing ever connected: say why, so that "0 messages" is explained.
+    result.map_err(|mut f| {
+        if !connected && f.message.starts_with("timed out") {
+            match last_failure {
+                Some(e) => f.message = format!("{}; no nsqd could be reached: {e}", f.message),
+                None if !args.sources.lookupd_http_addresses.is_empty() => {
+                    f.message = format!("{}; nsqlookupd reports no nsqd with the topic", f.message)
+                }
+                None => {}
+            }
+        }
+        f
+    })
 }
 
 /// Print messages until `-n`, a signal, a closed stdout or the timeout.

@@ -644,7 +644,15 @@ async fn archive(
     };
     let closed = a.close_file();
     consumer.shutdown(Duration::from_secs(5)).await;
-    result.and(closed)
+    // Stopped without ever reaching an nsqd that was there to reach: that
+    // is a failure to report, not a quiet success.
+    let unreachable = match consumer.last_failure() {
+        Some(e) if !consumer.has_connected() => Err(Failure::new(format!(
+            "topic {topic}: no nsqd could be reached: {e}"
+        ))),
+        _ => Ok(()),
+    };
+    result.and(closed).and(unreachable)
 }
 
 #[cfg(test)]

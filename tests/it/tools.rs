@@ -704,18 +704,154 @@ fn tail_reconnects_when_nsqd_restarts() {
         .spawn()
         .unwrap();
     let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let stderr = lines_of(child.stderr.take().unwrap());
     nsqd.connect().publish("r", b"before");
     let mut line = String::new();
     reader.read_line(&mut line).unwrap();
     assert_eq!(line, "before\n");
-    // Restart nsqd on the same address and data (the channel survives).
+    // Restart nsqd on the same address and data (the channel survives),
+    // once nsq-tail has said it cannot reach it.
     assert!(nsqd.stop().success());
+    wait_until("nsq-tail reports the lost nsqd", || {
+        stderr
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("will keep trying"))
+    });
     let nsqd = Nsqd::start_in(nsqd.into_data(), &[&format!("--tcp-address={tcp}")]);
     assert_eq!(nsqd.tcp, tcp);
     nsqd.connect().publish("r", b"after");
     line.clear();
     reader.read_line(&mut line).unwrap();
     assert_eq!(line, "after\n");
-    let (code, _, err) = wait_with_deadline(child);
+    let (code, _, _) = wait_with_deadline(child);
+    let err = stderr.lock().unwrap().join("\n");
     assert_eq!(code, 0, "{err}");
+    // However many retries failed: one line for the loss, one for the return.
+    let count = |s: &str| err.lines().filter(|l| l.contains(s)).count();
+    assert_eq!(count("cannot connect"), 1, "{err}");
+    assert_eq!(count("reachable again"), 1, "{err}");
+}
+
+/// Collect a child's output lines as they come.
+fn lines_of(r: impl Read + Send + 'static) -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(r).lines() {
+            let Ok(line) = line else { break };
+            sink.lock().unwrap().push(line);
+        }
+    });
+    lines
+}
+
+/// Register with `lookupd` an nsqd that is not there (TCP and HTTP port
+/// `port`, where nothing listens), for `topic`. Kept while the stream lives.
+fn register_ghost(lookupd: &support::Lookupd, topic: &str, port: u16) -> std::net::TcpStream {
+    let mut s = std::net::TcpStream::connect(lookupd.tcp).unwrap();
+    let body = format!(
+        r#"{{"broadcast_address":"127.0.0.1","hostname":"ghost","http_port":{port},"tcp_port":{port},"version":"1.3.0"}}"#
+    );
+    s.write_all(b"  V1IDENTIFY\n").unwrap();
+    s.write_all(&(body.len() as u32).to_be_bytes()).unwrap();
+    s.write_all(body.as_bytes()).unwrap();
+    s.write_all(format!("REGISTER {topic} c\n").as_bytes())
+        .unwrap();
+    wait_until("the ghost is registered", || {
+        !lookupd.producers(topic).is_empty()
+    });
+    s
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Found through nsqlookupd but unreachable: nsq-tail and nsq-to-file say
+/// so once (not at every poll), and fail with the reason.
+#[test]
+fn unreachable_producers_are_reported_once() {
+    let lookupd = support::Lookupd::start(&[]);
+    let port = free_port();
+    let _ghost = register_ghost(&lookupd, "g", port);
+    let lookupd_arg = format!("--lookupd-http-address={}", lookupd.http);
+    let (code, _, err) = tail(&[
+        "--topic=g",
+        &lookupd_arg,
+        "--lookupd-poll-interval=50ms",
+        "-n",
+        "1",
+        "--timeout=1500ms",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 2, "one warning, one failure: {err}");
+    assert!(
+        lines[0].contains(&format!("cannot connect to nsqd at 127.0.0.1:{port}")),
+        "{err}"
+    );
+    assert!(
+        lines[1].starts_with("nsq-tail: timed out: 0 of 1 messages")
+            && lines[1].contains("no nsqd could be reached")
+            && lines[1].contains(&format!("127.0.0.1:{port}")),
+        "{err}"
+    );
+
+    // A topic nobody has: the timeout says so.
+    let (code, _, err) = tail(&["--topic=nobody", &lookupd_arg, "-n", "1", "--timeout=300ms"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("nsqlookupd reports no nsqd with the topic"),
+        "{err}"
+    );
+
+    // nsq-to-file keeps trying, quietly after the first line; stopped, it
+    // fails instead of exiting 0 with nothing archived.
+    let out = tempfile::tempdir().unwrap();
+    let mut child = Process::new(TO_FILE)
+        .args([
+            "--topic=g",
+            &lookupd_arg,
+            "--lookupd-poll-interval=50ms",
+            &format!("--output-dir={}", out.path().display()),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = lines_of(child.stderr.take().unwrap());
+    wait_until("nsq-to-file reports the ghost", || {
+        stderr
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("cannot connect"))
+    });
+    // Polls go on meanwhile; wait for several before stopping.
+    let polls_before = std::time::Instant::now();
+    wait_until("a few polls", || {
+        polls_before.elapsed() > Duration::from_millis(400)
+    });
+    support::signal(child.id(), "INT");
+    let (code, _, _) = wait_with_deadline(child);
+    let err = stderr.lock().unwrap().join("\n");
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(
+        err.lines().filter(|l| l.contains("cannot connect")).count(),
+        2,
+        "{err}"
+    );
+    assert!(
+        err.lines()
+            .last()
+            .unwrap()
+            .contains("topic g: no nsqd could be reached"),
+        "{err}"
+    );
 }
