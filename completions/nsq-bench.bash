@@ -19,6 +19,9 @@ _nsq__bench() {
             nsq__bench,baseline)
                 cmd="nsq__bench__subcmd__baseline"
                 ;;
+            nsq__bench,connections)
+                cmd="nsq__bench__subcmd__connections"
+                ;;
             nsq__bench,help)
                 cmd="nsq__bench__subcmd__help"
                 ;;
@@ -33,6 +36,9 @@ _nsq__bench() {
                 ;;
             nsq__bench__subcmd__help,baseline)
                 cmd="nsq__bench__subcmd__help__subcmd__baseline"
+                ;;
+            nsq__bench__subcmd__help,connections)
+                cmd="nsq__bench__subcmd__help__subcmd__connections"
                 ;;
             nsq__bench__subcmd__help,help)
                 cmd="nsq__bench__subcmd__help__subcmd__help"
@@ -53,12 +59,16 @@ _nsq__bench() {
 
     case "${cmd}" in
         nsq__bench)
-            opts="-h -V --json --with-baseline --help --version pub sub latency baseline help"
+            opts="-h -V --json --with-baseline --nsqd-pid --help --version pub sub latency baseline connections help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --nsqd-pid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -67,7 +77,7 @@ _nsq__bench() {
             return 0
             ;;
         nsq__subcmd__bench__subcmd__baseline)
-            opts="-h --runfor --write-size --json --with-baseline --help"
+            opts="-h --runfor --write-size --json --with-baseline --nsqd-pid --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -81,6 +91,44 @@ _nsq__bench() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --nsqd-pid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nsq__subcmd__bench__subcmd__connections)
+            opts="-h --nsqd-tcp-address --count --topic --channel --json --with-baseline --nsqd-pid --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --nsqd-tcp-address)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --count)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --topic)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --channel)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --nsqd-pid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -89,7 +137,7 @@ _nsq__bench() {
             return 0
             ;;
         nsq__subcmd__bench__subcmd__help)
-            opts="pub sub latency baseline help"
+            opts="pub sub latency baseline connections help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -103,6 +151,20 @@ _nsq__bench() {
             return 0
             ;;
         nsq__subcmd__bench__subcmd__help__subcmd__baseline)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nsq__subcmd__bench__subcmd__help__subcmd__connections)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -173,7 +235,7 @@ _nsq__bench() {
             return 0
             ;;
         nsq__subcmd__bench__subcmd__latency)
-            opts="-h --nsqd-tcp-address --topic --runfor --tls --snappy --deflate --via-client --channel --rate --size --json --with-baseline --help"
+            opts="-h --nsqd-tcp-address --topic --runfor --tls --snappy --deflate --via-client --channel --rate --size --json --with-baseline --nsqd-pid --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -203,6 +265,10 @@ _nsq__bench() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --nsqd-pid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -211,7 +277,7 @@ _nsq__bench() {
             return 0
             ;;
         nsq__subcmd__bench__subcmd__pub)
-            opts="-h --nsqd-tcp-address --topic --runfor --tls --snappy --deflate --via-client --size --batch-size --connections --pipeline --json --with-baseline --help"
+            opts="-h --nsqd-tcp-address --topic --runfor --tls --snappy --deflate --via-client --size --batch-size --connections --pipeline --json --with-baseline --nsqd-pid --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -245,6 +311,10 @@ _nsq__bench() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --nsqd-pid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -253,7 +323,7 @@ _nsq__bench() {
             return 0
             ;;
         nsq__subcmd__bench__subcmd__sub)
-            opts="-h --nsqd-tcp-address --topic --runfor --tls --snappy --deflate --via-client --channel --connections --rdy --json --with-baseline --help"
+            opts="-h --nsqd-tcp-address --topic --runfor --tls --snappy --deflate --via-client --channel --connections --rdy --json --with-baseline --nsqd-pid --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -280,6 +350,10 @@ _nsq__bench() {
                     return 0
                     ;;
                 --rdy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --nsqd-pid)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

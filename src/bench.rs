@@ -34,6 +34,10 @@ pub struct BenchArgs {
     /// Also measure the raw-TCP baseline first and print figures as fractions of it.
     #[arg(long = "with-baseline", global = true)]
     pub with_baseline: bool,
+    /// The nsqd's process ID (on this machine): report its CPU time per
+    /// message (or per connection) and its resident memory.
+    #[arg(long = "nsqd-pid", global = true, value_name = "PID")]
+    pub nsqd_pid: Option<u32>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -46,6 +50,25 @@ pub enum Mode {
     Latency(LatencyArgs),
     /// Raw loopback TCP stream: this machine's wire speed.
     Baseline(BaselineArgs),
+    /// Open many subscribed connections at once; report how long they took
+    /// (and, with --nsqd-pid, nsqd's memory per connection).
+    Connections(ConnectionsArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ConnectionsArgs {
+    /// nsqd TCP address.
+    #[arg(long = "nsqd-tcp-address", default_value = "127.0.0.1:4150")]
+    pub nsqd_tcp_address: String,
+    /// Connections to open, all at once.
+    #[arg(long, default_value_t = 10_000)]
+    pub count: usize,
+    /// Topic each connection subscribes to.
+    #[arg(long, default_value = "conn_bench")]
+    pub topic: String,
+    /// Channel each connection subscribes to.
+    #[arg(long, default_value = "ch")]
+    pub channel: String,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -236,6 +259,70 @@ pub struct Report {
     pub fraction_of_baseline: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub latency_us: Option<Percentiles>,
+    /// nsqd's own cost, with `--nsqd-pid`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub daemon: Option<DaemonCost>,
+}
+
+/// What the run cost nsqd, from `/proc/PID/stat` and `/proc/PID/statm`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DaemonCost {
+    /// User plus system CPU time nsqd spent during the run, per message
+    /// (per connection in `connections` mode).
+    pub cpu_ns_per_item: f64,
+    /// Resident memory at the end of the run.
+    pub rss_bytes: u64,
+    /// Growth of resident memory during the run, per message (connection).
+    pub rss_bytes_per_item: f64,
+}
+
+/// A process's CPU time and resident memory, read from /proc.
+#[derive(Debug, Clone, Copy)]
+struct Usage {
+    cpu: Duration,
+    rss_bytes: u64,
+}
+
+impl Usage {
+    fn read(pid: u32) -> Result<Usage, BenchError> {
+        let fail = |e: String| BenchError::Usage(format!("reading nsqd's usage (pid {pid}): {e}"));
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map_err(|e| fail(e.to_string()))?;
+        // Fields after the parenthesised name; utime and stime are the
+        // 14th and 15th of the line, in clock ticks (USER_HZ, 100 on Linux).
+        let rest = stat
+            .rsplit_once(')')
+            .map(|p| p.1)
+            .ok_or_else(|| fail("bad stat".into()))?;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let tick = |i: usize| -> Result<u64, BenchError> {
+            fields
+                .get(i)
+                .and_then(|f| f.parse().ok())
+                .ok_or_else(|| fail("bad stat".into()))
+        };
+        let ticks = tick(11)? + tick(12)?;
+        let statm = std::fs::read_to_string(format!("/proc/{pid}/statm"))
+            .map_err(|e| fail(e.to_string()))?;
+        let pages: u64 = statm
+            .split_whitespace()
+            .nth(1)
+            .and_then(|f| f.parse().ok())
+            .ok_or_else(|| fail("bad statm".into()))?;
+        Ok(Usage {
+            cpu: Duration::from_millis(ticks * 10),
+            rss_bytes: pages * 4096,
+        })
+    }
+
+    fn cost_since(self, before: Usage, items: u64) -> DaemonCost {
+        let items = items.max(1) as f64;
+        DaemonCost {
+            cpu_ns_per_item: self.cpu.saturating_sub(before.cpu).as_nanos() as f64 / items,
+            rss_bytes: self.rss_bytes,
+            rss_bytes_per_item: (self.rss_bytes as f64 - before.rss_bytes as f64) / items,
+        }
+    }
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -259,14 +346,22 @@ impl Report {
             mb_per_sec: bytes as f64 / secs / 1e6,
             fraction_of_baseline: None,
             latency_us: None,
+            daemon: None,
         }
     }
 
     pub fn line(&self) -> String {
-        let mut s = format!(
-            "{}: {} msgs in {:.2}s = {:.0} msg/s, {:.1} MB/s",
-            self.mode, self.messages, self.seconds, self.msgs_per_sec, self.mb_per_sec
-        );
+        let mut s = if self.mode == "connections" {
+            format!(
+                "connections: {} opened and subscribed in {:.2}s = {:.0}/s",
+                self.messages, self.seconds, self.msgs_per_sec
+            )
+        } else {
+            format!(
+                "{}: {} msgs in {:.2}s = {:.0} msg/s, {:.1} MB/s",
+                self.mode, self.messages, self.seconds, self.msgs_per_sec, self.mb_per_sec
+            )
+        };
         if let Some(f) = self.fraction_of_baseline {
             s.push_str(&format!(" ({:.1}% of baseline)", f * 100.0));
         }
@@ -274,6 +369,19 @@ impl Report {
             s.push_str(&format!(
                 "; latency us p50={:.0} p90={:.0} p99={:.0} p99.9={:.0} max={:.0}",
                 p.p50, p.p90, p.p99, p.p999, p.max
+            ));
+        }
+        if let Some(d) = &self.daemon {
+            let per = if self.mode == "connections" {
+                "connection"
+            } else {
+                "msg"
+            };
+            s.push_str(&format!(
+                "; nsqd: {:.0} ns CPU/{per}, RSS {:.1} MB ({:+.0} B/{per})",
+                d.cpu_ns_per_item,
+                d.rss_bytes as f64 / 1e6,
+                d.rss_bytes_per_item
             ));
         }
         s
@@ -295,17 +403,105 @@ pub fn run(args: &BenchArgs) -> Result<Vec<Report>, BenchError> {
     } else {
         None
     };
+    let before = args.nsqd_pid.map(Usage::read).transpose()?;
     let mut report = match &args.mode {
         Mode::Baseline(_) => return Ok(reports),
         Mode::Pub(p) => publish(p)?,
         Mode::Sub(s) => subscribe(s)?,
         Mode::Latency(l) => latency(l)?,
+        Mode::Connections(c) => {
+            // Measured while every connection is still open.
+            let pid = args.nsqd_pid;
+            let (report, during) = connections(c, move || pid.map(Usage::read).transpose())?;
+            if let (Some(before), Some(during)) = (before, during) {
+                let mut report = report;
+                report.daemon = Some(during.cost_since(before, report.messages));
+                reports.push(report);
+                return Ok(reports);
+            }
+            report
+        }
     };
+    if let (Some(pid), Some(before)) = (args.nsqd_pid, before) {
+        report.daemon = Some(Usage::read(pid)?.cost_since(before, report.messages));
+    }
     if let Some(base) = baseline {
         report.fraction_of_baseline = Some(report.bytes as f64 / report.seconds / base);
     }
     reports.push(report);
     Ok(reports)
+}
+
+/// Open `count` subscribed connections at once; `measure` runs while they
+/// are all open. The report's "messages" are connections.
+fn connections<T>(
+    args: &ConnectionsArgs,
+    measure: impl FnOnce() -> Result<T, BenchError>,
+) -> Result<(Report, T), BenchError> {
+    crate::cli::raise_open_files_limit();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| BenchError::Usage(format!("runtime: {e}")))?;
+    let sub = Command::Sub {
+        topic: args.topic.clone(),
+        channel: args.channel.clone(),
+    }
+    .to_bytes();
+    let mut hello = MAGIC_V2.to_vec();
+    hello.extend_from_slice(&sub);
+    hello.extend_from_slice(&Command::Rdy(1).to_bytes());
+    let addr = args.nsqd_tcp_address.clone();
+    rt.block_on(async {
+        let started = Instant::now();
+        let tasks: Vec<_> = (0..args.count)
+            .map(|_| {
+                let (addr, hello) = (addr.clone(), hello.clone());
+                tokio::spawn(async move { open_subscribed(&addr, &hello).await })
+            })
+            .collect();
+        let mut open = Vec::with_capacity(args.count);
+        for t in tasks {
+            match t.await {
+                Ok(Ok(stream)) => open.push(stream),
+                Ok(Err(e)) => return Err(e),
+                Err(e) => return Err(BenchError::Usage(format!("task failed: {e}"))),
+            }
+        }
+        let elapsed = started.elapsed();
+        let measured = measure()?;
+        drop(open);
+        Ok((
+            Report::new("connections", elapsed, args.count as u64, 0),
+            measured,
+        ))
+    })
+}
+
+/// Connect, SUB and RDY 1, and wait for the `OK`: a consumer as nsqd holds it.
+async fn open_subscribed(addr: &str, hello: &[u8]) -> Result<tokio::net::TcpStream, BenchError> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let io = |source| BenchError::Io {
+        addr: addr.to_string(),
+        source,
+    };
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|source| BenchError::Connect {
+            addr: addr.to_string(),
+            source,
+        })?;
+    s.write_all(hello).await.map_err(io)?;
+    // The OK frame: size 6, type 0, "OK".
+    let mut ok = [0u8; 10];
+    s.read_exact(&mut ok).await.map_err(io)?;
+    if &ok[8..] != b"OK" {
+        return Err(BenchError::Server {
+            addr: addr.to_string(),
+            text: String::from_utf8_lossy(&ok[8..]).into_owned(),
+        });
+    }
+    Ok(s)
 }
 
 fn cores() -> usize {

@@ -315,6 +315,15 @@ pub fn parse_log_level(s: &str) -> Result<LogLevel, String> {
 /// The common `main` of the daemons: logging set up, a multi-threaded
 /// runtime, `serve` run to completion; a failure is logged and printed as
 /// `name: error` with exit status 1.
+/// Raise the soft limit on open files to the hard limit, as every Go
+/// program (NSQ's daemons and tools included) does at start: a default soft
+/// limit of 1024 would refuse connections long before the machine must.
+pub fn raise_open_files_limit() {
+    if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
+        tracing::warn!("cannot raise the open files limit: {e}");
+    }
+}
+
 pub fn run_daemon<F, E>(
     name: &str,
     log_prefix: &str,
@@ -326,6 +335,7 @@ where
     E: std::fmt::Display,
 {
     crate::logging::init(log_prefix, level.as_tracing());
+    raise_open_files_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

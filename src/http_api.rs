@@ -25,9 +25,11 @@ pub fn route_rejection(routes: &[(&str, Method)], req: &Request) -> Option<Respo
                 } else {
                     StatusCode::TEMPORARY_REDIRECT
                 };
-                let location = match req.uri().query() {
-                    Some(q) => format!("{trimmed}?{q}"),
-                    None => trimmed.to_string(),
+                let query = raw_query(req);
+                let location = if query.is_empty() {
+                    trimmed.to_string()
+                } else {
+                    format!("{trimmed}?{query}")
                 };
                 return Some((status, [(header::LOCATION, location)]).into_response());
             }
@@ -103,6 +105,19 @@ pub fn ok_text(text: impl Into<Body>) -> Response {
 
 pub fn ok_empty() -> Response {
     with_nsq_header(StatusCode::OK.into_response())
+}
+
+/// A request's raw query string, wherever it came: in the target, or, for
+/// a target too long for the `http` crate, in the header the server moved
+/// it to (see [`crate::http_server::long_target`]).
+pub fn raw_query(req: &Request) -> std::borrow::Cow<'_, str> {
+    if let Some(q) = req.uri().query() {
+        return q.into();
+    }
+    req.headers()
+        .get(crate::http_server::long_target::QUERY_HEADER)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()))
+        .unwrap_or_default()
 }
 
 /// Query parameters, first value wins, parsed as Go's `url.ParseQuery`

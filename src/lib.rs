@@ -12,6 +12,8 @@ pub mod client;
 pub mod compress;
 pub mod diskqueue;
 pub mod http_api;
+pub mod http_server;
+pub mod listen;
 pub mod logging;
 pub mod lookupd;
 pub mod nsqd;

@@ -37,7 +37,8 @@ async fn dispatch(State(lookupd): State<Arc<Lookupd>>, req: Request) -> Response
     if let Some(resp) = route_rejection(ROUTES, &req) {
         return resp;
     }
-    let query = req.uri().query().unwrap_or("");
+    let query = crate::http_api::raw_query(&req);
+    let query = query.as_ref();
     let l = &lookupd;
     let result = match req.uri().path() {
         "/ping" => return crate::http_api::ping(None),

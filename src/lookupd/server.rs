@@ -60,11 +60,13 @@ pub struct Running {
 }
 
 async fn bind(what: &'static str, addr: &str) -> Result<TcpListener, StartError> {
-    TcpListener::bind(addr).await.map_err(|source| StartError {
-        what,
-        addr: addr.to_string(),
-        source,
-    })
+    crate::listen::bind_tcp(addr)
+        .await
+        .map_err(|source| StartError {
+            what,
+            addr: addr.to_string(),
+            source,
+        })
 }
 
 pub async fn start(opts: Options) -> Result<Running, StartError> {
@@ -86,16 +88,13 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
     tracing::info!("TCP: listening on {}", lookupd.tcp_addr);
     tracker.spawn(tcp::serve(lookupd.clone(), tcp_listener, tracker.clone()));
     tracing::info!("HTTP: listening on {}", lookupd.http_addr);
-    let app = http::router(lookupd.clone());
-    let token = lookupd.shutdown.clone();
-    tracker.spawn(async move {
-        let served = axum::serve(http_listener, app)
-            .with_graceful_shutdown(async move { token.cancelled().await })
-            .await;
-        if let Err(e) = served {
-            tracing::error!("HTTP server failed: {e}");
-        }
-    });
+    tracker.spawn(crate::http_server::serve(
+        "HTTP",
+        http_listener,
+        None,
+        http::router(lookupd.clone()),
+        lookupd.shutdown.clone(),
+    ));
     Ok(Running { lookupd, tracker })
 }
 

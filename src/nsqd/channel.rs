@@ -91,7 +91,7 @@ struct State {
     /// Consumers that found the queue empty, in the order they did (so that
     /// single messages go round the group). [`Channel::dispatch`] hands them
     /// messages when some arrive.
-    waiters: Vec<Waiter>,
+    waiters: VecDeque<Waiter>,
     /// A message read from disk keeps its record there until it is
     /// finished, so that a crash delivers it again instead of losing it.
     /// In flight and deferred messages carry theirs; this map holds those of
@@ -269,7 +269,7 @@ impl Channel {
                 deadlines: Deadlines::default(),
                 deferred: BinaryHeap::new(),
                 clients: HashMap::new(),
-                waiters: Vec::new(),
+                waiters: VecDeque::new(),
                 requeued_held: IdMap::default(),
             }),
             paused: AtomicBool::new(false),
@@ -329,25 +329,32 @@ impl Channel {
         if st.waiters.is_empty() || self.is_paused() || st.queue.is_empty() {
             return;
         }
-        let rooms: Vec<usize> = st.waiters.iter().map(|w| room(&w.client)).collect();
-        let ready = st.clients.values().filter(|c| room(c) > 0).count();
-        let waiting = rooms.iter().filter(|&&r| r > 0).count();
-        let level = fair_level(
-            (st.queue.depth() as usize).min(DISPATCH_MAX * rooms.len()),
-            &rooms,
-            ready.saturating_sub(waiting),
-        )
-        .min(DISPATCH_MAX);
+        let depth = st.queue.depth() as usize;
+        // No more messages than waiters: one each, in turn. Otherwise work
+        // out the even share (this looks at every consumer).
+        let level = if depth <= st.waiters.len() {
+            1
+        } else {
+            let rooms: Vec<usize> = st.waiters.iter().map(|w| room(&w.client)).collect();
+            let ready = st.clients.values().filter(|c| room(c) > 0).count();
+            let waiting = rooms.iter().filter(|&&r| r > 0).count();
+            fair_level(
+                depth.min(DISPATCH_MAX * rooms.len()),
+                &rooms,
+                ready.saturating_sub(waiting),
+            )
+            .min(DISPATCH_MAX)
+        };
         let now = Instant::now();
         let mut woken = Vec::new();
-        for (w, room) in std::mem::take(&mut st.waiters).into_iter().zip(rooms) {
-            if st.queue.is_empty() {
-                st.waiters.push(w);
-                continue;
-            }
+        while !st.queue.is_empty() {
+            let Some(w) = st.waiters.pop_front() else {
+                break;
+            };
+            w.client.waiting.store(false, Relaxed);
             // One without room (RDY lowered) is dropped: it asks again when
             // it has room.
-            let max = room.min(level);
+            let max = room(&w.client).min(level);
             if max == 0 {
                 continue;
             }
@@ -357,7 +364,9 @@ impl Channel {
             if n > 0 {
                 woken.push(w.client);
             } else {
-                st.waiters.push(w);
+                // Sampling dropped what was left: still waiting.
+                w.client.waiting.store(true, Relaxed);
+                st.waiters.push_front(w);
             }
         }
         drop(st);
@@ -383,23 +392,23 @@ impl Channel {
         }
         let now = Instant::now();
         let mut st = self.state.lock();
-        let others = if st.clients.len() > 1 {
-            st.clients
+        // Other consumers with room get their share of a shallow queue. A
+        // deep one (or an empty one) needs no count: the share would not
+        // limit this take.
+        let depth = st.queue.depth() as usize;
+        let limit = if depth > 0 && depth < max.saturating_mul(st.clients.len()) {
+            let others = st
+                .clients
                 .values()
                 .filter(|c| c.id != client.id && room(c) > 0)
-                .count()
+                .count();
+            max.min(depth.div_ceil(others + 1).max(1))
         } else {
-            0
-        };
-        let limit = if others == 0 {
             max
-        } else {
-            let share = (st.queue.depth() as usize).div_ceil(others + 1).max(1);
-            max.min(share)
         };
         let (taken, dry) = self.take_locked(&mut st, client, limit, now, timeout, out);
-        if dry && !st.waiters.iter().any(|w| w.client.id == client.id) {
-            st.waiters.push(Waiter {
+        if dry && !client.waiting.swap(true, Relaxed) {
+            st.waiters.push_back(Waiter {
                 client: client.clone(),
                 timeout,
             });
@@ -632,7 +641,13 @@ impl Channel {
     /// but never sent go back to the queue at once, as if never delivered.
     pub fn remove_client(&self, client_id: u64) -> usize {
         let mut st = self.state.lock();
-        st.waiters.retain(|w| w.client.id != client_id);
+        if st
+            .clients
+            .get(&client_id)
+            .is_some_and(|c| c.waiting.swap(false, Relaxed))
+        {
+            st.waiters.retain(|w| w.client.id != client_id);
+        }
         if let Some(client) = st.clients.remove(&client_id) {
             let unsent = std::mem::take(&mut *client.outbox.lock());
             let mut returned = false;
@@ -694,7 +709,9 @@ impl Channel {
             c.kill.cancel();
         }
         st.clients.clear();
-        st.waiters.clear();
+        for w in st.waiters.drain(..) {
+            w.client.waiting.store(false, Relaxed);
+        }
         st.in_flight.clear();
         st.deadlines.clear();
         st.deferred.clear();

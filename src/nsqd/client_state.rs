@@ -7,7 +7,7 @@ use crate::protocol::{ConnState, Message};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU64, AtomicU8, Ordering::Relaxed};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -49,6 +49,8 @@ pub struct ClientHandle {
     /// Messages a channel handed to this consumer while it waited (already
     /// in flight), for its connection to send.
     pub outbox: Mutex<Vec<Message>>,
+    /// Listed among its channel's waiters (changed under the channel's lock).
+    pub waiting: AtomicBool,
     /// Woken when something outside the connection's task changes what it
     /// may send (a timeout frees an in-flight slot, a channel is emptied).
     pub wake: Notify,
@@ -78,6 +80,7 @@ impl ClientHandle {
             finish_count: AtomicU64::new(0),
             requeue_count: AtomicU64::new(0),
             outbox: Mutex::new(Vec::new()),
+            waiting: AtomicBool::new(false),
             wake: Notify::new(),
             kill: CancellationToken::new(),
         }

@@ -52,7 +52,7 @@ async fn dispatch(State(nsqd): State<Arc<Nsqd>>, req: Request) -> Response {
     if let Some(resp) = route_rejection(ROUTES, &req) {
         return resp;
     }
-    let query = req.uri().query().unwrap_or("").to_string();
+    let query = crate::http_api::raw_query(&req).into_owned();
     let result = match path.as_str() {
         "/ping" => return crate::http_api::ping(nsqd.health()),
         "/info" => info(&nsqd),

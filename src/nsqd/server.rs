@@ -29,7 +29,7 @@ pub struct Running {
 }
 
 async fn bind(what: &'static str, addr: &str) -> Result<TcpListener, StartError> {
-    TcpListener::bind(addr)
+    crate::listen::bind_tcp(addr)
         .await
         .map_err(|source| StartError::Bind {
             what,
@@ -83,35 +83,26 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
         } else {
             http::router(nsqd.clone())
         };
-        let token = nsqd.shutdown.clone();
-        tracker.spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { token.cancelled().await })
-                .await;
-            if let Err(e) = served {
-                tracing::error!("HTTP server failed: {e}");
-            }
-        });
+        tracker.spawn(crate::http_server::serve(
+            "HTTP",
+            listener,
+            None,
+            app,
+            nsqd.shutdown.clone(),
+        ));
     }
     if let (Some(tcp), Some(config)) = (https_listener, nsqd.tls.clone()) {
         tracing::info!(
             "HTTPS: listening on {}",
             addrs.https.expect("set with listener")
         );
-        let listener = super::https::TlsListener {
+        tracker.spawn(crate::http_server::serve(
+            "HTTPS",
             tcp,
-            acceptor: tokio_rustls::TlsAcceptor::from(config),
-        };
-        let app = http::router(nsqd.clone());
-        let token = nsqd.shutdown.clone();
-        tracker.spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { token.cancelled().await })
-                .await;
-            if let Err(e) = served {
-                tracing::error!("HTTPS server failed: {e}");
-            }
-        });
+            Some(tokio_rustls::TlsAcceptor::from(config)),
+            http::router(nsqd.clone()),
+            nsqd.shutdown.clone(),
+        ));
     }
     tracker.spawn(nsqd.clone().run_timers());
     tracker.spawn(nsqd.clone().run_syncer());

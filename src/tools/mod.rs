@@ -69,6 +69,7 @@ pub fn run_tool<F>(name: &str, main: F) -> ExitCode
 where
     F: std::future::Future<Output = Result<(), Failure>>,
 {
+    crate::cli::raise_open_files_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

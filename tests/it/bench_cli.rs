@@ -139,3 +139,54 @@ fn encoded_connections_publish_and_consume() {
         );
     }
 }
+
+/// `connections` opens and subscribes them all at once; with `--nsqd-pid`
+/// every report carries nsqd's CPU and memory cost.
+#[test]
+fn connections_mode_and_daemon_cost() {
+    let nsqd = Nsqd::start(&[]);
+    let addr = nsqd.tcp.to_string();
+    let pid = nsqd.pid().to_string();
+    let (code, out, err) = bench(&[
+        "connections",
+        "--nsqd-tcp-address",
+        &addr,
+        "--count",
+        "200",
+        "--nsqd-pid",
+        &pid,
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let r = &json_lines(&out)[0];
+    assert_eq!(r["mode"], "connections");
+    assert_eq!(r["messages"], 200);
+    assert!(r["daemon"]["rss_bytes"].as_u64().unwrap() > 0, "{r}");
+    assert!(r["daemon"]["cpu_ns_per_item"].as_f64().is_some(), "{r}");
+    // They were real subscribers on nsqd's channel.
+    assert!(nsqd.channel_stats("conn_bench", "ch").is_some());
+
+    let (code, out, err) = bench(&[
+        "pub",
+        "--nsqd-tcp-address",
+        &addr,
+        "--runfor",
+        "200ms",
+        "--nsqd-pid",
+        &pid,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("ns CPU/msg"), "{out}");
+
+    let (code, _, err) = bench(&[
+        "connections",
+        "--nsqd-tcp-address",
+        &addr,
+        "--count",
+        "1",
+        "--nsqd-pid",
+        "0",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("pid 0"), "{err}");
+}

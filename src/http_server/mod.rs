@@ -1,0 +1,208 @@
+//! Serving an HTTP API (nsqd's HTTP and HTTPS, nsqlookupd's HTTP) with the
+//! limits NSQ's Go servers have, rather than hyper's defaults.
+//!
+//! * Heads up to 1 MB (Go's `DefaultMaxHeaderBytes`), with up to
+//!   [`MAX_HEADERS`] header lines (hyper would answer 431 past 100), and
+//!   request targets of any length within that (see [`long_target`]).
+//! * Each connection is its own task from the moment it is accepted, TLS
+//!   handshake included, so one slow client never holds up the others.
+//! * Shutdown stops accepting, lets requests in progress finish, and
+//!   returns once every connection is closed.
+
+pub mod long_target;
+
+use axum::extract::ConnectInfo;
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Header lines accepted per request. Go has no count limit, only the
+/// 1 MB head limit; hyper needs a number, and reserves room for that many
+/// headers per request, so this is generous rather than unbounded.
+pub const MAX_HEADERS: usize = 4096;
+
+/// The most a request's head (request line and headers) may take: Go's
+/// 1 MB plus the 4 KB it allows on top.
+pub const MAX_HEAD_BYTES: usize = (1 << 20) + 4096;
+
+/// How long a client may take to complete a TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Serve `app` on `listener` until `shutdown`, over TLS when `tls` is given.
+/// `name` labels log lines ("HTTP", "HTTPS").
+pub async fn serve(
+    name: &'static str,
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    app: Router,
+    shutdown: CancellationToken,
+) {
+    let connections = TaskTracker::new();
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, remote) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of descriptors, say: wait a moment rather than spin.
+                tracing::error!("{name}: accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let (app, tls, shutdown) = (app.clone(), tls.clone(), shutdown.clone());
+        connections.spawn(async move {
+            match tls {
+                None => serve_connection(stream, remote, app, shutdown).await,
+                Some(acceptor) => {
+                    let handshake =
+                        tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+                    let stream = tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        done = handshake => match done {
+                            Ok(Ok(s)) => s,
+                            Ok(Err(e)) => {
+                                tracing::debug!("{name}: TLS handshake with {remote} failed: {e}");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!("{name}: TLS handshake with {remote} timed out");
+                                return;
+                            }
+                        },
+                    };
+                    serve_connection(stream, remote, app, shutdown).await
+                }
+            }
+        });
+    }
+    connections.close();
+    connections.wait().await;
+}
+
+/// Serve HTTP/1.1 on one connection until it closes or `shutdown`.
+async fn serve_connection<S>(
+    stream: S,
+    remote: SocketAddr,
+    app: Router,
+    shutdown: CancellationToken,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service =
+        hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(remote));
+            tower::ServiceExt::oneshot(app.clone(), req)
+        });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .max_headers(MAX_HEADERS)
+        .max_buf_size(MAX_HEAD_BYTES);
+    let io = TokioIo::new(LongTargets::new(stream));
+    let conn = builder.serve_connection(io, service);
+    tokio::pin!(conn);
+    tokio::select! {
+        done = conn.as_mut() => {
+            if let Err(e) = done {
+                tracing::debug!("HTTP connection from {remote}: {e}");
+            }
+            return;
+        }
+        _ = shutdown.cancelled() => conn.as_mut().graceful_shutdown(),
+    }
+    // Finish what is in progress, bounded.
+    let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
+}
+
+/// A client stream whose over-long request targets are rewritten on the way
+/// in (see [`long_target`]); writes pass straight through.
+struct LongTargets<S> {
+    inner: S,
+    rewriter: long_target::Rewriter,
+    /// Rewritten bytes not yet read by hyper.
+    ready: Vec<u8>,
+    at: usize,
+    scratch: Box<[u8]>,
+}
+
+impl<S> LongTargets<S> {
+    fn new(inner: S) -> Self {
+        LongTargets {
+            inner,
+            rewriter: long_target::Rewriter::default(),
+            ready: Vec::new(),
+            at: 0,
+            scratch: vec![0; 16 * 1024].into_boxed_slice(),
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for LongTargets<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let me = self.get_mut();
+        while me.at == me.ready.len() {
+            me.ready.clear();
+            me.at = 0;
+            let mut raw = ReadBuf::new(&mut me.scratch);
+            match Pin::new(&mut me.inner).poll_read(cx, &mut raw) {
+                Poll::Ready(Ok(())) => {
+                    if raw.filled().is_empty() {
+                        return Poll::Ready(Ok(())); // EOF
+                    }
+                    me.rewriter.feed(raw.filled(), &mut me.ready);
+                }
+                other => return other,
+            }
+        }
+        let n = (me.ready.len() - me.at).min(buf.remaining());
+        buf.put_slice(&me.ready[me.at..me.at + n]);
+        me.at += n;
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for LongTargets<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, data)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
