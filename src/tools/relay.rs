@@ -519,16 +519,18 @@ pub async fn run<S: Sink>(
     let mut loops = JoinSet::new();
     for (topic, consumer) in consumers.into_iter().enumerate() {
         let relay = Relay {
-            topic,
             consumer,
-            sink: sink.clone(),
-            dispatch: dispatch.clone(),
-            settings: settings.clone(),
-            jobs: JoinSet::new(),
-            held: HashMap::new(),
             backoff: Backoff::default(),
             known: BTreeSet::new(),
             lost: BTreeSet::new(),
+            work: Work {
+                topic,
+                sink: sink.clone(),
+                dispatch: dispatch.clone(),
+                settings: settings.clone(),
+                jobs: JoinSet::new(),
+                held: HashMap::new(),
+            },
         };
         loops.spawn(relay.run(stop.clone(), hurry.clone()));
     }
@@ -562,20 +564,25 @@ pub async fn run<S: Sink>(
     failure.map_or(Ok(()), Err)
 }
 
-/// One topic's loop.
+/// One topic's loop: its consumer, its backoff, and the sends under way.
 struct Relay<S: Sink> {
-    topic: usize,
     consumer: Consumer,
+    backoff: Backoff,
+    /// nsqd connections seen, and those lost (to say when they come back).
+    known: BTreeSet<String>,
+    lost: BTreeSet<String>,
+    work: Work<S>,
+}
+
+/// The sends under way, and what settling them needs.
+struct Work<S: Sink> {
+    topic: usize,
     sink: Arc<S>,
     dispatch: Arc<Mutex<Dispatch>>,
     settings: Arc<Settings>,
     jobs: JoinSet<Results>,
     /// The message of each send under way, by its task.
     held: HashMap<tokio::task::Id, Delivery>,
-    backoff: Backoff,
-    /// nsqd connections seen, and those lost (to say when they come back).
-    known: BTreeSet<String>,
-    lost: BTreeSet<String>,
 }
 
 impl<S: Sink> Relay<S> {
@@ -590,22 +597,28 @@ impl<S: Sink> Relay<S> {
     }
 
     async fn relay(&mut self, stop: &CancellationToken) -> Result<(), Failure> {
-        let tool = self.settings.tool;
+        let tool = self.work.settings.tool;
         let mut watch = tokio::time::interval(Duration::from_millis(500));
         self.check_connections();
         loop {
             let pause_ends = self.backoff.deadline();
+            let room = self.work.jobs.len() < self.work.settings.concurrency;
             tokio::select! {
                 _ = stop.cancelled() => return Ok(()),
-                Some(done) = self.jobs.join_next_with_id(), if !self.jobs.is_empty() => {
-                    self.settle(done, true);
+                Some(done) = self.work.jobs.join_next_with_id(), if !self.work.jobs.is_empty() => {
+                    if let Some(ok) = self.work.settle(done) {
+                        let policy = &self.work.settings.policy;
+                        if let Some(flow) = self.backoff.record(ok, policy, Instant::now()) {
+                            self.consumer.throttle(flow.limit());
+                        }
+                    }
                 }
                 _ = sleep_until(pause_ends), if pause_ends.is_some() => {
                     let flow = self.backoff.expire();
                     self.consumer.throttle(flow.limit());
                 }
-                item = self.consumer.next(), if self.jobs.len() < self.settings.concurrency => match item {
-                    Some(Ok(delivery)) => self.dispatch(delivery),
+                item = self.consumer.next(), if room => match item {
+                    Some(Ok(delivery)) => self.work.dispatch(delivery),
                     Some(Err(e)) => {
                         eprintln!("{tool}: {e}");
                         self.check_connections();
@@ -624,12 +637,25 @@ impl<S: Sink> Relay<S> {
             self.lost.insert(addr.clone());
         }
         for addr in now.intersection(&self.lost) {
-            eprintln!("{}: reconnected to nsqd at {addr}", self.settings.tool);
+            eprintln!("{}: reconnected to nsqd at {addr}", self.work.settings.tool);
         }
         self.lost.retain(|a| !now.contains(a));
         self.known.extend(now);
     }
 
+    /// Stop taking messages (CLS) and give back at once every message not
+    /// yet being sent, while the sends under way finish (bounded by
+    /// `drain`, or cut short by `hurry`); the connections close once nsqd
+    /// has an answer for every message.
+    async fn finish(&mut self, hurry: &CancellationToken) {
+        self.consumer.stop();
+        let limit = self.work.settings.drain + Duration::from_secs(5);
+        let (consumer, work) = (&mut self.consumer, &mut self.work);
+        tokio::join!(consumer.shutdown(limit), work.drain(hurry));
+    }
+}
+
+impl<S: Sink> Work<S> {
     /// Start sending one message (or FIN it at once if it is not to be sent).
     fn dispatch(&mut self, delivery: Delivery) {
         let tool = self.settings.tool;
@@ -670,24 +696,22 @@ impl<S: Sink> Relay<S> {
     }
 
     /// A send is over: FIN or REQ its message, and learn from the outcome.
+    /// Whether it succeeded (`None`: not a send of ours).
     fn settle(
         &mut self,
         done: Result<(tokio::task::Id, Results), tokio::task::JoinError>,
-        count: bool,
-    ) {
+    ) -> Option<bool> {
         let (id, results) = match done {
             Ok(done) => done,
             Err(e) => (e.id(), Vec::new()),
         };
-        let Some(delivery) = self.held.remove(&id) else {
-            return;
-        };
+        let delivery = self.held.remove(&id)?;
         let ok = !results.is_empty() && results.iter().all(|r| r.1.is_ok());
         let now = Instant::now();
         let names = self.sink.names();
+        let mut lines = Vec::new();
         {
             let mut d = self.dispatch.lock();
-            let mut lines = Vec::new();
             for (dest, outcome, took) in &results {
                 d.picker.mark(*dest, outcome.is_ok(), *took, now);
                 let name = names.get(*dest).map_or("?", String::as_str);
@@ -702,10 +726,9 @@ impl<S: Sink> Relay<S> {
                 let total = results.iter().map(|r| r.2).sum();
                 lines.extend(d.aggregate.record(total));
             }
-            drop(d);
-            for line in lines {
-                eprintln!("{}: {line}", self.settings.tool);
-            }
+        }
+        for line in lines {
+            eprintln!("{}: {line}", self.settings.tool);
         }
         if ok {
             delivery.fin();
@@ -713,23 +736,19 @@ impl<S: Sink> Relay<S> {
             let delay = self.settings.policy.requeue_delay(delivery.attempts());
             delivery.req(delay);
         }
-        if count {
-            if let Some(flow) = self.backoff.record(ok, &self.settings.policy, now) {
-                self.consumer.throttle(flow.limit());
-            }
-        }
+        Some(ok)
     }
 
-    /// Stop taking messages, let the sends under way finish (bounded by
-    /// `drain`, or cut short by `hurry`), give back whatever is left, and
-    /// close the connections once nsqd has every answer.
-    async fn finish(&mut self, hurry: &CancellationToken) {
-        self.consumer.stop();
+    /// Settle the sends under way as they finish; when time is up, give
+    /// their messages back.
+    async fn drain(&mut self, hurry: &CancellationToken) {
         let deadline = Instant::now() + self.settings.drain;
         while !self.jobs.is_empty() {
             tokio::select! {
                 done = self.jobs.join_next_with_id() => match done {
-                    Some(done) => self.settle(done, false),
+                    Some(done) => {
+                        self.settle(done);
+                    }
                     None => break,
                 },
                 _ = tokio::time::sleep_until(deadline) => break,
@@ -740,11 +759,10 @@ impl<S: Sink> Relay<S> {
         for (_, delivery) in self.held.drain() {
             delivery.req(Duration::ZERO);
         }
-        self.consumer.shutdown(Duration::from_secs(5)).await;
     }
 }
 
-impl<S: Sink> Drop for Relay<S> {
+impl<S: Sink> Drop for Work<S> {
     /// Dropped early (the runtime ending): hand back what is still held.
     fn drop(&mut self) {
         for (_, delivery) in self.held.drain() {
