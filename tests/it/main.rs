@@ -21,5 +21,6 @@ mod nsqd_http;
 mod nsqd_tcp;
 mod operators;
 mod protocol_props;
+mod relay_tools;
 mod tls;
 mod tools;
