@@ -216,6 +216,10 @@ struct DestinationState {
     last_error: String,
 }
 
+/// A PUB not answered in this long counts as failed (a destination that
+/// vanished without closing the connection), and the connection is
+/// replaced.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(30);
 const RECONNECT_FIRST: Duration = Duration::from_millis(250);
 const RECONNECT_MAX: Duration = Duration::from_secs(15);
 
@@ -293,13 +297,19 @@ impl Sink for Republish {
     async fn send(self: Arc<Self>, dest: usize, topic: usize, body: Bytes) -> Result<(), String> {
         let d = &self.destinations[dest];
         let (generation, producer) = d.producer(&self.config).await?;
-        match producer.publish(&self.topics[topic], body).await {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                d.discard(generation).await;
-                Err(e.to_string())
-            }
+        let publish = producer.publish(&self.topics[topic], body);
+        let outcome = match tokio::time::timeout(PUBLISH_TIMEOUT, publish).await {
+            Ok(outcome) => outcome.map_err(|e| e.to_string()),
+            Err(_) => Err(format!(
+                "nsqd at {} did not answer a PUB within {}",
+                d.addr,
+                crate::cli::format_duration(PUBLISH_TIMEOUT)
+            )),
+        };
+        if outcome.is_err() {
+            d.discard(generation).await;
         }
+        outcome
     }
 }
 
