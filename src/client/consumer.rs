@@ -659,6 +659,9 @@ impl Task {
             }
         };
         if let Err(e) = end {
+            // Closed first, so that whoever reads the error already sees
+            // this connection as gone (and schedules its reconnection).
+            self.ctl.close();
             let _ = self.tx.send(Err(e)).await;
         }
     }
