@@ -523,6 +523,46 @@ fn to_http_n_caps_requests_and_sigterm_leaves_nothing_in_flight() {
     );
 }
 
+#[test]
+fn to_http_follows_a_source_nsqd_restart() {
+    let mut nsqd = Nsqd::start(&[]);
+    let tcp = nsqd.tcp;
+    let endpoint = Endpoint::start();
+    let bodies: Vec<Vec<u8>> = (0..20)
+        .map(|i| format!("across {i}").into_bytes())
+        .collect();
+    publish_all(&nsqd, "src", &bodies[..10]);
+    let tool = Tool::start(
+        TO_HTTP,
+        &args(&[
+            "--topic=src",
+            &format!("--nsqd-tcp-address={tcp}"),
+            &format!("--post={}", endpoint.url("/")),
+            "--status-every=0",
+        ]),
+    );
+    wait_until("first half accepted", || endpoint.accepted().len() == 10);
+    assert!(nsqd.stop().success());
+    let nsqd = Nsqd::start_in(nsqd.into_data(), &[&format!("--tcp-address={tcp}")]);
+    publish_all(&nsqd, "src", &bodies[10..]);
+    wait_until("second half accepted after the restart", || {
+        endpoint.accepted().len() == 20 && drained(&nsqd, "src", "nsq_to_http")
+    });
+    wait_until("the reconnection reported", || {
+        tool.stderr()
+            .contains(&format!("reconnected to nsqd at {tcp}"))
+    });
+    let (code, stderr) = tool.stop();
+    assert_eq!(code, 0, "{stderr}");
+    // The loss and the reconnection, one line each.
+    assert_eq!(stderr.lines().count(), 2, "{stderr}");
+    assert!(
+        stderr.lines().next().unwrap().contains(&tcp.to_string()),
+        "{stderr}"
+    );
+    assert!(endpoint.accepted().values().all(|n| *n == 1));
+}
+
 /// Read every message of `topic` on a destination nsqd (through a new
 /// channel, which takes the topic's backlog), until `expected` distinct
 /// bodies arrived; each body with how often it came.
