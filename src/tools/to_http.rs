@@ -238,7 +238,9 @@ fn describe(e: &reqwest::Error, timeout: Duration) -> String {
     let mut parts: Vec<String> = Vec::new();
     while let Some(s) = source {
         let text = s.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
+        // hyper's "client error (Connect)" says nothing the next part
+        // does not say better.
+        if !text.starts_with("client error (") && !parts.iter().any(|p| p.contains(&text)) {
             parts.push(text);
         }
         source = s.source();
