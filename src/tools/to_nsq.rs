@@ -241,8 +241,11 @@ impl Destination {
     /// reconnection is not due).
     async fn producer(&self, config: &Config) -> Result<(u64, Producer), String> {
         let mut st = self.state.lock().await;
-        if let Some(p) = &st.producer {
-            return Ok(p.clone());
+        match &st.producer {
+            Some(p) if !p.1.is_closed() => return Ok(p.clone()),
+            // Closed by nsqd (a restart): connect again at once.
+            Some(_) => st.producer = None,
+            None => {}
         }
         if st.retry_at.is_some_and(|at| Instant::now() < at) {
             return Err(st.last_error.clone());

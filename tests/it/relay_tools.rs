@@ -689,6 +689,35 @@ fn to_nsq_loses_nothing_when_the_destination_restarts() {
 }
 
 #[test]
+fn to_nsq_reconnects_at_once_after_a_clean_destination_restart() {
+    let src = Nsqd::start(&[]);
+    let mut dst = Nsqd::start(&[]);
+    let dst_tcp = dst.tcp;
+    let tool = Tool::start(
+        TO_NSQ,
+        &args(&[
+            "--topic=t",
+            &format!("--nsqd-tcp-address={}", src.tcp),
+            &format!("--destination-nsqd-tcp-address={dst_tcp}"),
+            "--status-every=0",
+        ]),
+    );
+    publish_all(&src, "t", &[b"before".to_vec()]);
+    wait_until("relayed", || topic_depth(&dst, "t") == 1);
+    assert!(dst.stop().success());
+    let dst = Nsqd::start_in(dst.into_data(), &[&format!("--tcp-address={dst_tcp}")]);
+    publish_all(&src, "t", &[b"after".to_vec()]);
+    wait_until("relayed after the restart", || {
+        topic_depth(&dst, "t") == 2 && drained(&src, "t", "nsq_to_nsq")
+    });
+    // The closed connection was replaced before use: no failure, no REQ.
+    let c = src.channel_stats("t", "nsq_to_nsq").unwrap();
+    assert_eq!(count(&c, "requeue_count"), 0, "{c}");
+    let (code, stderr) = tool.stop();
+    assert_eq!((code, stderr.as_str()), (0, ""));
+}
+
+#[test]
 fn to_nsq_filters_and_trims_json() {
     let (src, dst) = (Nsqd::start(&[]), Nsqd::start(&[]));
     let input = [
