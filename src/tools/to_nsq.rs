@@ -4,8 +4,9 @@
 //!
 //! A destination that is down or restarting makes its PUBs fail: those
 //! messages are REQueued (go-nsq's delay, `default_requeue_delay` ×
-//! attempts) and the consumer backs off, while the tool reconnects in the
-//! background (250 ms, doubling up to 15 s), so nothing is lost. A PUB
+//! attempts) and the consumer backs off; the connection is made again on
+//! the next publish (after a failed attempt, not before 250 ms, doubling
+//! up to 15 s), so nothing is lost. A PUB
 //! whose `OK` was lost with the connection is sent again: a message can
 //! arrive twice, never not at all.
 //!
