@@ -110,6 +110,9 @@ pub struct Consumer {
     discovery: Option<Discovery>,
     retry: Option<Retry>,
     failures: Failures,
+    /// A lower in-flight budget set by [`throttle`](Consumer::throttle)
+    /// (0: paused), in place of `config.max_in_flight`.
+    throttle: Option<u64>,
 }
 
 /// Peers (nsqd or nsqlookupd) that could not be reached, so that each
@@ -200,6 +203,7 @@ impl Consumer {
             discovery: None,
             retry: None,
             failures: Failures::default(),
+            throttle: None,
         };
         for addr in addrs {
             // Failing here is the caller's to report: no retry follows.
@@ -238,6 +242,7 @@ impl Consumer {
             conns: Vec::new(),
             retry: None,
             failures: Failures::default(),
+            throttle: None,
             discovery: Some(Discovery {
                 lookupds: lookupd_http.to_vec(),
                 polling,
@@ -350,6 +355,18 @@ impl Consumer {
         });
     }
 
+    /// Lower the in-flight budget to `limit` messages (spread over the
+    /// connections, at least 1 each), or to none at all with `Some(0)`:
+    /// RDY 0 everywhere, so nsqd sends nothing new, as go-nsq does while
+    /// backing off. `None` restores `max_in_flight`. Connections made
+    /// later (reconnection, discovery) follow the same limit.
+    pub fn throttle(&mut self, limit: Option<u64>) {
+        if self.throttle != limit {
+            self.throttle = limit;
+            self.rebalance();
+        }
+    }
+
     /// Stop, and give back (REQ, for immediate redelivery elsewhere) every
     /// message that arrives until the connections close, so that nothing
     /// is left in flight on nsqd until its timeout. Bounded by `limit`.
@@ -411,32 +428,34 @@ impl Consumer {
         }
     }
 
-    /// Reconnect what is due; failures wait longer.
+    /// Reconnect what is due; failures wait longer. Cancel-safe (`next`
+    /// runs inside callers' `select!`): an address leaves the pending list
+    /// only once its attempt is over, so one interrupted mid-connect is
+    /// simply tried again.
     async fn retry_due(&mut self) {
-        let Some(r) = &mut self.retry else { return };
-        let now = Instant::now();
-        let (due, later): (Vec<_>, Vec<_>) = r.pending.drain(..).partition(|p| p.1 <= now);
-        r.pending = later;
-        let tx = r.tx.clone();
-        let mut added = false;
-        for (addr, _, next_wait) in due {
+        loop {
+            let Some(r) = &self.retry else { return };
+            let now = Instant::now();
+            let Some((addr, _, next_wait)) = r.pending.iter().find(|p| p.1 <= now).cloned() else {
+                return;
+            };
+            let tx = r.tx.clone();
             self.conns
                 .retain(|c| !(c.addr == addr && c.ctl.is_closed()));
-            match self.attach(&addr, &tx).await {
-                Ok(()) => added = true,
+            let attached = self.attach(&addr, &tx).await;
+            let Some(r) = &mut self.retry else { return };
+            r.pending.retain(|p| p.0 != addr);
+            match attached {
+                // Failures and recoveries are logged by `attach`, once each.
+                Ok(()) => self.rebalance(),
                 Err(_) => {
-                    if let Some(r) = &mut self.retry {
-                        r.pending.push((
-                            addr,
-                            Instant::now() + next_wait,
-                            (next_wait * 2).min(RETRY_MAX),
-                        ));
-                    }
+                    r.pending.push((
+                        addr,
+                        Instant::now() + next_wait,
+                        (next_wait * 2).min(RETRY_MAX),
+                    ));
                 }
             }
-        }
-        if added {
-            self.rebalance();
         }
     }
 
@@ -504,7 +523,10 @@ impl Consumer {
     /// Send each live connection its share of `max_in_flight`, where it changed.
     fn rebalance(&mut self) {
         self.conns.retain(|c| !c.ctl.is_closed());
-        let shares = spread_rdy(self.config.max_in_flight, self.conns.len());
+        let shares = match self.throttle {
+            Some(0) => vec![0; self.conns.len()],
+            limit => spread_rdy(limit.unwrap_or(self.config.max_in_flight), self.conns.len()),
+        };
         for (c, share) in self.conns.iter_mut().zip(shares) {
             let rdy = share.min(c.max_rdy);
             if rdy != c.rdy && c.ctl.send(Control::Rdy(rdy)).is_ok() {
@@ -652,6 +674,9 @@ impl Task {
             }
         };
         if let Err(e) = end {
+            // Closed first, so that whoever reads the error already sees
+            // this connection as gone (and schedules its reconnection).
+            self.ctl.close();
             let _ = self.tx.send(Err(e)).await;
         }
     }

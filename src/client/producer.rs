@@ -55,6 +55,12 @@ impl Producer {
         &self.addr
     }
 
+    /// Whether the connection has ended (closed by nsqd, or failed): a
+    /// publish would fail at once, a new producer is needed.
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
     /// PUB one message and wait for nsqd's `OK`.
     pub async fn publish(&self, topic: &str, body: impl Into<Bytes>) -> Result<(), ClientError> {
         self.request(Command::Pub {
@@ -333,6 +339,7 @@ mod tests {
         }
         // The connection is finished after a publish error.
         assert!(p.publish("t", "x").await.is_err());
+        assert!(p.is_closed());
     }
 
     #[tokio::test]

@@ -128,19 +128,30 @@ impl Connection {
 
     /// A go-nsq `max_in_flight` given as an option, if any.
     pub fn max_in_flight(&self) -> Option<u64> {
+        self.option("max_in_flight").and_then(|v| v.parse().ok())
+    }
+
+    /// The value of the last go-nsq option named `key`, if any (for the
+    /// options a tool reads itself, such as `max_attempts`).
+    pub fn option(&self, key: &str) -> Option<&str> {
         self.options
             .iter()
-            .filter_map(|o| o.split_once('='))
-            .filter(|(k, _)| k.trim() == "max_in_flight")
-            .filter_map(|(_, v)| v.trim().parse().ok())
+            .filter_map(|o| split_option(o))
+            .filter(|(k, _)| *k == key)
+            .map(|(_, v)| v)
             .next_back()
     }
 }
 
+/// `key,value` as NSQ's tools take it, or `key=value`.
+fn split_option(option: &str) -> Option<(&str, &str)> {
+    let at = option.find(['=', ','])?;
+    Some((option[..at].trim(), option[at + 1..].trim()))
+}
+
 /// Apply one `key=value` go-nsq option to a client configuration.
 fn apply_option(config: &mut Config, option: &str) -> Result<(), String> {
-    let (key, value) = option.split_once('=').ok_or("expected key=value")?;
-    let (key, value) = (key.trim(), value.trim());
+    let (key, value) = split_option(option).ok_or("expected key=value")?;
     let duration = || crate::cli::parse_duration(value);
     match key {
         "heartbeat_interval" => config.heartbeat_interval = Some(duration()?),
@@ -152,6 +163,12 @@ fn apply_option(config: &mut Config, option: &str) -> Result<(), String> {
         }
         "user_agent" => config.user_agent = value.to_string(),
         "max_in_flight" => {} // read by the tool itself
+        // Read by the tools that requeue (nsq-to-http, nsq-to-nsq).
+        "max_attempts"
+        | "default_requeue_delay"
+        | "max_requeue_delay"
+        | "backoff_multiplier"
+        | "max_backoff_duration" => {}
         other => return Err(format!("unsupported option {other:?}")),
     }
     Ok(())
@@ -176,7 +193,7 @@ mod tests {
             options: vec![
                 "msg_timeout=30s".into(),
                 "max_in_flight=7".into(),
-                "user_agent=me".into(),
+                "user_agent,me".into(),
                 "bogus=1".into(),
             ],
         };
@@ -184,6 +201,7 @@ mod tests {
         assert_eq!(config.msg_timeout, Some(Duration::from_secs(30)));
         assert_eq!(config.user_agent, "me");
         assert_eq!(c.max_in_flight(), Some(7));
+        assert_eq!(c.option("user_agent"), Some("me"));
         assert!(apply_option(&mut Config::default(), "bogus=1").is_err());
         assert!(apply_option(&mut Config::default(), "novalue").is_err());
     }

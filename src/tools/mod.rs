@@ -1,5 +1,5 @@
-//! The command-line tools (our versions of NSQ's to_nsq, nsq_tail, nsq_stat
-//! and nsq_to_file): their flags and logic live here, in the library, so
+//! The command-line tools (our versions of NSQ's to_nsq, nsq_tail, nsq_stat,
+//! nsq_to_file, nsq_to_http and nsq_to_nsq): their flags and logic live here, in the library, so
 //! that the man pages, shell completions and tests see the same
 //! definitions; `src/bin/` only calls [`run_tool`].
 //!
@@ -8,9 +8,12 @@
 
 pub mod args;
 pub mod publish;
+pub mod relay;
 pub mod stat;
 pub mod tail;
 pub mod to_file;
+pub mod to_http;
+pub mod to_nsq;
 
 use clap::{CommandFactory, FromArgMatches};
 use std::process::ExitCode;

@@ -24,6 +24,7 @@ mod nsqd_http;
 mod nsqd_tcp;
 mod operators;
 mod protocol_props;
+mod relay_tools;
 mod released_shapes;
 mod tls;
 mod tools;

@@ -15,6 +15,8 @@ fn commands() -> Vec<(&'static str, clap::Command)> {
         ("nsq-tail", nsq::tools::tail::TailArgs::command()),
         ("nsq-stat", nsq::tools::stat::StatArgs::command()),
         ("nsq-to-file", nsq::tools::to_file::ToFileArgs::command()),
+        ("nsq-to-http", nsq::tools::to_http::ToHttpArgs::command()),
+        ("nsq-to-nsq", nsq::tools::to_nsq::ToNsqArgs::command()),
         ("nsq-bench", nsq::bench::BenchArgs::command()),
     ]
 }
