@@ -16,6 +16,7 @@ fn commands() -> Vec<(&'static str, clap::Command)> {
         ("nsq-stat", nsq::tools::stat::StatArgs::command()),
         ("nsq-to-file", nsq::tools::to_file::ToFileArgs::command()),
         ("nsq-bench", nsq::bench::BenchArgs::command()),
+        ("nsqadmin", nsq::admin::Options::command()),
     ]
 }
 
