@@ -29,12 +29,16 @@ impl<T> Partial<T> {
     }
 }
 
+/// The sources that answered (with their answers), and the errors of the
+/// others.
+pub type Answers<A, T> = (Vec<(A, T)>, Vec<String>);
+
 /// Apply the error rule to per-source outcomes: `Err` only when sources
 /// were asked and every one failed.
 pub fn gather<A, T>(
     what: &str,
     outcomes: Vec<(A, Result<T, String>)>,
-) -> Result<(Vec<(A, T)>, Vec<String>), String> {
+) -> Result<Answers<A, T>, String> {
     let asked = outcomes.len();
     let mut good = Vec::new();
     let mut errors = Vec::new();

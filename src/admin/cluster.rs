@@ -56,8 +56,8 @@ fn describe(method: &str, url: &str, e: &reqwest::Error) -> String {
         causes.push(s.to_string());
         source = s.source();
     }
-    if e.is_timeout() {
-        causes.push("timeout".into());
+    if e.is_timeout() && !causes.iter().any(|c| c.contains("timed out")) {
+        causes.push("timed out".into());
     }
     if causes.is_empty() {
         causes.push(e.to_string());

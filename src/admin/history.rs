@@ -157,6 +157,9 @@ pub struct ChannelSummary {
 pub struct TopicSummary {
     pub topic: String,
     pub depth: i64,
+    /// Messages waiting in the topic and all its channels.
+    pub queued: i64,
+    pub queued_history: Vec<Option<i64>>,
     pub message_count: i64,
     pub paused: bool,
     pub rate: Option<f64>,
@@ -304,6 +307,8 @@ impl History {
             topics.push(TopicSummary {
                 topic: name.clone(),
                 depth: now.values().map(|p| p.depth).sum(),
+                queued: queued_in(last, name).unwrap_or(0),
+                queued_history: queued_series(&samples, name),
                 message_count: now.values().map(|p| p.message_count).sum(),
                 paused: now.values().any(|p| p.paused),
                 rate: rate(before, Some(now), last_secs),
@@ -347,6 +352,23 @@ fn depth_series(samples: &[&Sample], key: &Key) -> Vec<Option<i64>> {
         .iter()
         .map(|s| points(s, key).map(|m| m.values().map(|p| p.depth).sum()))
         .collect()
+}
+
+/// A topic's own depth plus its channels' at every sample.
+fn queued_series(samples: &[&Sample], topic: &str) -> Vec<Option<i64>> {
+    samples.iter().map(|s| queued_in(s, topic)).collect()
+}
+
+fn queued_in(s: &Sample, topic: &str) -> Option<i64> {
+    let own: i64 = s.topics.get(topic)?.values().map(|p| p.depth).sum();
+    let channels: i64 = s
+        .channels
+        .range((topic.to_string(), String::new())..)
+        .take_while(|((t, _), _)| t == topic)
+        .flat_map(|(_, nodes)| nodes.values())
+        .map(|p| p.depth)
+        .sum();
+    Some(own + channels)
 }
 
 /// The rate between every two consecutive samples.
@@ -582,6 +604,8 @@ mod tests {
         assert_eq!(t.message_count, 1400);
         assert_eq!(t.rate, Some(40.0), "2 nodes × 100 msgs / 5 s");
         assert_eq!(t.depth_history, vec![Some(100), Some(120), Some(140)]);
+        assert_eq!(t.queued, 280, "the topic's and its channel's");
+        assert_eq!(t.queued_history, vec![Some(200), Some(240), Some(280)]);
         assert_eq!(t.rate_history, vec![Some(40.0), Some(40.0)]);
         assert_eq!(t.nodes[0].rate, Some(20.0));
         let c = &t.channels[0];

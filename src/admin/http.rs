@@ -668,10 +668,12 @@ async fn read_fields(body: Body, fields: &[&str]) -> Result<Vec<String>, String>
                 match found {
                     None | Some(serde_json::Value::Null) => {}
                     Some(serde_json::Value::String(s)) => out[i] = s.clone(),
-                    Some(other) => return Err(format!(
+                    Some(other) => {
+                        return Err(format!(
                         "json: cannot unmarshal {} into Go struct field .{field} of type string",
                         go_kind(other)
-                    )),
+                    ))
+                    }
                 }
             }
         }

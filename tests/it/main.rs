@@ -7,6 +7,7 @@
 mod support;
 
 mod admin;
+mod admin_browser;
 mod auth;
 mod bench_cli;
 mod client;

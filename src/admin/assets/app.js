@@ -100,6 +100,7 @@ function spark(values, opts) {
 }
 
 const fmtRate = (r) => (r === null || r === undefined ? "–" : r.toFixed(r >= 100 ? 0 : 1) + "/s");
+const queuedSpark = (s, o) => spark(s && s.queued_history, Object.assign({ color: "#b45309", fill: "rgba(217,119,6,.13)", label: "queued" }, o));
 const depthSpark = (s, o) => spark(s && s.depth_history, Object.assign({ color: "#b45309", fill: "rgba(217,119,6,.13)", label: "depth" }, o));
 const rateSpark = (s, o) => spark(s && s.rate_history, Object.assign({ label: "rate", fmt: fmtRate }, o));
 
@@ -135,6 +136,17 @@ function summaryChannel(topic, channel) {
 
 function nodeHealth(node) {
   return state.summary && state.summary.nodes ? state.summary.nodes.find((n) => n.node === node) : null;
+}
+
+// Messages per second into every topic of one nsqd.
+function nodeRate(node) {
+  if (!state.summary || !state.summary.topics) return null;
+  let sum = null;
+  for (const t of state.summary.topics) {
+    const f = t.nodes.find((x) => x.node === node);
+    if (f && f.rate !== null) sum = (sum || 0) + f.rate;
+  }
+  return sum;
 }
 
 function healthDot(node) {
@@ -330,7 +342,7 @@ pages.topics = (data) => {
   for (const n of names) {
     const t = summaryTopic(n);
     if (!t) continue;
-    totalDepth += t.depth;
+    totalDepth += t.queued;
     if (t.rate !== null) totalRate = (totalRate || 0) + t.rate;
     growing += t.channels.filter((c) => c.growing).length;
   }
@@ -347,14 +359,14 @@ pages.topics = (data) => {
   html += `<div class="toolbar"><input type="search" id="topic-filter" placeholder="Filter topics…" value="${esc(state.filter)}" aria-label="Filter topics"></div>`;
   if (!names.length) return html + '<div class="empty">No topics yet. Publish to a topic, or create one on the <a data-link href="' + BASE + 'lookup">Lookup</a> page.</div>';
   html += `<div class="table-wrap"><table id="topics-table"><thead><tr>
-    <th>Topic</th><th class="num">Depth</th><th></th><th class="num">Rate</th><th></th><th class="num">Messages</th><th>Channels</th></tr></thead><tbody>`;
+    <th>Topic</th><th class="num" title="messages waiting in the topic and its channels">Queued</th><th></th><th class="num">Rate</th><th></th><th class="num">Messages</th><th>Channels <span class="muted">(depth)</span></th></tr></thead><tbody>`;
   for (const n of shown) {
     const t = summaryTopic(n);
-    const chans = t ? t.channels.map((c) => `<a data-link class="badge link${c.growing ? " bad" : c.paused ? " paused" : ""}" href="${esc(href("topics", n, c.channel))}" title="depth ${num(c.depth)}${c.growing ? " and growing" : ""}">${esc(c.channel)}${c.growing ? " ▲" : ""}</a>`).join("") : "";
+    const chans = t ? t.channels.map((c) => `<a data-link class="badge link${c.growing ? " bad" : c.paused ? " paused" : ""}" href="${esc(href("topics", n, c.channel))}" title="depth ${num(c.depth)}${c.growing ? " and growing" : ""}${c.paused ? ", paused" : ""}">${esc(c.channel)} <span class="depth">${num(c.depth)}</span>${c.growing ? " ▲" : ""}</a>`).join("") : "";
     html += `<tr data-topic="${esc(n)}">
       <td class="name">${link(n, href("topics", n))}${t && t.paused ? pausedBadge(true) : ""}${t ? "" : ' <span class="badge warn" title="no nsqd has this topic">no producers</span>'}</td>
-      <td class="num" data-field="depth">${t ? num(t.depth) : "–"}</td>
-      <td class="spark">${depthSpark(t)}</td>
+      <td class="num" data-field="queued">${t ? num(t.queued) : "–"}</td>
+      <td class="spark">${queuedSpark(t)}</td>
       <td class="num" data-field="rate">${t ? rate(t.rate) : "–"}</td>
       <td class="spark">${rateSpark(t)}</td>
       <td class="num" data-field="messages">${t ? num(t.message_count) : "–"}</td>
@@ -394,7 +406,14 @@ pages.topic = (data, [topic]) => {
   if (!nodes.length) {
     return html + `<div class="empty">No nsqd has this topic now. See ${link("Lookup", BASE + "lookup")} for topics known only to nsqlookupd.</div>`;
   }
-  html += statCards(s, { depth: data.depth, message_count: data.message_count, more: `<div class="card"><div class="label">Channels</div><div class="value">${num(channels.length)}</div></div>` });
+  const queued = data.depth + channels.reduce((n, c) => n + c.depth, 0);
+  const growing = channels.filter((c) => (summaryChannel(topic, c.channel_name) || {}).growing).length;
+  html += `<div class="cards">
+    <div class="card${growing ? " warn" : ""}"><div class="label">Queued (topic + channels)</div><div class="value" data-field="queued">${num(queued)}${growing ? ` <small class="grow">${growing} growing</small>` : ""}</div>${queuedSpark(s, { w: 220, h: 38 })}</div>
+    <div class="card"><div class="label">Message rate</div><div class="value" data-field="rate">${s ? rate(s.rate) : "–"}</div>${rateSpark(s, { w: 220, h: 38 })}</div>
+    <div class="card"><div class="label">Messages</div><div class="value" data-field="messages">${num(data.message_count)}</div></div>
+    <div class="card"><div class="label">Channels</div><div class="value">${num(channels.length)}</div></div>
+  </div>`;
   const e2eCount = ((data.e2e_processing_latency || {}).percentiles || []).length;
   html += `<h2>On each nsqd</h2><div class="table-wrap"><table id="topic-nodes"><thead><tr><th>nsqd</th><th class="num">Depth</th><th class="num">Memory + Disk</th><th class="num">Messages</th><th class="num">Rate</th><th class="num">Channels</th>${e2eHeaders(data.e2e_processing_latency)}</tr></thead><tbody>`;
   for (const n of nodes) {
@@ -482,7 +501,7 @@ pages.nodes = (data) => {
   html += warningBox(data.message);
   if (!nodes.length && !missing.length) return html + '<div class="empty">No nsqd is registered.</div>';
   const lookupdCol = CONFIG.lookupd.length > 0;
-  html += `<div class="table-wrap"><table id="nodes-table"><thead><tr><th>Status</th><th>Hostname</th><th>Broadcast address</th><th class="num">TCP</th><th class="num">HTTP</th><th>Version</th>${lookupdCol ? '<th class="num">Lookupd</th>' : ""}<th>Topics</th></tr></thead><tbody>`;
+  html += `<div class="table-wrap"><table id="nodes-table"><thead><tr><th>Status</th><th>Hostname</th><th>Address</th><th class="num">TCP</th><th class="num">HTTP</th><th class="num">Rate</th><th>Version</th>${lookupdCol ? '<th class="num">Lookupd</th>' : ""}<th>Topics</th></tr></thead><tbody>`;
   for (const n of nodes) {
     const addr = n.broadcast_address + ":" + n.http_port;
     const h = nodeHealth(addr);
@@ -490,13 +509,13 @@ pages.nodes = (data) => {
     const conns = (n.remote_addresses || []).length;
     const inconsistent = lookupdCol && conns !== CONFIG.lookupd.length;
     const topics = (n.topics || []).map((t) => `<a data-link class="badge link${t.tombstoned ? " warn" : ""}" href="${esc(href("topics", t.topic))}"${t.tombstoned ? ' title="tombstoned on this node"' : ""}>${esc(t.topic)}</a>`).join("");
-    html += `<tr data-node="${esc(addr)}"${h && h.state !== "ok" ? ' class="row-bad"' : n.out_of_date ? ' class="row-warn"' : ""}><td>${status}</td><td>${esc(n.hostname)}</td><td>${link(n.broadcast_address, href("nodes", addr))}</td><td class="num">${esc(n.tcp_port)}</td><td class="num">${esc(n.http_port)}</td>
+    html += `<tr data-node="${esc(addr)}"${h && h.state !== "ok" ? ' class="row-bad"' : n.out_of_date ? ' class="row-warn"' : ""}><td>${status}</td><td>${esc(n.hostname)}</td><td>${link(addr, href("nodes", addr))}</td><td class="num">${esc(n.tcp_port)}</td><td class="num">${esc(n.http_port)}</td><td class="num">${rate(nodeRate(addr))}</td>
       <td>${esc(n.version)}${n.out_of_date ? ' <span class="badge warn">out of date</span>' : ""}</td>
       ${lookupdCol ? `<td class="num"><span class="badge${inconsistent ? " warn" : ""}" title="${esc((n.remote_addresses || []).join("\n"))}">${conns} / ${CONFIG.lookupd.length}</span></td>` : ""}
       <td class="wrap">${topics || '<span class="muted">none</span>'}</td></tr>`;
   }
   for (const h of missing) {
-    html += `<tr data-node="${esc(h.node)}" class="row-bad"><td><span class="badge bad">${esc(h.state === "gone" ? "gone" : "not answering")}</span></td><td>${esc(h.hostname || "?")}</td><td>${esc(h.node)}</td><td class="num">–</td><td class="num">–</td><td>${esc(h.version || "")}</td>${lookupdCol ? '<td class="num">–</td>' : ""}<td class="wrap muted">last seen ${esc(ago(h.last_seen_ms))}</td></tr>`;
+    html += `<tr data-node="${esc(h.node)}" class="row-bad"><td><span class="badge bad">${esc(h.state === "gone" ? "gone" : "not answering")}</span></td><td>${esc(h.hostname || "?")}</td><td>${esc(h.node)}</td><td class="num">–</td><td class="num">–</td><td class="num">–</td><td>${esc(h.version || "")}</td>${lookupdCol ? '<td class="num">–</td>' : ""}<td class="wrap muted">last seen ${esc(ago(h.last_seen_ms))}</td></tr>`;
   }
   return html + "</tbody></table></div>";
 };
@@ -685,6 +704,7 @@ function onSummary(summary) {
   state.summary = summary;
   const at = summary.time_ms ? new Date(summary.time_ms).toLocaleTimeString() : "";
   setLive(true, at ? "live · " + at : "live");
+  draw();
   refresh();
 }
 
