@@ -921,3 +921,47 @@ fn admin_config_file_and_live_events() {
     assert_eq!(last["nodes"][0]["state"], "ok");
     let _ = Duration::ZERO;
 }
+
+#[test]
+fn admin_follows_nsqd_to_https_with_the_client_tls_flags() {
+    let pki = crate::support::Pki::new();
+    let mut args = pki.flags();
+    args.extend([
+        "--tls-required=true".to_string(),
+        "--broadcast-address=127.0.0.1".into(),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let nsqd = Nsqd::start(&args);
+    let r = nsqd.http("GET", "/stats?format=json", b"");
+    assert_eq!(r.status, 403, "plain HTTP is refused");
+    // The topic is made over HTTPS by nsqadmin itself.
+    let admin = Admin::start(&[
+        format!("--nsqd-http-address={}", nsqd.http),
+        format!("--http-client-tls-root-ca-file={}", pki.path("ca.pem")),
+    ]);
+    let r = admin.send("POST", "/api/topics", r#"{"topic":"secure","channel":"c"}"#);
+    assert_eq!((r.status, r.json()), (200, json!({"message": ""})));
+    let t = admin.json("/api/topics/secure");
+    assert_eq!(t["nodes"].as_array().unwrap().len(), 1);
+    assert_eq!(t["channels"][0]["channel_name"], "c");
+
+    // A CA file that cannot be read stops nsqadmin at start; a CA that did
+    // not sign nsqd's certificate makes nsqd unreachable (502).
+    let (code, _, err) = run_binary(
+        BIN,
+        &[
+            &format!("--nsqd-http-address={}", nsqd.http),
+            "--http-address=127.0.0.1:0",
+            "--http-client-tls-root-ca-file=/nonexistent/ca.pem",
+        ],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("/nonexistent/ca.pem"), "{err}");
+    let wrong_ca = crate::support::Pki::new();
+    let untrusting = Admin::start(&[
+        format!("--nsqd-http-address={}", nsqd.http),
+        format!("--http-client-tls-root-ca-file={}", wrong_ca.path("ca.pem")),
+    ]);
+    let r = untrusting.get("/api/topics");
+    assert_eq!(r.status, 502, "{}", r.text());
+}

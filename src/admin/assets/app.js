@@ -543,7 +543,14 @@ pages.node = (data, [node]) => {
     for (const c of chans) {
       html += `<tr><td class="name">${link(c.channel_name, href("topics", t.topic_name, c.channel_name))}${pausedBadge(c.paused)}</td><td class="num">${num(c.depth)}</td><td class="num">${num(c.memory_depth)} + ${num(c.backend_depth)}</td><td class="num">${num(c.in_flight_count)}</td><td class="num">${num(c.deferred_count)}</td><td class="num">${num(c.requeue_count)}</td><td class="num">${num(c.timeout_count)}</td><td class="num">${num(c.message_count)}</td><td class="num">${num((c.clients || []).length)}</td></tr>`;
       for (const cl of c.clients || []) {
-        html += `<tr class="nested"><td colspan="3"><span class="muted">↳</span> ${esc(cl.hostname || cl.remote_address)} <span class="muted mono">${esc(cl.user_agent)}</span></td><td class="num">${num(cl.in_flight_count)}</td><td class="muted" colspan="2">ready ${num(cl.ready_count)}</td><td class="wrap" colspan="1">${clientAttributes(cl)}</td><td class="num">fin ${num(cl.finish_count)}</td><td class="num">${duration(cl.connected)}</td></tr>`;
+        const facts = [
+          `in-flight <strong>${num(cl.in_flight_count)}</strong>`,
+          `ready <strong>${num(cl.ready_count)}</strong>`,
+          `finished <strong>${num(cl.finish_count)}</strong>`,
+          `requeued <strong>${num(cl.requeue_count)}</strong>`,
+          `connected ${duration(cl.connected)}`,
+        ].join('<span class="sep">·</span>');
+        html += `<tr class="nested"><td colspan="9" class="wrap"><span class="muted">↳</span> ${esc(cl.hostname || cl.remote_address)} <span class="muted mono">${esc(cl.remote_address)}</span> <span class="mono">${esc(cl.user_agent)}</span> ${clientAttributes(cl)}<span class="client-facts">${facts}</span></td></tr>`;
       }
     }
     html += "</tbody></table></div>";
@@ -558,7 +565,12 @@ pages.counter = (data) => {
   const prev = state.lastCounter;
   if (prev && now > prev.at && total >= prev.total) r = ((total - prev.total) * 1000) / (now - prev.at);
   if (!prev || now - prev.at > 2000) state.lastCounter = { at: now, total, rate: r !== null ? r : prev && prev.rate };
-  const shown = r !== null ? r : prev ? prev.rate : null;
+  let shown = r !== null ? r : prev ? prev.rate : null;
+  // The sampler's rate, summed over channels, when it has one.
+  if (state.summary && state.summary.topics) {
+    const rates = state.summary.topics.flatMap((t) => t.channels.map((c) => c.rate)).filter((x) => x !== null);
+    if (rates.length) shown = rates.reduce((a, b) => a + b, 0);
+  }
   const history = [];
   if (state.summary && state.summary.topics) {
     const len = Math.max(0, ...state.summary.topics.flatMap((t) => t.channels.map((c) => c.rate_history.length)));
