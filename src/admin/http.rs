@@ -316,9 +316,9 @@ fn asset(ctx: &Ctx, name: &str) -> Response {
     let found = if opts.dev_static_dir.is_empty() {
         assets::get(name).map(|(bytes, ctype)| (bytes.to_vec(), ctype))
     } else {
-        std::fs::read(std::path::Path::new(&opts.dev_static_dir).join(name))
-            .ok()
-            .filter(|_| !name.contains(".."))
+        (!name.contains(".."))
+            .then(|| std::fs::read(std::path::Path::new(&opts.dev_static_dir).join(name)).ok())
+            .flatten()
             .map(|bytes| (bytes, assets::content_type(name)))
     };
     match found {

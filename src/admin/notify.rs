@@ -103,17 +103,31 @@ pub fn start(
     endpoint: &str,
     cluster: Cluster,
     tracker: &tokio_util::task::TaskTracker,
+    stop: tokio_util::sync::CancellationToken,
 ) -> Notifier {
     if endpoint.is_empty() {
         return Notifier::disabled();
     }
     let (tx, rx) = mpsc::channel(1000);
-    tracker.spawn(run(endpoint.to_string(), cluster, rx));
+    tracker.spawn(run(endpoint.to_string(), cluster, rx, stop));
     Notifier { tx: Some(tx) }
 }
 
-async fn run(endpoint: String, cluster: Cluster, mut rx: mpsc::Receiver<AdminAction>) {
-    while let Some(action) = rx.recv().await {
+/// Send queued actions until shutdown (those still queued then are sent
+/// first, each within the request timeout).
+async fn run(
+    endpoint: String,
+    cluster: Cluster,
+    mut rx: mpsc::Receiver<AdminAction>,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        let action = tokio::select! {
+            biased;
+            a = rx.recv() => a,
+            _ = stop.cancelled() => rx.try_recv().ok(),
+        };
+        let Some(action) = action else { return };
         let body = serde_json::to_vec(&action).expect("plain data serializes");
         tracing::info!("POSTing notification to {endpoint}");
         if let Err(e) = cluster.post_json(&endpoint, body).await {

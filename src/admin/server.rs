@@ -70,8 +70,12 @@ pub async fn start(
     );
     let tracker = TaskTracker::new();
     let shutdown = CancellationToken::new();
-    let notifier =
-        super::notify::start(&opts.notification_http_endpoint, cluster.clone(), &tracker);
+    let notifier = super::notify::start(
+        &opts.notification_http_endpoint,
+        cluster.clone(),
+        &tracker,
+        shutdown.clone(),
+    );
     let (summary_tx, summary_rx) = tokio::sync::watch::channel(Arc::new(Summary {
         interval_ms: opts.sample_interval.as_millis() as u64,
         ..Summary::default()

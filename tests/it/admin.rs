@@ -74,6 +74,22 @@ impl Admin {
     pub fn log_text(&self) -> String {
         self.log.lock().unwrap().join("\n")
     }
+
+    /// SIGTERM; the exit status and how long it took.
+    pub fn stop(&mut self) -> (std::process::ExitStatus, Duration) {
+        let started = Instant::now();
+        crate::support::signal(self.child.id(), "TERM");
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return (status, started.elapsed());
+            }
+            assert!(
+                started.elapsed() < DEADLINE,
+                "nsqadmin did not exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 impl Drop for Admin {
@@ -856,6 +872,12 @@ fn admin_users_notifications_config_cidr_and_base_path() {
     // /config only from the allowed network.
     let r = admin.get("/nsqadmin/config/nsqlookupd_http_addresses");
     assert_eq!((r.status, r.json()), (403, json!({"message": "FORBIDDEN"})));
+
+    // SIGTERM: a clean and quick stop, notifier and all.
+    let mut admin = admin;
+    let (status, took) = admin.stop();
+    assert!(status.success(), "{status:?}");
+    assert!(took < Duration::from_secs(4), "{took:?}");
 }
 
 #[test]
@@ -919,7 +941,24 @@ fn admin_config_file_and_live_events() {
     assert_eq!(topic["message_count"], 3);
     assert!(!topic["depth_history"].as_array().unwrap().is_empty());
     assert_eq!(last["nodes"][0]["state"], "ok");
-    let _ = Duration::ZERO;
+
+    // The lookupd list can be changed at run time, as in NSQ.
+    let list = format!("[\"{}\"]", c.lookupd.http);
+    let r = admin.send("PUT", "/config/nsqlookupd_http_addresses", &list);
+    assert_eq!((r.status, r.text()), (200, list));
+    assert_eq!(
+        admin
+            .send("PUT", "/config/nsqlookupd_http_addresses", "{")
+            .status,
+        400
+    );
+
+    // SIGTERM with a live stream open: a clean and quick stop.
+    let mut admin = admin;
+    let (status, took) = admin.stop();
+    assert!(status.success(), "{status:?}");
+    assert!(took < Duration::from_secs(4), "{took:?}");
+    drop(reader);
 }
 
 #[test]

@@ -449,7 +449,7 @@ function clientAttributes(c) {
   if (c.sample_rate > 0) out += `<span class="badge">sampled ${esc(c.sample_rate)}%</span>`;
   if (c.authed) {
     const who = c.auth_identity ? " " + esc(c.auth_identity) : "";
-    out += c.auth_identity_url ? `<a class="badge ok" href="${esc(c.auth_identity_url)}">authed${who}</a>` : `<span class="badge ok">authed${who}</span>`;
+    out += /^https?:\/\//i.test(c.auth_identity_url || "") ? `<a class="badge ok" href="${esc(c.auth_identity_url)}">authed${who}</a>` : `<span class="badge ok">authed${who}</span>`;
   }
   return out || '<span class="muted">plain</span>';
 }
