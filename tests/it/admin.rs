@@ -1004,3 +1004,79 @@ fn admin_follows_nsqd_to_https_with_the_client_tls_flags() {
     let r = untrusting.get("/api/topics");
     assert_eq!(r.status, 502, "{}", r.text());
 }
+
+/// A tiny HTTP server that answers every request with `body`; the request
+/// lines it saw.
+fn fake_graphite(body: &'static str) -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { break };
+            let mut reader = BufReader::new(s.try_clone().unwrap());
+            let mut first = String::new();
+            let _ = reader.read_line(&mut first);
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+                    break;
+                }
+            }
+            log.lock().unwrap().push(first.trim().to_string());
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (addr, seen)
+}
+
+#[test]
+fn admin_graphite_flags_and_dev_static_dir() {
+    let (graphite, seen) = fake_graphite(r#"[{"target":"x","datapoints":[[120.0,1700000000]]}]"#);
+    let dev = tempfile::tempdir().unwrap();
+    std::fs::write(dev.path().join("app.js"), "// from the dev dir").unwrap();
+    let admin = Admin::start(&[
+        "--nsqd-http-address=127.0.0.1:1".into(),
+        format!("--graphite-url=http://{graphite}"),
+        "--proxy-graphite".into(),
+        "--statsd-interval=30s".into(),
+        format!("--dev-static-dir={}", dev.path().display()),
+    ]);
+    // /api/graphite: the rate per second over the statsd interval.
+    let r =
+        admin.get("/api/graphite?metric=rate&target=sumSeries(nsq.*.topic.orders.message_count)");
+    assert_eq!((r.status, r.json()), (200, json!({"rate": "4.00"})));
+    let line = seen.lock().unwrap().last().cloned().unwrap();
+    assert!(
+        line.starts_with("GET /render?")
+            && line.contains("from=-60sec")
+            && line.contains("until=-30sec"),
+        "{line}"
+    );
+    let r = admin.get("/api/graphite?metric=depth&target=x");
+    assert_eq!(
+        (r.status, r.json()),
+        (400, json!({"message": "INVALID_ARG_METRIC"}))
+    );
+    let r = admin.get("/api/graphite?metric=rate");
+    assert_eq!(
+        (r.status, r.json()),
+        (400, json!({"message": "INVALID_ARG_TARGET"}))
+    );
+    // /render is passed through to Graphite.
+    let r = admin.get("/render?target=x&format=json");
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("datapoints"));
+    assert_eq!(
+        seen.lock().unwrap().last().unwrap(),
+        "GET /render?target=x&format=json HTTP/1.1"
+    );
+    // The UI's files can come from a directory while working on them.
+    assert_eq!(admin.get("/static/app.js").text(), "// from the dev dir");
+    assert_eq!(admin.get("/static/app.css").status, 404);
+}
