@@ -183,6 +183,7 @@ function e2eCells(e2e, count) {
 // ------------------------------------------------------------ routing
 
 function route(pathname) {
+  if (pathname + "/" === BASE) pathname = BASE;
   let rest = pathname.startsWith(BASE) ? pathname.slice(BASE.length) : pathname.replace(/^\//, "");
   const parts = rest.split("/").filter((p) => p !== "").map(decodeURIComponent);
   if (parts.length === 0) return { name: "topics", args: [] };
