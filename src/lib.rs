@@ -3,9 +3,11 @@
 //! * [`protocol`]: the TCP wire format, no I/O, shared by server and client;
 //! * [`nsqd`]: the queue engine (topics, channels, queues) and its TCP/HTTP servers;
 //! * [`lookupd`]: nsqlookupd's registration database (who produces which topic and channel);
+//! * [`admin`]: nsqadmin, the web UI and JSON API over a cluster;
 //! * [`client`]: producer and consumer used by the tools, the benchmark and tests;
 //! * [`cli`]: flag helpers shared by the binaries (Go-style flags, durations).
 
+pub mod admin;
 pub mod bench;
 pub mod cli;
 pub mod client;

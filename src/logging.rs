@@ -90,3 +90,23 @@ pub fn init(prefix: &str, level: Level) {
         })
         .try_init();
 }
+
+/// Install the logger with a level that can be changed later (nsqadmin's
+/// `PUT /config/log_level`); the returned function changes it.
+pub fn init_reloadable(prefix: &str, level: Level) -> impl Fn(Level) + Send + Sync + 'static {
+    use tracing_subscriber::filter::LevelFilter;
+    use tracing_subscriber::prelude::*;
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(LevelFilter::from_level(level));
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .event_format(NsqFormat {
+            prefix: prefix.to_string(),
+        });
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .try_init();
+    move |level| {
+        let _ = handle.modify(|f| *f = LevelFilter::from_level(level));
+    }
+}

@@ -6,6 +6,8 @@
 
 mod support;
 
+mod admin;
+mod admin_browser;
 mod auth;
 mod bench_cli;
 mod client;

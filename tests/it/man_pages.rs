@@ -18,6 +18,7 @@ fn commands() -> Vec<(&'static str, clap::Command)> {
         ("nsq-to-http", nsq::tools::to_http::ToHttpArgs::command()),
         ("nsq-to-nsq", nsq::tools::to_nsq::ToNsqArgs::command()),
         ("nsq-bench", nsq::bench::BenchArgs::command()),
+        ("nsqadmin", nsq::admin::Options::command()),
     ]
 }
 
