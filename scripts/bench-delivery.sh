@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-3}
-RUNFOR=${2:-2s}
+RUNFOR=${2:-1s}
 NSQD=${NSQD:-./target/release/nsqd}
 B=./target/release/nsq-bench
 
@@ -32,7 +32,8 @@ stop_nsqd() { kill "$NSQD_PID"; wait "$NSQD_PID" 2>/dev/null || true; rm -rf "$D
 for round in $(seq "$ROUNDS"); do
   for conns in 1 2; do
     start_nsqd
-    $B pub --nsqd-tcp-address="$A" --runfor 4s --connections 2 --batch-size 200 --size 200 >/dev/null
+    echo -n "round $round backlog: "
+    $B pub --nsqd-tcp-address="$A" --runfor 4s --connections 2 --batch-size 200 --size 200
     echo -n "round $round sub $conns connection(s): "
     $B sub --nsqd-tcp-address="$A" --runfor "$RUNFOR" --connections "$conns" --channel ch --with-baseline
     stop_nsqd
