@@ -10,6 +10,7 @@
 pub mod admin;
 pub mod bench;
 pub mod cli;
+pub mod sys;
 pub mod client;
 pub mod compress;
 pub mod diskqueue;

@@ -28,25 +28,12 @@ where
             Level::INFO => "INFO",
             Level::DEBUG | Level::TRACE => "DEBUG",
         };
-        write!(writer, "{}{} {level}: ", self.prefix, timestamp())?;
+        write!(writer, "{}{} {level}: ", self.prefix, crate::sys::log_timestamp())?;
         ctx.field_format().format_fields(writer.by_ref(), event)?;
         writeln!(writer)
     }
 }
 
-fn timestamp() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = now.as_secs() as i64;
-    let date = crate::nsqd::stats::rfc3339(secs);
-    // 2024-01-02T15:04:05Z → 2024/01/02 15:04:05
-    let (d, t) = date
-        .trim_end_matches('Z')
-        .split_once('T')
-        .unwrap_or((&date, ""));
-    format!("{} {t}.{:06}", d.replace('-', "/"), now.subsec_micros())
-}
 
 /// A tool's log line: `nsq-tail: text`, as its failure line reads.
 struct ToolFormat {

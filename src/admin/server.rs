@@ -89,7 +89,7 @@ pub async fn start(
         summary: summary_rx,
         set_log_level,
         shutdown: shutdown.clone(),
-        hostname: crate::nsqd::options::hostname(),
+        hostname: crate::sys::hostname(),
     });
     if !interval.is_zero() {
         let sampler = Sampler {

@@ -58,7 +58,7 @@ pub type ClientStream = Box<dyn AsyncStream>;
 
 impl Default for Config {
     fn default() -> Self {
-        let hostname = crate::nsqd::options::hostname();
+        let hostname = crate::sys::hostname();
         Config {
             client_id: hostname.split('.').next().unwrap_or("").to_string(),
             hostname,

@@ -97,7 +97,7 @@ impl Options {
     pub fn effective_broadcast_address(&self) -> String {
         self.broadcast_address
             .clone()
-            .unwrap_or_else(crate::nsqd::options::hostname)
+            .unwrap_or_else(crate::sys::hostname)
     }
 }
 

@@ -36,7 +36,7 @@ impl Lookupd {
         }
         serde_json::to_vec(&Response {
             broadcast_address: self.opts.effective_broadcast_address(),
-            hostname: crate::nsqd::options::hostname(),
+            hostname: crate::sys::hostname(),
             http_port: self.http_addr.port(),
             tcp_port: self.tcp_addr.port(),
             version: NSQ_VERSION,

@@ -64,7 +64,7 @@ impl ClientHandle {
         ClientHandle {
             id,
             remote_addr,
-            connect_ts: crate::nsqd::unix_seconds(),
+            connect_ts: crate::sys::unix_seconds(),
             info: Mutex::new(ClientInfo {
                 // Before IDENTIFY, nsqd shows the remote IP for both.
                 client_id: ip.clone(),

@@ -1,88 +1,23 @@
 //! The engine: nsqd's topics, its connected clients, its storage and its
 //! health.
 
-use super::backend::{
-    Backend, BackendError, Discard, Disk, MemoryOverflow, Queue, Ticket, TicketStatus,
-};
+use super::backend::{BackendError, Ticket, TicketStatus};
+use super::queues::{DiskSettings, QueueFactory};
 use super::channel::Channel;
 use super::client_state::ClientHandle;
 use super::lookup::{LookupEvent, LookupdInfo};
 use super::metadata::{self, ChannelMeta, Metadata, TopicMeta};
 use super::options::Options;
 use super::topic::Topic;
-use crate::diskqueue::{self, DiskQueue, SyncJob};
+use crate::diskqueue::{self, SyncJob};
 use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
-
-/// Where durable queues live and how they sync.
-struct DiskSettings {
-    dir: PathBuf,
-    cfg: diskqueue::Config,
-    /// `--sync-every=1`: a publish is acknowledged only once on disk.
-    durable_acks: bool,
-}
-
-/// Builds the queue behind each topic and channel, so that the storage
-/// policy (memory size, what overflows where) is decided in one place.
-pub struct QueueFactory {
-    pub mem_queue_size: usize,
-    pub node_id: u16,
-    /// `None`: no data path (an engine built for tests); overflow stays in memory.
-    disk: Option<DiskSettings>,
-    /// Wakes the syncer: `--sync-every` operations accumulated somewhere.
-    sync_wake: Arc<Notify>,
-}
-
-impl QueueFactory {
-    pub fn queue(&self, queue_name: &str, ephemeral: bool) -> Queue {
-        let backend: Box<dyn Backend> = match (&self.disk, ephemeral) {
-            (_, true) => Box::new(Discard::named(queue_name)),
-            (None, false) => Box::<MemoryOverflow>::default(),
-            (Some(disk), false) => match DiskQueue::open(&disk.dir, queue_name, disk.cfg.clone()) {
-                Ok(q) => {
-                    let wake = self.sync_wake.clone();
-                    let backend = Disk::new(q, Arc::new(move || wake.notify_one()));
-                    return Queue::new(self.mem_queue_size, Box::new(backend))
-                        .with_durable_acks(disk.durable_acks);
-                }
-                Err(e) => {
-                    let reason = format!(
-                        "cannot open disk queue {queue_name} in {}: {e}",
-                        disk.dir.display()
-                    );
-                    tracing::error!("{reason}");
-                    Box::new(Unavailable(reason))
-                }
-            },
-        };
-        Queue::new(self.mem_queue_size, backend)
-    }
-}
-
-/// The backend of a durable queue whose files could not be opened: every
-/// write past the memory queue fails, so nothing is acknowledged that is
-/// not stored.
-struct Unavailable(String);
-
-impl Backend for Unavailable {
-    fn put(&mut self, _msgs: &[crate::protocol::Message]) -> Result<(), BackendError> {
-        Err(BackendError::Write(self.0.clone()))
-    }
-    fn pop(&mut self) -> Option<crate::protocol::Message> {
-        None
-    }
-    fn depth(&self) -> u64 {
-        0
-    }
-    fn empty(&mut self) {}
-}
 
 /// Addresses actually bound (port 0 resolved).
 #[derive(Debug, Clone, Copy)]
@@ -214,7 +149,7 @@ impl Nsqd {
             sync_rounds: watch::channel(0).0,
             lookup_events: tokio::sync::broadcast::channel(4096).0,
             lookupd_info: Mutex::new(BTreeMap::new()),
-            start_time: unix_seconds(),
+            start_time: crate::sys::unix_seconds(),
             started: Instant::now(),
             addrs: OnceLock::new(),
             shutdown: CancellationToken::new(),
@@ -623,10 +558,3 @@ impl Nsqd {
     }
 }
 
-/// Seconds since the Unix epoch.
-pub fn unix_seconds() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}

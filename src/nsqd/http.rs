@@ -103,7 +103,7 @@ fn info(nsqd: &Nsqd) -> ApiResult {
     Ok(ok_json(&Info {
         version: NSQ_VERSION,
         broadcast_address: opts.effective_broadcast_address(),
-        hostname: super::options::hostname(),
+        hostname: crate::sys::hostname(),
         http_port: addrs
             .and_then(|a| a.http)
             .map(|a| a.port() as i64)

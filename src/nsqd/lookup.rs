@@ -182,7 +182,7 @@ async fn connect(nsqd: &Arc<Nsqd>, addr: &str) -> Result<Peer, PeerError> {
         p => p,
     };
     let broadcast = opts.effective_broadcast_address();
-    let hostname = super::options::hostname();
+    let hostname = crate::sys::hostname();
     let body = serde_json::to_vec(&Identify {
         broadcast_address: &broadcast,
         hostname: &hostname,

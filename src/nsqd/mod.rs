@@ -18,6 +18,7 @@ pub mod lookup;
 pub mod metadata;
 pub mod metrics;
 pub mod options;
+pub mod queues;
 pub mod server;
 pub mod stats;
 pub mod statsd;
@@ -25,5 +26,5 @@ pub mod tcp;
 pub mod tls;
 pub mod topic;
 
-pub use engine::{unix_seconds, Nsqd};
+pub use engine::Nsqd;
 pub use options::Options;

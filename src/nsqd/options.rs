@@ -386,13 +386,15 @@ impl Options {
             return id as u16;
         }
         use md5::Digest;
-        let digest = md5::Md5::digest(hostname().as_bytes());
+        let digest = md5::Md5::digest(crate::sys::hostname().as_bytes());
         (crc32fast::hash(&digest) % 1024) as u16
     }
 
     /// The address registered with nsqlookupd and shown in `/info`.
     pub fn effective_broadcast_address(&self) -> String {
-        self.broadcast_address.clone().unwrap_or_else(hostname)
+        self.broadcast_address
+            .clone()
+            .unwrap_or_else(crate::sys::hostname)
     }
 
     /// Where disk queues and nsqd.dat live.
@@ -408,11 +410,6 @@ impl Options {
     pub fn tls_required_on_tcp(&self) -> bool {
         self.tls_required != "false" || !self.tls_client_auth_policy.is_empty()
     }
-}
-
-/// The OS hostname, as NSQ uses it for defaults.
-pub fn hostname() -> String {
-    gethostname::gethostname().to_string_lossy().into_owned()
 }
 
 #[cfg(test)]

@@ -365,7 +365,7 @@ pub fn render_text(nsqd: &Nsqd, stats: &Stats) -> String {
         "nsqd v{NSQ_VERSION} (nsq-rs {})",
         env!("CARGO_PKG_VERSION")
     );
-    let _ = writeln!(out, "start_time {}", rfc3339(stats.start_time));
+    let _ = writeln!(out, "start_time {}", crate::sys::rfc3339(stats.start_time));
     let _ = writeln!(
         out,
         "uptime {}",
@@ -459,37 +459,14 @@ fn client_line(c: &ClientStats) -> String {
 }
 
 fn connected_for(connect_ts: i64) -> String {
-    let secs = (super::unix_seconds() - connect_ts).max(0) as u64;
+    let secs = (crate::sys::unix_seconds() - connect_ts).max(0) as u64;
     crate::cli::format_duration(std::time::Duration::from_secs(secs))
 }
 
-/// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ` (UTC).
-pub fn rfc3339(unix: i64) -> String {
-    let days = unix.div_euclid(86400);
-    let secs = unix.rem_euclid(86400);
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        (secs / 60) % 60,
-        secs % 60
-    )
-}
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn rfc3339_dates() {
-        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(super::rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
     }
 }

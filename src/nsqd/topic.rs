@@ -11,7 +11,7 @@
 
 use super::backend::{BackendError, Queue, Ticket};
 use super::channel::Channel;
-use super::engine::QueueFactory;
+use super::queues::QueueFactory;
 use crate::diskqueue::SyncJob;
 use crate::protocol::message::{now_nanos, IdGenerator};
 use crate::protocol::{Message, MessageId};

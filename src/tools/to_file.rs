@@ -163,7 +163,7 @@ impl ToFileArgs {
 
 /// Expand NSQ's file name tokens (not <REV> and <DATETIME>).
 fn base_name(args: &ToFileArgs, topic: &str) -> String {
-    let hostname = crate::nsqd::options::hostname();
+    let hostname = crate::sys::hostname();
     let short = hostname.split('.').next().unwrap_or("").to_string();
     let host = if args.host_identifier.is_empty() {
         short.clone()
