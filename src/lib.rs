@@ -10,7 +10,6 @@
 pub mod admin;
 pub mod bench;
 pub mod cli;
-pub mod sys;
 pub mod client;
 pub mod compress;
 pub mod diskqueue;
@@ -23,4 +22,5 @@ pub mod nsqd;
 pub mod pem;
 pub mod protocol;
 pub mod signals;
+pub mod sys;
 pub mod tools;

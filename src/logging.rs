@@ -28,12 +28,16 @@ where
             Level::INFO => "INFO",
             Level::DEBUG | Level::TRACE => "DEBUG",
         };
-        write!(writer, "{}{} {level}: ", self.prefix, crate::sys::log_timestamp())?;
+        write!(
+            writer,
+            "{}{} {level}: ",
+            self.prefix,
+            crate::sys::log_timestamp()
+        )?;
         ctx.field_format().format_fields(writer.by_ref(), event)?;
         writeln!(writer)
     }
 }
-
 
 /// A tool's log line: `nsq-tail: text`, as its failure line reads.
 struct ToolFormat {

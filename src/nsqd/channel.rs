@@ -140,6 +140,15 @@ fn fair_level(available: usize, rooms: &[usize], busy: usize) -> usize {
     left.div_ceil(sharing.max(1)).max(1)
 }
 
+/// Why a consumer could not join a channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddClientError {
+    /// The channel is being deleted: join a fresh one.
+    Exiting,
+    /// `--max-channel-consumers` reached.
+    Full,
+}
+
 /// Why FIN/REQ/TOUCH failed (non-fatal for the client).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InFlightError {
@@ -494,26 +503,33 @@ impl Channel {
         Ok(f)
     }
 
-    /// FIN: the message is done. Returns its publish timestamp (for latency).
-    pub fn finish(&self, client_id: u64, id: MessageId) -> Result<i64, InFlightError> {
+    /// FIN: the message is done, and `client` has a free in-flight slot.
+    /// Returns its publish timestamp (for latency).
+    pub fn finish(&self, client: &ClientHandle, id: MessageId) -> Result<i64, InFlightError> {
         let mut st = self.state.lock();
-        let f = Self::remove_in_flight(&mut st, client_id, id)?;
+        let f = Self::remove_in_flight(&mut st, client.id, id)?;
         if let Some(h) = f.held {
             st.queue.release(h);
         }
+        drop(st);
+        client.in_flight.fetch_sub(1, Relaxed);
+        client.finish_count.fetch_add(1, Relaxed);
         Ok(f.msg.timestamp)
     }
 
-    /// REQ: back to the queue now, or after `delay`.
+    /// REQ: back to the queue now, or after `delay`; `client` has a free
+    /// in-flight slot.
     pub fn requeue(
         &self,
-        client_id: u64,
+        client: &ClientHandle,
         id: MessageId,
         delay: Duration,
     ) -> Result<(), InFlightError> {
         let mut st = self.state.lock();
-        let f = Self::remove_in_flight(&mut st, client_id, id)?;
+        let f = Self::remove_in_flight(&mut st, client.id, id)?;
         self.requeue_count.fetch_add(1, Relaxed);
+        client.in_flight.fetch_sub(1, Relaxed);
+        client.requeue_count.fetch_add(1, Relaxed);
         if delay.is_zero() {
             self.requeue_now(&mut st, f.msg, f.held);
             self.dispatch(st);
@@ -560,7 +576,7 @@ impl Channel {
     /// time + `max_timeout`.
     pub fn touch(
         &self,
-        client_id: u64,
+        client: &ClientHandle,
         id: MessageId,
         timeout: Duration,
         max_timeout: Duration,
@@ -569,7 +585,7 @@ impl Channel {
         let Some(f) = st.in_flight.get_mut(&id) else {
             return Err(InFlightError::NotInFlight);
         };
-        if f.client_id != client_id {
+        if f.client_id != client.id {
             return Err(InFlightError::NotOwner);
         }
         let old = f.deadline;
@@ -619,18 +635,21 @@ impl Channel {
         next
     }
 
-    /// Add a consumer. `Err(true)` if the channel is being deleted (retry on
-    /// a fresh one), `Err(false)` if `max_consumers` is reached.
-    pub fn add_client(&self, client: Arc<ClientHandle>, max_consumers: usize) -> Result<(), bool> {
+    /// Add a consumer (`max_consumers` 0: no limit).
+    pub fn add_client(
+        &self,
+        client: Arc<ClientHandle>,
+        max_consumers: usize,
+    ) -> Result<(), AddClientError> {
         let mut st = self.state.lock();
         if self.is_exiting() {
-            return Err(true);
+            return Err(AddClientError::Exiting);
         }
         if max_consumers > 0
             && st.clients.len() >= max_consumers
             && !st.clients.contains_key(&client.id)
         {
-            return Err(false);
+            return Err(AddClientError::Full);
         }
         st.clients.insert(client.id, client);
         Ok(())
@@ -830,13 +849,13 @@ mod tests {
         let held = format!("1\n0,0\n0,{record_len}\n");
         assert_eq!(meta(), held, "in flight: the record stays");
         let from_disk = out.iter().find(|m| m.id == MessageId(1)).unwrap().id;
-        ch.requeue(1, from_disk, Duration::ZERO).unwrap();
+        ch.requeue(&a, from_disk, Duration::ZERO).unwrap();
         assert_eq!(ch.counts().backend_depth, 0, "requeued into memory");
         ch.process_timers(Instant::now());
         assert_eq!(meta(), held, "requeued into memory: the record still stays");
         out.clear();
         assert_eq!(ch.take(&a, 1, Duration::from_secs(60), &mut out).taken, 1);
-        ch.finish(1, from_disk).unwrap();
+        ch.finish(&a, from_disk).unwrap();
         let done = format!("0\n0,{record_len}\n0,{record_len}\n");
         assert_eq!(meta(), done, "finished: released");
     }
@@ -886,10 +905,16 @@ mod tests {
         assert_eq!(ch.take(&a, 2, Duration::from_secs(60), &mut out).taken, 2);
         assert_eq!(out[0].attempts, 1);
         assert_eq!(a.in_flight.load(Relaxed), 2);
-        assert_eq!(ch.finish(2, out[0].id), Err(InFlightError::NotOwner));
-        assert!(ch.finish(1, out[0].id).is_ok());
-        assert_eq!(ch.finish(1, out[0].id), Err(InFlightError::NotInFlight));
-        assert_eq!(ch.counts().in_flight, 1);
+        assert_eq!(ch.finish(&b, out[0].id), Err(InFlightError::NotOwner));
+        assert!(ch.finish(&a, out[0].id).is_ok());
+        assert_eq!(a.in_flight.load(Relaxed), 1, "FIN frees the slot");
+        assert_eq!(a.finish_count.load(Relaxed), 1);
+        assert_eq!(ch.finish(&a, out[0].id), Err(InFlightError::NotInFlight));
+        assert_eq!(a.in_flight.load(Relaxed), 1, "a failed FIN frees nothing");
+        ch.requeue(&a, out[1].id, Duration::ZERO).unwrap();
+        assert_eq!(a.in_flight.load(Relaxed), 0, "REQ frees the slot");
+        assert_eq!(a.requeue_count.load(Relaxed), 1);
+        assert_eq!(ch.counts().in_flight, 0);
     }
 
     #[test]
@@ -929,7 +954,7 @@ mod tests {
         let mut out = Vec::new();
         ch.take(&a, 1, Duration::from_millis(10), &mut out);
         ch.touch(
-            1,
+            &a,
             out[0].id,
             Duration::from_secs(100),
             Duration::from_millis(20),
@@ -951,7 +976,7 @@ mod tests {
         ch.take(&a, 2000, Duration::from_secs(60), &mut out);
         ch.take(&a, 10, Duration::from_millis(1), &mut out);
         for m in &out[..2000] {
-            ch.finish(1, m.id).unwrap();
+            ch.finish(&a, m.id).unwrap();
         }
         {
             let st = ch.state.lock();

@@ -7,7 +7,7 @@ use crate::protocol::{ConnState, Message};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU64, Ordering::Relaxed};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -39,7 +39,7 @@ pub struct ClientHandle {
     pub info: Mutex<ClientInfo>,
     /// Messages published per topic on this connection.
     pub pub_counts: Mutex<HashMap<String, u64>>,
-    state: AtomicU8,
+    state: AtomicI32,
     pub ready_count: AtomicI64,
     pub in_flight: AtomicI64,
     pub sample_rate: AtomicI32,
@@ -72,7 +72,7 @@ impl ClientHandle {
                 ..Default::default()
             }),
             pub_counts: Mutex::new(HashMap::new()),
-            state: AtomicU8::new(0),
+            state: AtomicI32::new(ConnState::Init.as_stat()),
             ready_count: AtomicI64::new(0),
             in_flight: AtomicI64::new(0),
             sample_rate: AtomicI32::new(0),
@@ -86,21 +86,14 @@ impl ClientHandle {
         }
     }
 
-    pub fn state(&self) -> ConnState {
-        match self.state.load(Relaxed) {
-            1 => ConnState::Subscribed,
-            2 => ConnState::Closing,
-            _ => ConnState::Init,
-        }
+    /// The protocol state as `/stats` reports it (Go's numbering). The
+    /// connection owns the state (its decoder enforces it); this mirrors it.
+    pub fn state_code(&self) -> i32 {
+        self.state.load(Relaxed)
     }
 
     pub fn set_state(&self, state: ConnState) {
-        let v = match state {
-            ConnState::Init => 0,
-            ConnState::Subscribed => 1,
-            ConnState::Closing => 2,
-        };
-        self.state.store(v, Relaxed);
+        self.state.store(state.as_stat(), Relaxed);
     }
 
     /// Called when the channel takes back one of this client's messages

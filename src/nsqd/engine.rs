@@ -1,13 +1,14 @@
 //! The engine: nsqd's topics, its connected clients, its storage and its
 //! health.
 
-use super::backend::{BackendError, Ticket, TicketStatus};
-use super::queues::{DiskSettings, QueueFactory};
+use super::backend::BackendError;
 use super::channel::Channel;
 use super::client_state::ClientHandle;
 use super::lookup::{LookupEvent, LookupdInfo};
 use super::metadata::{self, ChannelMeta, Metadata, TopicMeta};
 use super::options::Options;
+use super::queues::{DiskSettings, QueueFactory};
+use super::settings::Settings;
 use super::topic::Topic;
 use crate::diskqueue::{self, SyncJob};
 use parking_lot::{Mutex, RwLock};
@@ -29,6 +30,8 @@ pub struct BoundAddrs {
 
 pub struct Nsqd {
     pub opts: Arc<Options>,
+    /// The flags typed and validated (see [`Settings`]).
+    pub settings: Settings,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
     clients: Mutex<HashMap<u64, Arc<ClientHandle>>>,
     next_client_id: AtomicU64,
@@ -102,16 +105,15 @@ impl Nsqd {
             }
         }
         let saved = metadata::load(&dir).map_err(OpenError::Metadata)?;
-        let max_msg = opts.max_msg_size.max(0) as u64;
+        let settings = Settings::new(&opts);
         let disk = DiskSettings {
             cfg: diskqueue::Config {
-                max_bytes_per_file: opts.max_bytes_per_file.max(1) as u64,
-                min_record_size: crate::protocol::message::MESSAGE_HEADER_LEN as u32,
-                max_record_size: (max_msg + crate::protocol::message::MESSAGE_HEADER_LEN as u64)
-                    .min(i32::MAX as u64) as u32,
-                sync_every: opts.sync_every.max(1) as u64,
+                max_bytes_per_file: settings.max_bytes_per_file,
+                min_record_size: settings.min_record_size,
+                max_record_size: settings.max_record_size,
+                sync_every: settings.sync_every,
             },
-            durable_acks: opts.sync_every <= 1,
+            durable_acks: settings.durable_acks,
             dir,
         };
         let nsqd = Self::build(opts, Some(disk), Some(lock), tls);
@@ -128,9 +130,10 @@ impl Nsqd {
         lock: Option<std::fs::File>,
         tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     ) -> Arc<Nsqd> {
+        let settings = Settings::new(&opts);
         let factory = Arc::new(QueueFactory {
-            mem_queue_size: opts.mem_queue_size.max(0) as usize,
-            node_id: opts.effective_node_id(),
+            mem_queue_size: settings.mem_queue_size,
+            node_id: settings.node_id,
             disk,
             sync_wake: Arc::new(Notify::new()),
         });
@@ -138,6 +141,7 @@ impl Nsqd {
             me: me.clone(),
             tls,
             opts: Arc::new(opts),
+            settings,
             topics: RwLock::new(BTreeMap::new()),
             clients: Mutex::new(HashMap::new()),
             next_client_id: AtomicU64::new(1),
@@ -431,24 +435,6 @@ impl Nsqd {
         }
     }
 
-    /// Wait until the disk writes of a publish are fsynced
-    /// (`--sync-every=1`); `Err` if the sync failed or nsqd is stopping.
-    pub async fn wait_durable(&self, ticket: &Ticket) -> Result<(), &'static str> {
-        let mut rounds = self.sync_rounds.subscribe();
-        loop {
-            match ticket.status() {
-                TicketStatus::Durable => return Ok(()),
-                TicketStatus::Failed => return Err("fsync failed"),
-                TicketStatus::Pending => {}
-            }
-            self.factory.sync_wake.notify_one();
-            tokio::select! {
-                changed = rounds.changed() => if changed.is_err() { return Err("exiting") },
-                _ = self.shutdown.cancelled() => return Err("exiting"),
-            }
-        }
-    }
-
     /// A receiver bumped after every sync round, for connections that wait
     /// on many tickets in turn.
     pub fn sync_rounds(&self) -> watch::Receiver<u64> {
@@ -557,4 +543,3 @@ impl Nsqd {
         }
     }
 }
-

@@ -87,9 +87,9 @@ struct Info {
     tcp_port: i64,
     start_time: i64,
     max_heartbeat_interval: u128,
-    max_output_buffer_size: i64,
+    max_output_buffer_size: usize,
     max_output_buffer_timeout: u128,
-    max_deflate_level: i64,
+    max_deflate_level: u32,
     /// Only on NSQ's master branch: sent when set.
     #[serde(skip_serializing_if = "String::is_empty")]
     topology_zone: String,
@@ -111,9 +111,9 @@ fn info(nsqd: &Nsqd) -> ApiResult {
         tcp_port: addrs.map(|a| a.tcp.port() as i64).unwrap_or(-1),
         start_time: nsqd.start_time,
         max_heartbeat_interval: opts.max_heartbeat_interval.as_nanos(),
-        max_output_buffer_size: opts.max_output_buffer_size,
+        max_output_buffer_size: nsqd.settings.max_output_buffer_size,
         max_output_buffer_timeout: opts.max_output_buffer_timeout.as_nanos(),
-        max_deflate_level: opts.max_deflate_level,
+        max_deflate_level: nsqd.settings.max_deflate_level,
         topology_zone: opts.topology_zone.clone(),
         topology_region: opts.topology_region.clone(),
     }))
@@ -177,17 +177,14 @@ async fn put_and_wait(
     defer: Duration,
 ) -> Result<(), ApiError> {
     let exiting = ApiError(StatusCode::SERVICE_UNAVAILABLE, "EXITING");
-    let result = topic.put(bodies, defer);
-    nsqd.note_put(&result);
-    let (_, ticket) = result.map_err(|_| exiting.clone())?;
-    if !ticket.is_empty() {
-        nsqd.wait_durable(&ticket).await.map_err(|_| exiting)?;
-    }
-    Ok(())
+    let ticket = nsqd
+        .publish(topic, bodies, defer)
+        .map_err(|_| exiting.clone())?;
+    nsqd.wait_durable(&ticket).await.map_err(|_| exiting)
 }
 
 async fn publish(nsqd: &Nsqd, raw_query: &str, req: Request) -> ApiResult {
-    let max = nsqd.opts.max_msg_size.max(0) as usize;
+    let max = nsqd.settings.max_msg_size;
     if content_length(&req).is_some_and(|n| n > max as u64) {
         return Err(ApiError(StatusCode::PAYLOAD_TOO_LARGE, "MSG_TOO_BIG"));
     }
@@ -212,8 +209,7 @@ async fn publish(nsqd: &Nsqd, raw_query: &str, req: Request) -> ApiResult {
 }
 
 async fn multi_publish(nsqd: &Nsqd, raw_query: &str, req: Request) -> ApiResult {
-    let max_body = nsqd.opts.max_body_size.max(0) as usize;
-    let max_msg = nsqd.opts.max_msg_size.max(0) as usize;
+    let (max_body, max_msg) = (nsqd.settings.max_body_size, nsqd.settings.max_msg_size);
     if content_length(&req).is_some_and(|n| n > max_body as u64) {
         return Err(ApiError(StatusCode::PAYLOAD_TOO_LARGE, "BODY_TOO_BIG"));
     }

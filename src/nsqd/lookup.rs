@@ -169,7 +169,7 @@ async fn connect(nsqd: &Arc<Nsqd>, addr: &str) -> Result<Peer, PeerError> {
     let _ = stream.set_nodelay(true);
     let mut peer = Peer {
         stream: BufReader::new(stream),
-        max_response: nsqd.opts.max_body_size.clamp(1024, i32::MAX as i64) as i32,
+        max_response: nsqd.settings.max_body_size.clamp(1024, i32::MAX as usize) as i32,
     };
     let opts = &nsqd.opts;
     let addrs = nsqd.addrs.get().copied();

@@ -65,7 +65,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
         "nsqd v{} (nsq-rs {}) node id {}",
         crate::protocol::NSQ_VERSION,
         env!("CARGO_PKG_VERSION"),
-        nsqd.opts.effective_node_id()
+        nsqd.settings.node_id
     );
 
     let tracker = TaskTracker::new();

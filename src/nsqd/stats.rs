@@ -184,7 +184,7 @@ pub fn client_stats(c: &ClientHandle, topic_filter: Option<&str>) -> ClientStats
         hostname: info.hostname,
         version: "V2",
         remote_address: c.remote_addr.to_string(),
-        state: c.state().as_stat(),
+        state: c.state_code(),
         ready_count: c.ready_count.load(Relaxed),
         in_flight_count: c.in_flight.load(Relaxed),
         message_count: c.message_count.load(Relaxed),
@@ -463,10 +463,8 @@ fn connected_for(connect_ts: i64) -> String {
     crate::cli::format_duration(std::time::Duration::from_secs(secs))
 }
 
-
 #[cfg(test)]
 mod tests {
     #[test]
-    fn rfc3339_dates() {
-    }
+    fn rfc3339_dates() {}
 }

@@ -345,7 +345,14 @@ fn admin_api_reads_the_cluster_as_nsq_does() {
         .iter()
         .find(|c| c["channel_name"] == "email")
         .unwrap();
-    assert_eq!(email["nodes"].as_array().unwrap().len(), 1);
+    // nsqd 1 may also have it: its topic takes the channels lookupd knows
+    // when it is created, and that query races the channel's creation.
+    let with_email = c
+        .nsqd
+        .iter()
+        .filter(|n| n.channel_stats("orders", "email").is_some())
+        .count();
+    assert_eq!(email["nodes"].as_array().unwrap().len(), with_email);
     let keys: Vec<&str> = t.as_object().unwrap().keys().map(String::as_str).collect();
     for k in [
         "node",

@@ -1,0 +1,527 @@
+//! One client connection's event loop: framing in and out, delivery from
+//! its channel, heartbeats, and responses held back behind publishes that
+//! wait for their fsync. The commands themselves are in `cmd/`.
+
+use super::super::auth::Authorization;
+use super::super::backend::Ticket;
+use super::super::channel::{Channel, TAKE_BATCH};
+use super::super::client_state::ClientHandle;
+use super::super::operations::{Durability, Subscription};
+use super::super::topic::Topic;
+use super::super::Nsqd;
+use super::{BoxStream, CLIENT_TIMEOUT};
+use crate::protocol::frame::{encode_frame, encode_message_frame};
+use crate::protocol::{
+    CommandDecoder, ConnState, DecodeError, FrameType, Message, ProtocolError, HEARTBEAT, OK,
+};
+use bytes::{Buf, BytesMut};
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+
+/// Stop reading from a client whose unread responses pile up past this.
+const MAX_PENDING_OUTPUT: usize = 4 << 20;
+/// Read buffer growth step.
+const READ_CHUNK: usize = 64 * 1024;
+
+pub(super) struct Connection {
+    pub(super) nsqd: Arc<Nsqd>,
+    pub(super) client: Arc<ClientHandle>,
+    pub(super) rh: ReadHalf<BoxStream>,
+    pub(super) wh: WriteHalf<BoxStream>,
+    pub(super) rbuf: BytesMut,
+    pub(super) wbuf: BytesMut,
+    pub(super) decoder: CommandDecoder,
+    pub(super) heartbeat: Option<Duration>,
+    pub(super) msg_timeout: Duration,
+    pub(super) output_buffer_size: usize,
+    pub(super) sub: Option<Subscription>,
+    /// The topic of the last publish, to skip the topic map on repeats.
+    pub(super) pub_topic: Option<Arc<Topic>>,
+    /// A response or error is waiting in `wbuf`: flush it now.
+    pub(super) flush_now: bool,
+    /// A fatal error was queued: flush and close.
+    pub(super) closing: bool,
+    pub(super) last_command: Instant,
+    pub(super) batch: Vec<Message>,
+    /// The last take stopped at this client's share: yield to the others.
+    pub(super) owed_turn: bool,
+    /// Publishes waiting for their fsync (`--sync-every=1`), oldest first.
+    /// Their `OK`s, and every response after them, are held back so that
+    /// responses stay in command order; the connection keeps reading, so
+    /// one fsync covers many pipelined publishes.
+    pub(super) held: VecDeque<Held>,
+    pub(super) sync_rounds: tokio::sync::watch::Receiver<u64>,
+    /// What AUTH granted (with `--auth-http-address`).
+    pub(super) auth: Option<Authorization>,
+}
+
+/// A publish awaiting durability, and the responses queued behind it.
+pub(super) struct Held {
+    pub(super) ticket: Ticket,
+    /// Sent instead of `OK` if the sync fails.
+    pub(super) on_failure: ProtocolError,
+    /// Responses to later commands, sent after this publish's `OK`.
+    pub(super) after: BytesMut,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub(super) enum ConnError {
+    #[error("connection closed by peer")]
+    Eof,
+    #[error("socket error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Closed(&'static str),
+}
+
+impl Connection {
+    pub(super) fn new(nsqd: Arc<Nsqd>, client: Arc<ClientHandle>, stream: BoxStream) -> Self {
+        let mut decoder = CommandDecoder::new(nsqd.settings.limits.clone());
+        decoder.gate.tls_pending = nsqd.opts.tls_required_on_tcp();
+        let (rh, wh) = tokio::io::split(stream);
+        let msg_timeout = nsqd.opts.msg_timeout;
+        Connection {
+            client,
+            rh,
+            wh,
+            rbuf: BytesMut::with_capacity(4096),
+            wbuf: BytesMut::new(),
+            decoder,
+            heartbeat: Some(CLIENT_TIMEOUT / 2),
+            msg_timeout,
+            output_buffer_size: 16 * 1024,
+            sub: None,
+            pub_topic: None,
+            flush_now: false,
+            closing: false,
+            last_command: Instant::now(),
+            batch: Vec::with_capacity(TAKE_BATCH),
+            owed_turn: false,
+            held: VecDeque::new(),
+            auth: None,
+            sync_rounds: nsqd.sync_rounds(),
+            nsqd,
+        }
+    }
+
+    /// Two heartbeat intervals after the last command (never, without heartbeats).
+    pub(super) fn read_deadline(&self) -> Instant {
+        self.heartbeat
+            .map(|hb| self.last_command + hb * 2)
+            .unwrap_or_else(far_future)
+    }
+
+    pub(super) fn is_ready(&self) -> bool {
+        if self.decoder.gate.state != ConnState::Subscribed {
+            return false;
+        }
+        let Some(sub) = &self.sub else { return false };
+        let ready = self.client.ready_count.load(Relaxed);
+        ready > 0 && self.client.in_flight.load(Relaxed) < ready && !sub.channel.is_paused()
+    }
+
+    pub(super) async fn run(&mut self) -> Result<(), ConnError> {
+        let mut eof = false;
+        let mut heartbeat_every = self.heartbeat;
+        let mut ticker = new_ticker(heartbeat_every);
+        let mut write_progress = Instant::now();
+        let kill = self.client.kill.clone();
+        let shutdown = self.nsqd.shutdown.clone();
+        // The read deadline is checked lazily: the timer is re-armed only
+        // when it fires, not on every command.
+        let read_timer = tokio::time::sleep_until(self.read_deadline().into());
+        tokio::pin!(read_timer);
+
+        loop {
+            self.process_commands(eof).await?;
+            self.release_held();
+            if self.closing || eof {
+                self.wait_held(Duration::from_secs(1)).await;
+                self.flush_all().await?;
+                return Err(if eof {
+                    ConnError::Eof
+                } else {
+                    ConnError::Closed("fatal error")
+                });
+            }
+            if self.heartbeat != heartbeat_every {
+                heartbeat_every = self.heartbeat;
+                ticker = new_ticker(heartbeat_every);
+                read_timer.as_mut().reset(self.read_deadline().into());
+            }
+
+            // Pull messages while the client has room and the buffer has space.
+            let channel = if self.is_ready() {
+                self.sub.as_ref().map(|s| s.channel.clone())
+            } else {
+                None
+            };
+            let starved = match &channel {
+                Some(ch) => {
+                    let send_now = self.deliver(ch);
+                    if send_now && self.owed_turn {
+                        // Let the consumers we stopped for run first.
+                        self.owed_turn = false;
+                        tokio::task::yield_now().await;
+                    }
+                    send_now
+                }
+                None => {
+                    // Handed over before RDY fell: still this client's to send.
+                    if self.sub.is_some() {
+                        self.send_handed();
+                    }
+                    false
+                }
+            };
+
+            if self.wbuf.is_empty() {
+                write_progress = Instant::now();
+            }
+            let want_write = !self.wbuf.is_empty()
+                && (self.flush_now
+                    || starved
+                    || !self.is_ready()
+                    || self.wbuf.len() >= self.output_buffer_size);
+            let can_read = !eof && self.wbuf.len() < MAX_PENDING_OUTPUT;
+            if can_read && self.rbuf.capacity() - self.rbuf.len() < 4096 {
+                // Message bodies are slices of this buffer, so its chunks are
+                // what queued messages keep alive: large chunks waste little
+                // on commands that straddle a chunk's end.
+                self.rbuf.reserve(READ_CHUNK);
+            }
+
+            tokio::select! {
+                biased;
+                _ = kill.cancelled() => return Err(ConnError::Closed("closed by nsqd")),
+                _ = shutdown.cancelled() => {
+                    let _ = tokio::time::timeout(Duration::from_secs(1), self.flush_all()).await;
+                    return Err(ConnError::Closed("shutting down"));
+                }
+                written = self.wh.write(&self.wbuf), if want_write => {
+                    let n = written?;
+                    if n == 0 {
+                        return Err(ConnError::Eof);
+                    }
+                    self.wbuf.advance(n);
+                    write_progress = Instant::now();
+                    if self.wbuf.is_empty() {
+                        self.flush_now = false;
+                        // A compressor or TLS holds bytes until flushed
+                        // (a no-op on plain TCP).
+                        self.wh.flush().await?;
+                    }
+                }
+                read = self.rh.read_buf(&mut self.rbuf), if can_read => {
+                    if read? == 0 {
+                        eof = true;
+                    }
+                }
+                _ = self.client.wake.notified() => {}
+                _ = self.sync_rounds.changed(), if !self.held.is_empty() => {}
+                _ = &mut read_timer, if self.heartbeat.is_some() => {
+                    let deadline = self.read_deadline();
+                    if deadline <= Instant::now() {
+                        return Err(ConnError::Closed("no command within two heartbeat intervals"));
+                    }
+                    read_timer.as_mut().reset(deadline.into());
+                }
+                _ = tick(&mut ticker) => {
+                    if let Some(hb) = self.heartbeat {
+                        if !self.wbuf.is_empty() && write_progress.elapsed() > hb {
+                            return Err(ConnError::Closed("write stalled for a heartbeat interval"));
+                        }
+                    }
+                    self.respond(HEARTBEAT);
+                }
+            }
+        }
+    }
+
+    /// Decode and execute every complete command in the read buffer.
+    pub(super) async fn process_commands(&mut self, eof: bool) -> Result<(), ConnError> {
+        let mut any = false;
+        while !self.closing {
+            match self.decoder.decode_command(&mut self.rbuf, eof) {
+                Ok(Some(cmd)) => {
+                    if !any {
+                        // One clock read per batch of commands is precise
+                        // enough for a deadline of two heartbeat intervals.
+                        self.last_command = Instant::now();
+                        any = true;
+                    }
+                    if let Err(e) = self.execute(cmd).await {
+                        self.send_error(&e);
+                    }
+                }
+                Ok(None) => break,
+                Err(DecodeError::Protocol(e)) => self.send_error(&e),
+                Err(DecodeError::LineTooLong) => {
+                    return Err(ConnError::Closed("command line too long"))
+                }
+                Err(DecodeError::Io(e)) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn send_error(&mut self, e: &ProtocolError) {
+        tracing::error!("[{}] - {e}", self.client.remote_addr);
+        let out = match self.held.back_mut() {
+            Some(h) => &mut h.after,
+            None => &mut self.wbuf,
+        };
+        encode_frame(out, FrameType::Error, e.to_string().as_bytes());
+        self.flush_now = true;
+        if e.fatal {
+            self.closing = true;
+        }
+    }
+
+    /// Queue a response frame, behind any publish still awaiting its fsync.
+    pub(super) fn respond(&mut self, data: &[u8]) {
+        let out = match self.held.back_mut() {
+            Some(h) => &mut h.after,
+            None => &mut self.wbuf,
+        };
+        encode_frame(out, FrameType::Response, data);
+        self.flush_now = true;
+    }
+
+    /// Send the `OK`s (and what queued behind them) of publishes now on
+    /// disk; a failed sync answers with the publish's fatal error instead.
+    pub(super) fn release_held(&mut self) {
+        if self.held.is_empty() {
+            return;
+        }
+        self.sync_rounds.borrow_and_update();
+        while let Some(front) = self.held.front() {
+            match self.nsqd.durability(&front.ticket) {
+                Durability::Pending => break,
+                Durability::Durable => {
+                    let h = self.held.pop_front().expect("front exists");
+                    encode_frame(&mut self.wbuf, FrameType::Response, OK);
+                    self.wbuf.extend_from_slice(&h.after);
+                }
+                Durability::Failed => {
+                    let h = self.held.pop_front().expect("front exists");
+                    self.held.clear();
+                    tracing::error!("[{}] - {}", self.client.remote_addr, h.on_failure);
+                    encode_frame(
+                        &mut self.wbuf,
+                        FrameType::Error,
+                        h.on_failure.to_string().as_bytes(),
+                    );
+                    self.closing = true;
+                }
+            }
+            self.flush_now = true;
+        }
+    }
+
+    /// Before closing: give held publishes a bounded chance to be answered.
+    pub(super) async fn wait_held(&mut self, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        while !self.held.is_empty() {
+            let changed = tokio::time::timeout_at(deadline, self.sync_rounds.changed()).await;
+            if !matches!(changed, Ok(Ok(()))) {
+                return;
+            }
+            self.release_held();
+        }
+    }
+
+    pub(super) async fn flush_all(&mut self) -> Result<(), ConnError> {
+        if !self.wbuf.is_empty() {
+            self.wh.write_all(&self.wbuf).await?;
+            self.wbuf.clear();
+        }
+        self.wh.flush().await?;
+        self.flush_now = false;
+        Ok(())
+    }
+
+    /// Move messages from the channel into the output buffer: first what
+    /// the channel handed over while this client waited, then as many as
+    /// RDY and the buffer allow. Returns true when the caller should send
+    /// what it has now: the channel had nothing more, or other consumers
+    /// are owed a turn.
+    pub(super) fn deliver(&mut self, channel: &Channel) -> bool {
+        self.send_handed();
+        while self.wbuf.len() < self.output_buffer_size {
+            let ready = self.client.ready_count.load(Relaxed);
+            let room = ready - self.client.in_flight.load(Relaxed);
+            if room <= 0 || channel.is_paused() {
+                return false;
+            }
+            self.batch.clear();
+            let took = channel.take(
+                &self.client,
+                (room as usize).min(TAKE_BATCH),
+                self.msg_timeout,
+                &mut self.batch,
+            );
+            for msg in &self.batch {
+                encode_message_frame(&mut self.wbuf, msg);
+            }
+            if took.dry || took.yielded {
+                self.owed_turn = took.yielded;
+                // Anything handed over meanwhile goes out with this write.
+                self.send_handed();
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Encode the messages the channel put in this client's outbox.
+    pub(super) fn send_handed(&mut self) {
+        let mut outbox = self.client.outbox.lock();
+        if outbox.is_empty() {
+            return;
+        }
+        self.batch.clear();
+        std::mem::swap(&mut *outbox, &mut self.batch);
+        drop(outbox);
+        for msg in &self.batch {
+            encode_message_frame(&mut self.wbuf, msg);
+        }
+        self.batch.clear();
+    }
+
+    /// Replace the underlying stream in place (TLS or compression after
+    /// IDENTIFY): everything buffered is flushed first, then `wrap` gets the
+    /// raw stream and returns the upgraded one.
+    pub(super) async fn upgrade<F, Fut>(&mut self, wrap: F) -> Result<(), ConnError>
+    where
+        F: FnOnce(BoxStream) -> Fut,
+        Fut: std::future::Future<Output = std::io::Result<BoxStream>>,
+    {
+        self.flush_all().await?;
+        let placeholder: BoxStream = Box::new(tokio::io::duplex(1).0);
+        let (rh, wh) = tokio::io::split(placeholder);
+        let old_rh = std::mem::replace(&mut self.rh, rh);
+        let old_wh = std::mem::replace(&mut self.wh, wh);
+        let upgraded = wrap(old_rh.unsplit(old_wh)).await?;
+        let (rh, wh) = tokio::io::split(upgraded);
+        self.rh = rh;
+        self.wh = wh;
+        Ok(())
+    }
+
+    /// The protocol state lives in the decoder (which enforces it); the
+    /// client's handle mirrors it for `/stats`.
+    pub(super) fn set_state(&mut self, state: ConnState) {
+        self.decoder.gate.state = state;
+        self.client.set_state(state);
+    }
+
+    /// Leave the channel (the engine tears down what was ephemeral).
+    pub(super) fn cleanup(&mut self) {
+        if let Some(sub) = self.sub.take() {
+            self.nsqd.unsubscribe(sub, self.client.id);
+        }
+    }
+}
+
+fn new_ticker(every: Option<Duration>) -> Option<tokio::time::Interval> {
+    every.map(|d| {
+        let mut t = tokio::time::interval_at(tokio::time::Instant::now() + d, d);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        t
+    })
+}
+
+async fn tick(ticker: &mut Option<tokio::time::Interval>) {
+    match ticker {
+        Some(t) => {
+            t.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86400 * 365)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+    use tokio::io::ReadBuf;
+    use tokio::io::{AsyncRead, AsyncWrite};
+
+    /// A stand-in for TLS or compression: flips every bit both ways.
+    struct Inverted(BoxStream);
+
+    impl AsyncRead for Inverted {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            let start = buf.filled().len();
+            let res = Pin::new(&mut self.0).poll_read(cx, buf);
+            for b in &mut buf.filled_mut()[start..] {
+                *b = !*b;
+            }
+            res
+        }
+    }
+
+    impl AsyncWrite for Inverted {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            data: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            let flipped: Vec<u8> = data.iter().map(|b| !b).collect();
+            Pin::new(&mut self.0).poll_write(cx, &flipped)
+        }
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.0).poll_flush(cx)
+        }
+        fn poll_shutdown(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.0).poll_shutdown(cx)
+        }
+    }
+
+    /// What is buffered before an upgrade goes out in the clear; what
+    /// follows goes through the new layer, on the same socket.
+    #[tokio::test]
+    async fn stream_upgrades_in_place() {
+        let opts = crate::nsqd::Options::parse_args(["nsqd".into()]).unwrap();
+        let nsqd = Nsqd::new(opts);
+        let client = nsqd.register_client("127.0.0.1:1".parse().unwrap());
+        let (server_side, mut peer) = tokio::io::duplex(4096);
+        let mut conn = Connection::new(nsqd, client, Box::new(server_side));
+
+        conn.respond(b"{}");
+        conn.upgrade(|s| async move { Ok(Box::new(Inverted(s)) as BoxStream) })
+            .await
+            .unwrap();
+        conn.respond(OK);
+        conn.flush_all().await.unwrap();
+
+        let mut got = vec![0u8; 10 + 10];
+        peer.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got[..10], b"\x00\x00\x00\x06\x00\x00\x00\x00{}");
+        let clear: Vec<u8> = got[10..].iter().map(|b| !b).collect();
+        assert_eq!(clear, b"\x00\x00\x00\x06\x00\x00\x00\x00OK");
+
+        // Reads go through the new layer too.
+        let nop: Vec<u8> = b"NOP\n".iter().map(|b| !b).collect();
+        peer.write_all(&nop).await.unwrap();
+        conn.rbuf.reserve(64);
+        conn.rh.read_buf(&mut conn.rbuf).await.unwrap();
+        assert_eq!(&conn.rbuf[..], b"NOP\n");
+    }
+}
