@@ -79,7 +79,7 @@ pub(super) enum ConnError {
 
 impl Connection {
     pub(super) fn new(nsqd: Arc<Nsqd>, client: Arc<ClientHandle>, stream: BoxStream) -> Self {
-        let mut decoder = CommandDecoder::new(nsqd.settings.limits.clone());
+        let mut decoder = CommandDecoder::new(nsqd.settings.limits);
         decoder.gate.tls_pending = nsqd.opts.tls_required_on_tcp();
         let (rh, wh) = tokio::io::split(stream);
         let msg_timeout = nsqd.opts.msg_timeout;
