@@ -7,7 +7,9 @@
 
 use super::registration_db::{Category, LastUpdate, PeerInfo, Registration};
 use super::server::Lookupd;
-use crate::protocol::names::{is_ephemeral, is_valid_name};
+use crate::protocol::lookup::{frame, topic_channel, PeerIdentity, MAGIC_V1};
+use crate::protocol::names::is_ephemeral;
+use crate::protocol::ProtocolError;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,24 +24,10 @@ const MAX_IDENTIFY_BODY: i32 = 1024 * 1024;
 /// A peer must send its magic, and an IDENTIFY body, within this.
 const IDLE_LIMIT: Duration = Duration::from_secs(120);
 
-/// A fatal protocol error: `<code> <text>`, sent then the connection closes.
-#[derive(Debug)]
-pub struct V1Error {
-    pub code: &'static str,
-    pub text: String,
-}
-
-impl std::fmt::Display for V1Error {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}", self.code, self.text)
-    }
-}
-
-fn fail(code: &'static str, text: impl Into<String>) -> V1Error {
-    V1Error {
-        code,
-        text: text.into(),
-    }
+/// Every V1 error is fatal: `<code> <text>` is sent, then the connection
+/// closes.
+fn fail(code: &'static str, text: impl Into<String>) -> ProtocolError {
+    ProtocolError::fatal(code, text)
 }
 
 pub async fn serve(lookupd: Arc<Lookupd>, listener: TcpListener, tracker: TaskTracker) {
@@ -99,7 +87,7 @@ impl V1Conn {
             self.addr,
             String::from_utf8_lossy(&magic)
         );
-        if &magic != b"  V1" {
+        if &magic != MAGIC_V1 {
             tracing::error!(
                 "client({}) bad protocol magic '{}'",
                 self.addr,
@@ -143,15 +131,12 @@ impl V1Conn {
 
     /// A response: `[int32 size][data]`.
     async fn send(&mut self, data: &[u8]) -> std::io::Result<()> {
-        let mut frame = Vec::with_capacity(4 + data.len());
-        frame.extend_from_slice(&(data.len() as u32).to_be_bytes());
-        frame.extend_from_slice(data);
         let stream = self.stream.get_mut();
-        stream.write_all(&frame).await?;
+        stream.write_all(&frame(data)).await?;
         stream.flush().await
     }
 
-    async fn exec(&mut self, params: &[&str]) -> Result<Vec<u8>, V1Error> {
+    async fn exec(&mut self, params: &[&str]) -> Result<Vec<u8>, ProtocolError> {
         match params[0] {
             "PING" => Ok(self.ping()),
             "IDENTIFY" => self.identify().await,
@@ -174,7 +159,7 @@ impl V1Conn {
         b"OK".to_vec()
     }
 
-    async fn identify(&mut self) -> Result<Vec<u8>, V1Error> {
+    async fn identify(&mut self) -> Result<Vec<u8>, ProtocolError> {
         if self.peer.is_some() {
             return Err(fail("E_INVALID", "cannot IDENTIFY again"));
         }
@@ -193,7 +178,7 @@ impl V1Conn {
             _ => return Err(read_body),
         }
         let id = self.addr.to_string();
-        let fields = IdentifyFields::parse(&body)
+        let fields = PeerIdentity::parse(&body)
             .ok_or_else(|| fail("E_BAD_BODY", "IDENTIFY failed to decode JSON body"))?;
         if fields.broadcast_address.is_empty()
             || fields.tcp_port == 0
@@ -237,13 +222,13 @@ impl V1Conn {
         Ok(self.lookupd.identify_response())
     }
 
-    fn peer(&self) -> Result<Arc<PeerInfo>, V1Error> {
+    fn peer(&self) -> Result<Arc<PeerInfo>, ProtocolError> {
         self.peer
             .clone()
             .ok_or_else(|| fail("E_INVALID", "client must IDENTIFY"))
     }
 
-    fn register(&mut self, params: &[&str]) -> Result<Vec<u8>, V1Error> {
+    fn register(&mut self, params: &[&str]) -> Result<Vec<u8>, ProtocolError> {
         let peer = self.peer()?;
         let (topic, channel) = topic_channel("REGISTER", params)?;
         let mut db = self.lookupd.db.write();
@@ -264,7 +249,7 @@ impl V1Conn {
         Ok(b"OK".to_vec())
     }
 
-    fn unregister(&mut self, params: &[&str]) -> Result<Vec<u8>, V1Error> {
+    fn unregister(&mut self, params: &[&str]) -> Result<Vec<u8>, ProtocolError> {
         let peer = self.peer()?;
         let (topic, channel) = topic_channel("UNREGISTER", params)?;
         let mut db = self.lookupd.db.write();
@@ -325,120 +310,5 @@ impl V1Conn {
             }
         }
         tracing::info!("PROTOCOL(V1): [{}] exiting ioloop", self.addr);
-    }
-}
-
-/// `<topic> [<channel>]`, validated with NSQ's texts (names quoted with
-/// single quotes, unlike nsqd's errors).
-fn topic_channel<'a>(
-    command: &str,
-    params: &[&'a str],
-) -> Result<(&'a str, Option<&'a str>), V1Error> {
-    let Some(&topic) = params.first() else {
-        return Err(fail(
-            "E_INVALID",
-            format!("{command} insufficient number of params"),
-        ));
-    };
-    let channel = params.get(1).copied().filter(|c| !c.is_empty());
-    if !is_valid_name(topic.as_bytes()) {
-        return Err(fail(
-            "E_BAD_TOPIC",
-            format!("{command} topic name '{topic}' is not valid"),
-        ));
-    }
-    if let Some(c) = channel {
-        if !is_valid_name(c.as_bytes()) {
-            return Err(fail(
-                "E_BAD_CHANNEL",
-                format!("{command} channel name '{c}' is not valid"),
-            ));
-        }
-    }
-    Ok((topic, channel))
-}
-
-/// The IDENTIFY body, decoded as Go decodes it into a struct: keys matched
-/// case-insensitively, unknown keys ignored, `null` leaves the zero value,
-/// a value of the wrong type is an error.
-#[derive(Debug, Default, PartialEq)]
-struct IdentifyFields {
-    broadcast_address: String,
-    hostname: String,
-    tcp_port: i64,
-    http_port: i64,
-    version: String,
-    topology_zone: String,
-    topology_region: String,
-}
-
-impl IdentifyFields {
-    fn parse(body: &[u8]) -> Option<IdentifyFields> {
-        let serde_json::Value::Object(map) = serde_json::from_slice(body).ok()? else {
-            return None;
-        };
-        let mut f = IdentifyFields::default();
-        for (key, value) in &map {
-            if value.is_null() {
-                continue;
-            }
-            let text = |v: &serde_json::Value| v.as_str().map(str::to_string);
-            match key.to_ascii_lowercase().as_str() {
-                "broadcast_address" => f.broadcast_address = text(value)?,
-                "hostname" => f.hostname = text(value)?,
-                "version" => f.version = text(value)?,
-                "topology_zone" => f.topology_zone = text(value)?,
-                "topology_region" => f.topology_region = text(value)?,
-                "tcp_port" => f.tcp_port = value.as_i64()?,
-                "http_port" => f.http_port = value.as_i64()?,
-                _ => {}
-            }
-        }
-        Some(f)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn identify_body_decodes_like_go() {
-        let f = IdentifyFields::parse(
-            br#"{"Broadcast_Address":"h","tcp_port":4150,"http_port":4151,"version":"1.3.0","extra":[1],"hostname":null}"#,
-        )
-        .unwrap();
-        assert_eq!(f.broadcast_address, "h");
-        assert_eq!((f.tcp_port, f.http_port), (4150, 4151));
-        assert_eq!(f.hostname, "");
-        assert!(IdentifyFields::parse(br#"{"tcp_port":"4150"}"#).is_none());
-        assert!(IdentifyFields::parse(br#"{"tcp_port":41.5}"#).is_none());
-        assert!(IdentifyFields::parse(b"[1]").is_none());
-        assert!(IdentifyFields::parse(b"{").is_none());
-    }
-
-    #[test]
-    fn topic_channel_errors_quote_with_single_quotes() {
-        assert_eq!(
-            topic_channel("REGISTER", &[]).unwrap_err().to_string(),
-            "E_INVALID REGISTER insufficient number of params"
-        );
-        assert_eq!(
-            topic_channel("REGISTER", &["bad topic!"])
-                .unwrap_err()
-                .to_string(),
-            "E_BAD_TOPIC REGISTER topic name 'bad topic!' is not valid"
-        );
-        assert_eq!(
-            topic_channel("UNREGISTER", &["t", "c!"])
-                .unwrap_err()
-                .to_string(),
-            "E_BAD_CHANNEL UNREGISTER channel name 'c!' is not valid"
-        );
-        assert_eq!(topic_channel("REGISTER", &["t"]).unwrap(), ("t", None));
-        assert_eq!(
-            topic_channel("REGISTER", &["t", "c"]).unwrap(),
-            ("t", Some("c"))
-        );
     }
 }

@@ -7,8 +7,9 @@
 //! restarted lookupd waits up to 15 s to learn about it.
 
 use super::Nsqd;
+use crate::protocol::lookup::{self, PeerIdentity};
 use crate::protocol::NSQ_VERSION;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
@@ -39,13 +40,13 @@ pub enum LookupEvent {
 impl LookupEvent {
     /// The V1 command line for this change.
     fn command(&self) -> String {
-        let (verb, topic, channel) = match self {
-            LookupEvent::Register { topic, channel } => ("REGISTER", topic, channel),
-            LookupEvent::Unregister { topic, channel } => ("UNREGISTER", topic, channel),
-        };
-        match channel {
-            Some(c) => format!("{verb} {topic} {c}\n"),
-            None => format!("{verb} {topic}\n"),
+        match self {
+            LookupEvent::Register { topic, channel } => {
+                lookup::registration(true, topic, channel.as_deref())
+            }
+            LookupEvent::Unregister { topic, channel } => {
+                lookup::registration(false, topic, channel.as_deref())
+            }
         }
     }
 }
@@ -58,21 +59,6 @@ pub struct LookupdInfo {
     pub broadcast_address: String,
     #[serde(default)]
     pub http_port: u16,
-}
-
-/// nsqd's IDENTIFY body (keys in Go's sorted map order).
-#[derive(Serialize)]
-struct Identify<'a> {
-    broadcast_address: &'a str,
-    hostname: &'a str,
-    http_port: u16,
-    tcp_port: u16,
-    /// Only on NSQ's master branch: sent when set.
-    #[serde(skip_serializing_if = "str::is_empty")]
-    topology_region: &'a str,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    topology_zone: &'a str,
-    version: &'a str,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -181,21 +167,16 @@ async fn connect(nsqd: &Arc<Nsqd>, addr: &str) -> Result<Peer, PeerError> {
         0 => addrs.and_then(|a| a.http).map(|a| a.port()).unwrap_or(0),
         p => p,
     };
-    let broadcast = opts.effective_broadcast_address();
-    let hostname = crate::sys::hostname();
-    let body = serde_json::to_vec(&Identify {
-        broadcast_address: &broadcast,
-        hostname: &hostname,
-        http_port,
-        tcp_port,
-        topology_region: &opts.topology_region,
-        topology_zone: &opts.topology_zone,
-        version: NSQ_VERSION,
-    })
-    .expect("plain struct serializes");
-    let mut identify = b"  V1IDENTIFY\n".to_vec();
-    identify.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    identify.extend_from_slice(&body);
+    let identify = PeerIdentity {
+        broadcast_address: opts.effective_broadcast_address(),
+        hostname: crate::sys::hostname(),
+        http_port: i64::from(http_port),
+        tcp_port: i64::from(tcp_port),
+        topology_region: opts.topology_region.clone(),
+        topology_zone: opts.topology_zone.clone(),
+        version: NSQ_VERSION.to_string(),
+    }
+    .hello();
     let response = peer.command(&identify).await?;
     match serde_json::from_slice::<LookupdInfo>(&response) {
         Ok(info) => {
@@ -304,6 +285,7 @@ pub async fn precreate_channels(nsqd: Arc<Nsqd>, topic: Arc<super::topic::Topic>
                     if !crate::protocol::names::is_ephemeral(&channel)
                         && crate::protocol::names::is_valid_name(channel.as_bytes())
                         && !topic.is_exiting()
+                        && !topic.was_channel_deleted(&channel)
                     {
                         nsqd.get_or_create_channel(&topic, &channel);
                     }

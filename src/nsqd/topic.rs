@@ -35,6 +35,9 @@ struct State {
     ids: IdGenerator,
     /// A pump task is moving the queue into the channels.
     pumping: bool,
+    /// Channels deleted here: channel pre-creation, whose lookupd query
+    /// may answer late, must not bring them back.
+    deleted_channels: std::collections::HashSet<String>,
 }
 
 pub struct Topic {
@@ -68,6 +71,7 @@ impl Topic {
                 deferrals: HashMap::new(),
                 ids: IdGenerator::new(factory.node_id),
                 pumping: false,
+                deleted_channels: Default::default(),
             }),
             paused: AtomicBool::new(false),
             exiting: AtomicBool::new(false),
@@ -218,7 +222,11 @@ impl Topic {
     /// Delete a channel: its consumers are disconnected and its messages
     /// dropped. Returns false if there was no such channel.
     pub fn delete_channel(&self, name: &str) -> bool {
-        let removed = self.state.lock().channels.remove(name);
+        let removed = {
+            let mut st = self.state.lock();
+            st.deleted_channels.insert(name.to_string());
+            st.channels.remove(name)
+        };
         match removed {
             Some(ch) => {
                 ch.delete();
@@ -227,6 +235,11 @@ impl Topic {
             }
             None => false,
         }
+    }
+
+    /// Whether a channel of this name was deleted from this topic.
+    pub fn was_channel_deleted(&self, name: &str) -> bool {
+        self.state.lock().deleted_channels.contains(name)
     }
 
     /// Ephemeral cleanup: delete `channel` if it has no consumers left.

@@ -7,13 +7,15 @@
 //! * [`frame`]: server frames (response, error, message) in and out;
 //! * [`command::Command::encode`]: client side, commands into bytes;
 //! * [`message`]: the message layout and IDs; [`names`]: topic/channel rules;
-//! * [`identify`]: the IDENTIFY JSON both ways.
+//! * [`identify`]: the IDENTIFY JSON both ways;
+//! * [`lookup`]: nsqlookupd's TCP protocol V1, both ways.
 
 pub mod command;
 pub mod decoder;
 pub mod error;
 pub mod frame;
 pub mod identify;
+pub mod lookup;
 pub mod message;
 pub mod names;
 
