@@ -151,10 +151,7 @@ impl FrameReader {
                 addr: addr.to_string(),
             }),
             Ok(_) => Ok(()),
-            Err(e) => Err(ClientError::Io {
-                addr: addr.to_string(),
-                reason: e.to_string(),
-            }),
+            Err(e) => Err(ClientError::io(addr, e)),
         }
     }
 }
@@ -174,14 +171,19 @@ impl Connection {
     /// if IDENTIFY is not answered within `config.connect_timeout`, and
     /// [`ClientError::Server`] if nsqd refuses the settings.
     pub async fn connect(addr: &str, config: &Config) -> Result<Connection, ClientError> {
-        let connect_err = |reason: String| ClientError::Connect {
+        let connect_err = |source: std::io::Error| ClientError::Connect {
             addr: addr.to_string(),
-            reason,
+            source: std::sync::Arc::new(source),
         };
         let stream = tokio::time::timeout(config.connect_timeout, TcpStream::connect(addr))
             .await
-            .map_err(|_| connect_err(format!("timed out after {:?}", config.connect_timeout)))?
-            .map_err(|e| connect_err(e.to_string()))?;
+            .map_err(|_| {
+                connect_err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("timed out after {:?}", config.connect_timeout),
+                ))
+            })?
+            .map_err(connect_err)?;
         stream.set_nodelay(true).ok();
         let mut conn = Connection {
             addr: addr.to_string(),
@@ -209,18 +211,24 @@ impl Connection {
             })?;
         if let Some(tls) = &config.tls {
             if !conn.server.tls_v1 {
-                return Err(connect_err(
-                    "TLS was asked for but this nsqd does not offer it (no --tls-cert?)".into(),
-                ));
+                return Err(connect_err(std::io::Error::other(
+                    "TLS was asked for but this nsqd does not offer it (no --tls-cert?)",
+                )));
             }
-            let name = super::tls::server_name(addr).map_err(connect_err)?;
+            let name = super::tls::server_name(addr)
+                .map_err(|e| connect_err(std::io::Error::other(e)))?;
             let connector = tokio_rustls::TlsConnector::from(tls.clone());
             let plain = std::mem::replace(&mut conn.stream, Box::new(tokio::io::duplex(1).0));
             let upgraded = tokio::time::timeout(config.connect_timeout, async {
                 let stream = connector
                     .connect(name, plain)
                     .await
-                    .map_err(|e| connect_err(format!("TLS handshake failed: {e}")))?;
+                    .map_err(|e| {
+                        connect_err(std::io::Error::new(
+                            e.kind(),
+                            format!("TLS handshake failed: {e}"),
+                        ))
+                    })?;
                 conn.stream = Box::new(stream);
                 // nsqd confirms the upgrade with an `OK` inside TLS.
                 conn.response().await
@@ -273,10 +281,7 @@ impl Connection {
             stream.flush().await
         }
         .await
-        .map_err(|e| ClientError::Io {
-            addr: self.addr.clone(),
-            reason: e.to_string(),
-        })
+        .map_err(|e| ClientError::io(&self.addr, e))
     }
 
     pub async fn send(&mut self, cmd: &Command) -> Result<(), ClientError> {

@@ -664,11 +664,11 @@ impl Task {
                     // Drained: push it through a compressor or TLS.
                     Ok(_) if st.out.is_empty() => {
                         if let Err(e) = wr.flush().await {
-                            break Err(ClientError::Io { addr: self.addr.clone(), reason: e.to_string() });
+                            break Err(ClientError::io(&self.addr, e));
                         }
                     }
                     Ok(_) => {}
-                    Err(e) => break Err(ClientError::Io { addr: self.addr.clone(), reason: e.to_string() }),
+                    Err(e) => break Err(ClientError::io(&self.addr, e)),
                 },
                 _ = tokio::time::sleep_until(st.closing.unwrap_or(far)), if st.closing.is_some() => break Ok(()),
             }

@@ -172,11 +172,11 @@ async fn drive<R, W>(
                 // Drained: push it through a compressor or TLS.
                 Ok(_) if out.is_empty() => {
                     if let Err(e) = wr.flush().await {
-                        break ClientError::Io { addr: addr.clone(), reason: e.to_string() };
+                        break ClientError::io(&addr, e);
                     }
                 }
                 Ok(_) => {}
-                Err(e) => break ClientError::Io { addr: addr.clone(), reason: e.to_string() },
+                Err(e) => break ClientError::io(&addr, e),
             },
         }
     };

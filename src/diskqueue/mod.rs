@@ -79,6 +79,20 @@ struct Reader {
     buf: BytesMut,
 }
 
+/// Why reading a segment cannot go on: it is set aside (renamed `.bad`)
+/// and reading resumes with the next one.
+#[derive(Debug, thiserror::Error)]
+enum Damage {
+    #[error("reading {path}: {source}")]
+    Io { path: String, source: io::Error },
+    #[error("invalid message read size ({0})")]
+    BadSize(i32),
+    #[error("{path} ends in the middle of a record at byte {at}")]
+    Torn { path: String, at: u64 },
+    #[error("{path} is shorter than expected ({at} bytes)")]
+    Short { path: String, at: u64 },
+}
+
 pub struct DiskQueue {
     names: Names,
     cfg: Config,
@@ -601,13 +615,16 @@ impl DiskQueue {
 
     /// One record from the read segment; `Ok(None)` at the end of a
     /// finished segment; `Err` (a description) when the segment is damaged.
-    fn read_one(&mut self) -> Result<Option<Bytes>, String> {
+    fn read_one(&mut self) -> Result<Option<Bytes>, Damage> {
         if self.reader.is_none() {
             let path = self.names.segment(self.read_file_num);
-            let file =
-                File::open(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+            let io = |source| Damage::Io {
+                path: path.display().to_string(),
+                source,
+            };
+            let file = File::open(&path).map_err(io)?;
             let finished_len = if self.read_file_num < self.write_file_num {
-                Some(file.metadata().map_err(|e| e.to_string())?.len())
+                Some(file.metadata().map_err(io)?.len())
             } else {
                 None
             };
@@ -621,7 +638,10 @@ impl DiskQueue {
         let r = self.reader.as_mut().expect("opened above");
         if r.finished_len.is_none() && !still_written {
             // Writing moved on to a later segment since this one was opened.
-            r.finished_len = Some(r.file.metadata().map_err(|e| e.to_string())?.len());
+            r.finished_len = Some(r.file.metadata().map_err(|source| Damage::Io {
+                path: self.names.segment(self.read_file_num).display().to_string(),
+                source,
+            })?.len());
         }
         let limit = r.finished_len.unwrap_or(self.write_pos);
         if self.read_pos >= limit {
@@ -631,7 +651,7 @@ impl DiskQueue {
         let r = self.reader.as_mut().expect("opened above");
         let size = i32::from_be_bytes(r.buf[..4].try_into().expect("4 bytes"));
         if !self.valid_size(size) {
-            return Err(format!("invalid message read size ({size})"));
+            return Err(Damage::BadSize(size));
         }
         let total = 4 + size as usize;
         self.fill(total, limit)?;
@@ -649,7 +669,7 @@ impl DiskQueue {
 
     /// Make the reader's buffer hold at least `want` bytes, reading no
     /// further than `limit` in the file.
-    fn fill(&mut self, want: usize, limit: u64) -> Result<(), String> {
+    fn fill(&mut self, want: usize, limit: u64) -> Result<(), Damage> {
         let read_pos = self.read_pos;
         let names = &self.names;
         let path = || names.segment(self.read_file_num);
@@ -657,10 +677,10 @@ impl DiskQueue {
         while r.buf.len() < want {
             let from = read_pos + r.buf.len() as u64;
             if from >= limit {
-                return Err(format!(
-                    "{} ends in the middle of a record at byte {from}",
-                    path().display()
-                ));
+                return Err(Damage::Torn {
+                    path: path().display().to_string(),
+                    at: from,
+                });
             }
             let n = ((limit - from) as usize).min(READ_CHUNK.max(want - r.buf.len()));
             let old = r.buf.len();
@@ -668,15 +688,18 @@ impl DiskQueue {
             match r.file.read_at(&mut r.buf[old..], from) {
                 Ok(0) => {
                     r.buf.truncate(old);
-                    return Err(format!(
-                        "{} is shorter than expected ({from} bytes)",
-                        path().display()
-                    ));
+                    return Err(Damage::Short {
+                        path: path().display().to_string(),
+                        at: from,
+                    });
                 }
                 Ok(got) => r.buf.truncate(old + got),
                 Err(e) => {
                     r.buf.truncate(old);
-                    return Err(format!("reading {}: {e}", path().display()));
+                    return Err(Damage::Io {
+                        path: path().display().to_string(),
+                        source: e,
+                    });
                 }
             }
         }
@@ -715,7 +738,7 @@ impl DiskQueue {
 
     /// The read segment cannot be read on: move it aside and continue with
     /// the next one. If it is also the write segment, writing moves on too.
-    fn set_aside_read_file(&mut self, problem: &str) {
+    fn set_aside_read_file(&mut self, problem: &Damage) {
         self.reader = None;
         let path = self.names.segment(self.read_file_num);
         tracing::error!(
