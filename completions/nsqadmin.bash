@@ -23,7 +23,7 @@ _nsqadmin() {
 
     case "${cmd}" in
         nsqadmin)
-            opts="-h --version --config --log-level --log-prefix --verbose --http-address --base-path --dev-static-dir --lookupd-http-address --nsqd-http-address --graphite-url --proxy-graphite --statsd-prefix --statsd-counter-format --statsd-gauge-format --statsd-interval --notification-http-endpoint --http-client-connect-timeout --http-client-request-timeout --http-client-tls-insecure-skip-verify --http-client-tls-root-ca-file --http-client-tls-cert --http-client-tls-key --allow-config-from-cidr --acl-http-header --admin-user --sample-interval --history --help"
+            opts="-h --version --config --log-level --verbose --log-prefix --http-address --base-path --dev-static-dir --lookupd-http-address --nsqd-http-address --graphite-url --proxy-graphite --statsd-prefix --statsd-counter-format --statsd-gauge-format --statsd-interval --notification-http-endpoint --http-client-connect-timeout --http-client-request-timeout --http-client-tls-insecure-skip-verify --http-client-tls-root-ca-file --http-client-tls-cert --http-client-tls-key --allow-config-from-cidr --acl-http-header --admin-user --sample-interval --history --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -37,11 +37,11 @@ _nsqadmin() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --log-prefix)
+                --verbose)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --verbose)
+                --log-prefix)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

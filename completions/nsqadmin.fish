@@ -1,7 +1,7 @@
 complete -c nsqadmin -l config -d 'Load options from this TOML file (keys are flag names with `_` for `-`); flags given on the command line win' -r -F
 complete -c nsqadmin -l log-level -d 'Log level: debug, info, warn, error or fatal' -r
-complete -c nsqadmin -l log-prefix -d 'Prefix of every log line' -r
 complete -c nsqadmin -l verbose -d 'Deprecated (no effect); accepted for compatibility' -r
+complete -c nsqadmin -l log-prefix -d 'Prefix of every log line' -r
 complete -c nsqadmin -l http-address -d 'Address to listen on for HTTP clients (host:port)' -r
 complete -c nsqadmin -l base-path -d 'URL path under which every page and API route is served (behind a reverse proxy, for example `/nsqadmin`)' -r
 complete -c nsqadmin -l dev-static-dir -d 'Serve the web UI\'s files from this directory instead of the copies built into the binary (for working on the UI)' -r

@@ -1,7 +1,7 @@
 complete -c nsqd -l config -d 'Load options from this TOML file (keys are flag names with `_` for `-`); flags given on the command line win' -r -F
 complete -c nsqd -l log-level -d 'Log level: debug, info, warn, error or fatal' -r
-complete -c nsqd -l log-prefix -d 'Prefix of every log line' -r
 complete -c nsqd -l verbose -d 'Deprecated (no effect); accepted for compatibility' -r
+complete -c nsqd -l log-prefix -d 'Prefix of every log line' -r
 complete -c nsqd -l node-id -d 'Unique part for message IDs, in [0,1024) (default: derived from the hostname)' -r
 complete -c nsqd -l worker-id -d 'Deprecated (no effect); accepted for compatibility' -r
 complete -c nsqd -l tcp-address -d 'Address to listen on for TCP clients (host:port)' -r

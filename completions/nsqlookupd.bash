@@ -23,7 +23,7 @@ _nsqlookupd() {
 
     case "${cmd}" in
         nsqlookupd)
-            opts="-h --version --config --log-level --log-prefix --verbose --tcp-address --http-address --broadcast-address --inactive-producer-timeout --tombstone-lifetime --help"
+            opts="-h --version --config --log-level --verbose --log-prefix --tcp-address --http-address --broadcast-address --inactive-producer-timeout --tombstone-lifetime --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -37,11 +37,11 @@ _nsqlookupd() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --log-prefix)
+                --verbose)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --verbose)
+                --log-prefix)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

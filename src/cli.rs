@@ -44,6 +44,69 @@ where
     out
 }
 
+/// The flags every daemon (nsqd, nsqlookupd, nsqadmin) has, defined once.
+/// (`--log-prefix` is each daemon's own: its default names the daemon.)
+#[derive(clap::Args, Debug, Clone)]
+pub struct DaemonFlags {
+    /// Print the version and exit.
+    #[arg(long)]
+    pub version: bool,
+
+    /// Load options from this TOML file (keys are flag names with `_` for `-`);
+    /// flags given on the command line win.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Log level: debug, info, warn, error or fatal.
+    #[arg(long = "log-level", default_value = "info", value_parser = parse_log_level)]
+    pub log_level: LogLevel,
+
+    /// Deprecated (no effect); accepted for compatibility.
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub verbose: Option<String>,
+}
+
+/// How a binary's configuration file maps onto its flags (see
+/// [`apply_config_file`]); `None` for a binary without `--config`.
+pub struct ConfigFile<'a> {
+    /// Flags whose config-file integers are Go nanoseconds.
+    pub duration_flags: &'a [&'a str],
+    /// NSQ's config keys that are not the flag name with `_` for `-`.
+    pub key_exceptions: &'a [(&'a str, &'a str)],
+}
+
+/// Every long flag of `cmd` and its subcommands, plus help and version.
+fn long_flags(cmd: &clap::Command) -> std::collections::HashSet<String> {
+    let mut names: std::collections::HashSet<String> = cmd
+        .get_arguments()
+        .filter_map(|a| a.get_long().map(str::to_string))
+        .collect();
+    names.extend(["help".to_string(), "version".to_string()]);
+    for sub in cmd.get_subcommands() {
+        names.extend(long_flags(sub));
+    }
+    names
+}
+
+/// Parse a binary's flags the way NSQ's Go programs take them: Go's
+/// single-dash long flags, then (with `config`) `--config FILE` merged in
+/// front of the command line. The one parser every binary uses; `Err`
+/// carries clap's own help, version and usage output.
+pub fn parse_go_style<T: clap::CommandFactory + clap::FromArgMatches>(
+    args: impl IntoIterator<Item = OsString>,
+    config: Option<ConfigFile<'_>>,
+) -> Result<T, clap::Error> {
+    let mut cmd = T::command();
+    let longs = long_flags(&cmd);
+    let mut argv = normalize_go_flags(args, |n| longs.contains(n));
+    if let Some(config) = config {
+        apply_config_file(&mut argv, &cmd, config.duration_flags, config.key_exceptions)
+            .map_err(|e| T::command().error(clap::error::ErrorKind::ValueValidation, e))?;
+    }
+    let matches = cmd.try_get_matches_from_mut(argv)?;
+    T::from_arg_matches(&matches)
+}
+
 /// Parse a Go duration string (`300ms`, `1.5s`, `1h2m3s`, `0`).
 pub fn parse_duration(input: &str) -> Result<Duration, String> {
     let err = || format!("invalid duration {input:?} (use units like 250ms, 60s, 1m30s, 1h)");

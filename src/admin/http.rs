@@ -882,7 +882,7 @@ async fn config(ctx: &Ctx, body: Body, opt: &str) -> Response {
             "log_level" => {
                 match crate::cli::parse_log_level(String::from_utf8_lossy(&body).trim()) {
                     Ok(level) => {
-                        new.log_level = level;
+                        new.daemon.log_level = level;
                         (ctx.admin.set_log_level)(level);
                     }
                     Err(_) => return fail(StatusCode::BAD_REQUEST, "INVALID_VALUE"),

@@ -3,11 +3,10 @@
 //! of our own that drive live pages and charts.
 
 pub use crate::cli::LogLevel;
-use crate::cli::{duration_arg, parse_log_level};
-use clap::{ArgAction, CommandFactory, FromArgMatches, Parser};
+use crate::cli::duration_arg;
+use clap::{ArgAction, CommandFactory, Parser};
 use std::ffi::OsString;
 use std::net::IpAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 /// nsqadmin: a web UI and JSON API over an NSQ cluster.
@@ -19,26 +18,13 @@ use std::time::Duration;
     args_override_self = true
 )]
 pub struct Options {
-    /// Print the version and exit.
-    #[arg(long)]
-    pub version: bool,
-
-    /// Load options from this TOML file (keys are flag names with `_` for `-`);
-    /// flags given on the command line win.
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-
-    /// Log level: debug, info, warn, error or fatal.
-    #[arg(long = "log-level", default_value = "info", value_parser = parse_log_level)]
-    pub log_level: LogLevel,
+    /// Flags every daemon has: --version, --config, --log-level, --verbose.
+    #[command(flatten)]
+    pub daemon: crate::cli::DaemonFlags,
 
     /// Prefix of every log line.
     #[arg(long = "log-prefix", default_value = "[nsqadmin] ")]
     pub log_prefix: String,
-
-    /// Deprecated (no effect); accepted for compatibility.
-    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
-    pub verbose: Option<String>,
 
     /// Address to listen on for HTTP clients (host:port).
     #[arg(
@@ -197,18 +183,12 @@ impl Options {
     }
 
     pub fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Options, clap::Error> {
-        let cmd = Options::command();
-        let longs: Vec<String> = cmd
-            .get_arguments()
-            .filter_map(|a| a.get_long().map(str::to_string))
-            .chain(["help".to_string()])
-            .collect();
-        let mut args = crate::cli::normalize_go_flags(args, |n| longs.iter().any(|l| l == n));
-        crate::cli::apply_config_file(&mut args, &cmd, DURATION_FLAGS, CONFIG_KEY_EXCEPTIONS)
-            .map_err(|e| Options::command().error(clap::error::ErrorKind::ValueValidation, e))?;
-        let matches = cmd.try_get_matches_from(args)?;
-        let mut opts = Options::from_arg_matches(&matches)?;
-        if opts.version {
+        let config = crate::cli::ConfigFile {
+            duration_flags: DURATION_FLAGS,
+            key_exceptions: CONFIG_KEY_EXCEPTIONS,
+        };
+        let mut opts: Options = crate::cli::parse_go_style(args, Some(config))?;
+        if opts.daemon.version {
             return Ok(opts);
         }
         opts.validate()
@@ -299,7 +279,7 @@ impl Options {
         let text = |s: &str| Some(ConfigValue::Text(s.to_string()));
         let nanos = |d: Duration| Some(ConfigValue::Json(json!(d.as_nanos() as u64)));
         match name {
-            "log_level" => Some(ConfigValue::Json(json!(self.log_level as u8))),
+            "log_level" => Some(ConfigValue::Json(json!(self.daemon.log_level as u8))),
             "log_prefix" => text(&self.log_prefix),
             "http_address" => text(&self.http_address),
             "base_path" => text(&self.base_path),
@@ -458,7 +438,7 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("--allow-config-from-cidr"), "{e}");
-        assert!(parse(&["--version"]).unwrap().version);
+        assert!(parse(&["--version"]).unwrap().daemon.version);
     }
 
     #[test]
@@ -482,7 +462,7 @@ mod tests {
         assert_eq!(o.admin_users, ["ops", "root"]);
         assert_eq!(o.http_client_request_timeout, Duration::from_secs(3));
         assert_eq!(o.base_path, "/admin");
-        assert_eq!(o.log_level, LogLevel::Debug);
+        assert_eq!(o.daemon.log_level, LogLevel::Debug);
     }
 
     #[test]

@@ -8,7 +8,7 @@ fn main() -> ExitCode {
         Ok(o) => o,
         Err(code) => return code,
     };
-    if opts.version {
+    if opts.daemon.version {
         println!(
             "nsqadmin v{} (nsq-rs {})",
             nsq::protocol::NSQ_VERSION,
@@ -16,7 +16,7 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    let (prefix, level) = (opts.log_prefix.clone(), opts.log_level);
+    let (prefix, level) = (opts.log_prefix.clone(), opts.daemon.log_level);
     let set_level = nsq::logging::init_reloadable(&prefix, level.as_tracing());
     let set_level = Box::new(move |l: nsq::cli::LogLevel| set_level(l.as_tracing()));
     nsq::cli::run_daemon("nsqadmin", &prefix, level, server::run(opts, set_level))

@@ -8,7 +8,7 @@ fn main() -> ExitCode {
         Ok(o) => o,
         Err(code) => return code,
     };
-    if opts.version {
+    if opts.daemon.version {
         println!(
             "nsqlookupd v{} (nsq-rs {})",
             nsq::protocol::NSQ_VERSION,
@@ -16,6 +16,6 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    let (prefix, level) = (opts.log_prefix.clone(), opts.log_level);
+    let (prefix, level) = (opts.log_prefix.clone(), opts.daemon.log_level);
     nsq::cli::run_daemon("nsqlookupd", &prefix, level, server::run(opts))
 }

@@ -5,8 +5,8 @@
 //! `/config`.
 
 pub use crate::cli::LogLevel;
-use crate::cli::{duration_arg, parse_log_level};
-use clap::{ArgAction, CommandFactory, FromArgMatches, Parser};
+use crate::cli::duration_arg;
+use clap::{ArgAction, CommandFactory, Parser};
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -20,26 +20,13 @@ use std::time::Duration;
     args_override_self = true
 )]
 pub struct Options {
-    /// Print the version and exit.
-    #[arg(long)]
-    pub version: bool,
-
-    /// Load options from this TOML file (keys are flag names with `_` for `-`);
-    /// flags given on the command line win.
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-
-    /// Log level: debug, info, warn, error or fatal.
-    #[arg(long = "log-level", default_value = "info", value_parser = parse_log_level)]
-    pub log_level: LogLevel,
+    /// Flags every daemon has: --version, --config, --log-level, --verbose.
+    #[command(flatten)]
+    pub daemon: crate::cli::DaemonFlags,
 
     /// Prefix of every log line.
     #[arg(long = "log-prefix", default_value = "[nsqd] ")]
     pub log_prefix: String,
-
-    /// Deprecated (no effect); accepted for compatibility.
-    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
-    pub verbose: Option<String>,
 
     /// Unique part for message IDs, in [0,1024) (default: derived from the hostname).
     #[arg(long = "node-id", value_name = "ID")]
@@ -320,17 +307,11 @@ impl Options {
     }
 
     pub fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Options, clap::Error> {
-        let cmd = Options::command();
-        let longs: Vec<String> = cmd
-            .get_arguments()
-            .filter_map(|a| a.get_long().map(str::to_string))
-            .chain(["help".to_string()])
-            .collect();
-        let mut args = crate::cli::normalize_go_flags(args, |n| longs.iter().any(|l| l == n));
-        crate::cli::apply_config_file(&mut args, &cmd, DURATION_FLAGS, CONFIG_KEY_EXCEPTIONS)
-            .map_err(|e| Options::command().error(clap::error::ErrorKind::ValueValidation, e))?;
-        let matches = cmd.try_get_matches_from(args)?;
-        let opts = Options::from_arg_matches(&matches)?;
+        let config = crate::cli::ConfigFile {
+            duration_flags: DURATION_FLAGS,
+            key_exceptions: CONFIG_KEY_EXCEPTIONS,
+        };
+        let opts: Options = crate::cli::parse_go_style(args, Some(config))?;
         opts.validate()
             .map_err(|e| Options::command().error(clap::error::ErrorKind::ValueValidation, e.0))?;
         Ok(opts)

@@ -50,20 +50,7 @@ pub fn parse_args<T: CommandFactory + FromArgMatches>() -> T {
 pub fn parse_from<T: CommandFactory + FromArgMatches>(
     args: impl IntoIterator<Item = std::ffi::OsString>,
 ) -> T {
-    let mut command = T::command();
-    let longs: Vec<String> = command
-        .get_arguments()
-        .filter_map(|a| a.get_long().map(str::to_string))
-        .chain(["help".to_string(), "version".to_string()])
-        .collect();
-    let argv = crate::cli::normalize_go_flags(args, |n| longs.iter().any(|l| l == n));
-    match command
-        .try_get_matches_from_mut(argv)
-        .and_then(|m| T::from_arg_matches(&m))
-    {
-        Ok(args) => args,
-        Err(e) => e.exit(),
-    }
+    crate::cli::parse_go_style(args, None).unwrap_or_else(|e| e.exit())
 }
 
 /// Run a tool's async main on a runtime and map its outcome to an exit
