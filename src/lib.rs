@@ -12,7 +12,7 @@ pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod compress;
-pub mod diskqueue;
+pub(crate) mod diskqueue;
 pub mod http_api;
 pub mod http_server;
 pub mod listen;

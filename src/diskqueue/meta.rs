@@ -15,7 +15,7 @@ pub struct Meta {
 
 impl Meta {
     /// The exact text go-diskqueue writes: `depth\nrfn,rpos\nwfn,wpos\n`.
-    pub fn to_text(&self) -> String {
+    pub fn to_text(self) -> String {
         format!(
             "{}\n{},{}\n{},{}\n",
             self.depth, self.read_file_num, self.read_pos, self.write_file_num, self.write_pos

@@ -193,6 +193,8 @@ impl DiskQueue {
         self.depth
     }
 
+    /// (Used by the tests only.)
+    #[cfg(test)]
     /// Segments set aside as damaged since the queue was opened.
     pub fn bad_segments(&self) -> u64 {
         self.bad_segments
@@ -210,11 +212,6 @@ impl DiskQueue {
     /// Whether `--sync-every` reads and writes happened since the last sync.
     pub fn sync_due(&self) -> bool {
         self.ops_since_sync >= self.cfg.sync_every.max(1)
-    }
-
-    /// Whether anything changed since the last sync.
-    pub fn is_dirty(&self) -> bool {
-        self.dirty || !self.unsynced_files.is_empty() || self.synced_seq_pending()
     }
 
     /// The positions to record: reading resumes at the first held record,
@@ -428,6 +425,8 @@ impl DiskQueue {
         size >= self.cfg.min_record_size as i32 && size as i64 <= self.cfg.max_record_size as i64
     }
 
+    /// (Used by the tests only.)
+    #[cfg(test)]
     /// Append records. Each batch goes to the file in as few `write`s as
     /// segment boundaries allow, so an error (a full disk) is seen here,
     /// before anything is acknowledged. On error, the records before the
@@ -588,6 +587,8 @@ impl DiskQueue {
         self.delete_finished_files();
     }
 
+    /// (Used by the tests only.)
+    #[cfg(test)]
     /// Records popped with [`pop_tracked`](Self::pop_tracked), not released.
     pub fn held(&self) -> usize {
         self.held.iter().filter(|&&(_, released)| !released).count()
@@ -866,6 +867,8 @@ impl DiskQueue {
         self.write_seq != self.last_job_seq
     }
 
+    /// (Used by the tests only.)
+    #[cfg(test)]
     /// Sync now, in the caller's thread (shutdown, tests).
     pub fn sync(&mut self) -> io::Result<()> {
         match self.sync_job(true) {
