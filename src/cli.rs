@@ -100,8 +100,13 @@ pub fn parse_go_style<T: clap::CommandFactory + clap::FromArgMatches>(
     let longs = long_flags(&cmd);
     let mut argv = normalize_go_flags(args, |n| longs.contains(n));
     if let Some(config) = config {
-        apply_config_file(&mut argv, &cmd, config.duration_flags, config.key_exceptions)
-            .map_err(|e| T::command().error(clap::error::ErrorKind::ValueValidation, e))?;
+        apply_config_file(
+            &mut argv,
+            &cmd,
+            config.duration_flags,
+            config.key_exceptions,
+        )
+        .map_err(|e| T::command().error(clap::error::ErrorKind::ValueValidation, e))?;
     }
     let matches = cmd.try_get_matches_from_mut(argv)?;
     T::from_arg_matches(&matches)

@@ -2,8 +2,8 @@
 //! (for `--help`, the man page, `--config` and `/config/:opt`), plus the two
 //! of our own that drive live pages and charts.
 
-pub use crate::cli::LogLevel;
 use crate::cli::duration_arg;
+pub use crate::cli::LogLevel;
 use clap::{ArgAction, CommandFactory, Parser};
 use std::ffi::OsString;
 use std::net::IpAddr;

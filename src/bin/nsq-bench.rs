@@ -14,8 +14,7 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     // Help and version go to stdout with status 0, usage errors to stderr
     // with status 2, as clap does by default.
-    let args: BenchArgs =
-        parse_go_style(std::env::args_os(), None).unwrap_or_else(|e| e.exit());
+    let args: BenchArgs = parse_go_style(std::env::args_os(), None).unwrap_or_else(|e| e.exit());
     match run(&args) {
         Ok(reports) => {
             for r in reports {

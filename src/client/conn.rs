@@ -215,20 +215,17 @@ impl Connection {
                     "TLS was asked for but this nsqd does not offer it (no --tls-cert?)",
                 )));
             }
-            let name = super::tls::server_name(addr)
-                .map_err(|e| connect_err(std::io::Error::other(e)))?;
+            let name =
+                super::tls::server_name(addr).map_err(|e| connect_err(std::io::Error::other(e)))?;
             let connector = tokio_rustls::TlsConnector::from(tls.clone());
             let plain = std::mem::replace(&mut conn.stream, Box::new(tokio::io::duplex(1).0));
             let upgraded = tokio::time::timeout(config.connect_timeout, async {
-                let stream = connector
-                    .connect(name, plain)
-                    .await
-                    .map_err(|e| {
-                        connect_err(std::io::Error::new(
-                            e.kind(),
-                            format!("TLS handshake failed: {e}"),
-                        ))
-                    })?;
+                let stream = connector.connect(name, plain).await.map_err(|e| {
+                    connect_err(std::io::Error::new(
+                        e.kind(),
+                        format!("TLS handshake failed: {e}"),
+                    ))
+                })?;
                 conn.stream = Box::new(stream);
                 // nsqd confirms the upgrade with an `OK` inside TLS.
                 conn.response().await

@@ -639,10 +639,15 @@ impl DiskQueue {
         let r = self.reader.as_mut().expect("opened above");
         if r.finished_len.is_none() && !still_written {
             // Writing moved on to a later segment since this one was opened.
-            r.finished_len = Some(r.file.metadata().map_err(|source| Damage::Io {
-                path: self.names.segment(self.read_file_num).display().to_string(),
-                source,
-            })?.len());
+            r.finished_len = Some(
+                r.file
+                    .metadata()
+                    .map_err(|source| Damage::Io {
+                        path: self.names.segment(self.read_file_num).display().to_string(),
+                        source,
+                    })?
+                    .len(),
+            );
         }
         let limit = r.finished_len.unwrap_or(self.write_pos);
         if self.read_pos >= limit {

@@ -1,8 +1,8 @@
 //! nsqlookupd's flags: NSQ's names, defaults and meanings, defined once here
 //! (for `--help`, the man page and `--config`).
 
-pub use crate::cli::LogLevel;
 use crate::cli::duration_arg;
+pub use crate::cli::LogLevel;
 use clap::Parser;
 use std::ffi::OsString;
 use std::time::Duration;

@@ -4,8 +4,8 @@
 //! file whose keys are the flag names with `_` for `-`, as NSQ's) and
 //! `/config`.
 
-pub use crate::cli::LogLevel;
 use crate::cli::duration_arg;
+pub use crate::cli::LogLevel;
 use clap::{ArgAction, CommandFactory, Parser};
 use std::ffi::OsString;
 use std::path::PathBuf;

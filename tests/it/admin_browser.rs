@@ -429,8 +429,10 @@ fn admin_in_a_real_browser() {
                     t == want
                 });
             }
-            let text = browser.text(&row).unwrap();
-            assert!(text.contains("billing/2.3 go-nsq/1.1.0"), "{text}");
+            // Read with a retry: a live update may replace the row meanwhile.
+            browser.wait_text(&row, "the client's user agent", |t| {
+                t.contains("billing/2.3 go-nsq/1.1.0")
+            });
         }
     }
 

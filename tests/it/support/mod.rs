@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod formats;
+
 use bytes::BytesMut;
 use nsq::protocol::{Command, Frame, FrameDecoder, MAGIC_V2};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -31,55 +33,17 @@ impl Nsqd {
     }
 
     pub fn start_in(data: tempfile::TempDir, args: &[&str]) -> Nsqd {
-        let mut child = Process::new(env!("CARGO_BIN_EXE_nsqd"))
-            .arg("--tcp-address=127.0.0.1:0")
-            .arg("--http-address=127.0.0.1:0")
-            .arg(format!("--data-path={}", data.path().display()))
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn nsqd");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let stderr = child.stderr.take().expect("piped stderr");
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            // Drain forever so the child never blocks on a full pipe.
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                for (key, marker) in [
-                    ("tcp", "TCP: listening on "),
-                    ("http", "HTTP: listening on "),
-                ] {
-                    if let Some(rest) = line.split(marker).nth(1) {
-                        let _ = tx.send((key, rest.trim().to_string()));
-                    }
-                }
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let (mut tcp, mut http) = (None, None);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while tcp.is_none() || http.is_none() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(("tcp", a)) => tcp = Some(a.parse().expect("tcp addr")),
-                Ok((_, a)) => http = Some(a.parse().expect("http addr")),
-                Err(_) => {
-                    let _ = child.kill();
-                    panic!(
-                        "nsqd did not report its addresses; stderr:\n{}",
-                        log.lock().unwrap().join("\n")
-                    );
-                }
-            }
-        }
+        let mut all = vec![
+            "--tcp-address=127.0.0.1:0".to_string(),
+            "--http-address=127.0.0.1:0".to_string(),
+            format!("--data-path={}", data.path().display()),
+        ];
+        all.extend(args.iter().map(|a| a.to_string()));
+        let (child, tcp, http, log) = spawn_daemon(env!("CARGO_BIN_EXE_nsqd"), &all);
         Nsqd {
             child,
-            tcp: tcp.unwrap(),
-            http: http.unwrap(),
+            tcp,
+            http,
             data,
             log,
         }
@@ -508,6 +472,58 @@ pub fn run_binary_within(
 
 /// A daemon started with a command line, its listening addresses read from
 /// its log, killed on drop.
+/// Start a daemon and wait until it has logged the addresses it listens on
+/// ("TCP: listening on", "HTTP: listening on"). Its stderr is drained for
+/// as long as it runs (so it never blocks on a full pipe) into the log.
+pub fn spawn_daemon(
+    program: &str,
+    args: &[String],
+) -> (Child, SocketAddr, SocketAddr, Arc<Mutex<Vec<String>>>) {
+    let mut child = Process::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {program}: {e}"));
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().expect("piped stderr");
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            for (key, marker) in [
+                ("tcp", "TCP: listening on "),
+                ("http", "HTTP: listening on "),
+            ] {
+                if let Some(rest) = line.split(marker).nth(1) {
+                    let _ = tx.send((key, rest.trim().to_string()));
+                }
+            }
+            sink.lock().unwrap().push(line);
+        }
+    });
+    let (mut tcp, mut http) = (None, None);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while tcp.is_none() || http.is_none() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(("tcp", a)) => tcp = Some(a.parse().expect("tcp addr")),
+            Ok((_, a)) => http = Some(a.parse().expect("http addr")),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "{program} {args:?} did not report its addresses; stderr:\n{}",
+                    log.lock().unwrap().join("\n")
+                );
+            }
+        }
+    }
+    (child, tcp.unwrap(), http.unwrap(), log)
+}
+
 pub struct Daemon {
     pub child: Child,
     pub tcp: SocketAddr,
@@ -517,51 +533,8 @@ pub struct Daemon {
 impl Daemon {
     /// `program args...`; waits for "TCP: listening on" and "HTTP: listening on".
     pub fn spawn(program: &str, args: &[String]) -> Daemon {
-        let mut child = Process::new(program)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {program}: {e}"));
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let stderr = child.stderr.take().expect("piped stderr");
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                for (key, marker) in [
-                    ("tcp", "TCP: listening on "),
-                    ("http", "HTTP: listening on "),
-                ] {
-                    if let Some(rest) = line.split(marker).nth(1) {
-                        let _ = tx.send((key, rest.trim().to_string()));
-                    }
-                }
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let (mut tcp, mut http) = (None, None);
-        while tcp.is_none() || http.is_none() {
-            match rx.recv_timeout(DEADLINE) {
-                Ok(("tcp", a)) => tcp = Some(a.parse().unwrap()),
-                Ok((_, a)) => http = Some(a.parse().unwrap()),
-                Err(_) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!(
-                        "{program} {args:?} did not start: {}",
-                        log.lock().unwrap().join("\n")
-                    );
-                }
-            }
-        }
-        Daemon {
-            child,
-            tcp: tcp.unwrap(),
-            http: http.unwrap(),
-        }
+        let (child, tcp, http, _log) = spawn_daemon(program, args);
+        Daemon { child, tcp, http }
     }
 
     pub fn kill(&mut self) {
