@@ -72,6 +72,13 @@ impl Names {
             .join(format!("{}.diskqueue.{:06}.dat", self.name, num))
     }
 
+    /// The size of segment `num` (0 if it cannot be read).
+    pub fn segment_len(&self, num: u64) -> u64 {
+        std::fs::metadata(self.segment(num))
+            .map(|m| m.len())
+            .unwrap_or(0)
+    }
+
     /// The segment number of `file_name` if it is one of this queue's
     /// segments (not `.bad`, not a temporary file).
     pub fn segment_number(&self, file_name: &str) -> Option<u64> {

@@ -13,12 +13,13 @@
 //! does the `fsync`s and the metadata write (slow, outside it). Many writes
 //! then share one `fsync`: group commit.
 
+pub mod deferred;
 mod meta;
 
 pub use meta::{set_aside, write_atomically, Meta, Names};
 
 use bytes::{Bytes, BytesMut};
-use std::collections::VecDeque;
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
@@ -67,6 +68,14 @@ pub enum WriteError {
     Size { size: usize, min: u32, max: u32 },
     #[error("write {path}: {source}")]
     Io { path: String, source: io::Error },
+}
+
+/// A write that stored only its first `written` items.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct PartialWrite {
+    pub written: usize,
+    pub error: WriteError,
 }
 
 /// The reader's open segment and the bytes read ahead from it.
@@ -122,15 +131,24 @@ pub struct DiskQueue {
     bad_segments: u64,
     scratch: Vec<u8>,
     /// Records handed out by [`pop_tracked`](Self::pop_tracked) and not yet
-    /// released, in read order, with whether each has been released. The
-    /// first unreleased one is where reading resumes after a crash, so a
-    /// message delivered but not finished is never lost with the process.
-    held: VecDeque<(Position, bool)>,
-    /// The [`Held`] number of the front of `held`.
-    held_base: u64,
+    /// released, by [`Held`] number (read order), with where each starts.
+    /// The first one is where reading resumes after a crash, so a message
+    /// delivered but not finished is never lost with the process. Only the
+    /// unreleased are kept, so memory follows what is in flight, however
+    /// long one message stays there.
+    held: BTreeMap<u64, Position>,
+    /// The next [`Held`] number: every record read gets one, held or not.
+    next_held: u64,
+    /// Final sizes of the segments finished by the writer (and not yet
+    /// read past), so that [`skip_tracked`](Self::skip_tracked) can cross
+    /// segment boundaries without asking the file system.
+    finished_lens: BTreeMap<u64, u64>,
     /// The lowest segment that may still exist: finished segments are only
     /// deleted once no held record lives in them.
     first_undeleted: u64,
+    /// Records not to deliver again when read after a restart (they moved
+    /// to the owner's deferred store), by where they start.
+    skip: std::collections::BTreeSet<Position>,
 }
 
 /// Where a record starts: segment number and offset.
@@ -141,9 +159,6 @@ pub type Position = (u64, u64);
 pub struct Held(u64);
 
 const READ_CHUNK: usize = 64 * 1024;
-
-/// Most records kept on disk for their owner at once (see `pop_tracked`).
-const HELD_LIMIT: usize = 256 * 1024;
 
 impl DiskQueue {
     /// Open the queue `name` in `dir`, resuming from its metadata. Damaged
@@ -174,8 +189,10 @@ impl DiskQueue {
             read_pos_of_last: 0,
             sync_state: Arc::new(SyncState::default()),
             bad_segments: 0,
-            held: VecDeque::new(),
-            held_base: 0,
+            held: BTreeMap::new(),
+            next_held: 0,
+            finished_lens: BTreeMap::new(),
+            skip: Default::default(),
             first_undeleted: 0,
             scratch: Vec::new(),
         };
@@ -219,8 +236,14 @@ impl DiskQueue {
     /// that would then be read again.
     pub fn meta(&self) -> Meta {
         let (read_file_num, read_pos) = self.resume_position();
+        // Read again after a restart: from the oldest held record on, every
+        // record read since (held or not), then the unread ones.
+        let reread = self
+            .held
+            .first_key_value()
+            .map_or(0, |(&first, _)| self.next_held - first);
         Meta {
-            depth: self.depth + self.held.len() as u64,
+            depth: self.depth + reread,
             read_file_num,
             read_pos,
             write_file_num: self.write_file_num,
@@ -228,10 +251,26 @@ impl DiskQueue {
         }
     }
 
-    fn resume_position(&self) -> Position {
+    /// Records starting at these positions are not handed out when read:
+    /// their owner keeps them elsewhere now. Positions already read past
+    /// are ignored.
+    pub fn skip_positions(&mut self, positions: impl IntoIterator<Item = Position>) {
+        let from = (self.read_file_num, self.read_pos);
+        self.skip
+            .extend(positions.into_iter().filter(|&p| p >= from));
+    }
+
+    /// Where a held record starts.
+    pub fn held_position(&self, held: Held) -> Option<Position> {
+        self.held.get(&held.0).copied()
+    }
+
+    /// Where reading would resume after a crash: the oldest held record,
+    /// or the read position.
+    pub fn resume_position(&self) -> Position {
         self.held
-            .front()
-            .map(|&(p, _)| p)
+            .first_key_value()
+            .map(|(_, &p)| p)
             .unwrap_or((self.read_file_num, self.read_pos))
     }
 
@@ -363,6 +402,8 @@ impl DiskQueue {
         if let Some(f) = self.writer.take() {
             self.unsynced_files.push(f);
         }
+        self.finished_lens
+            .insert(self.write_file_num, self.write_pos);
         self.write_file_num += 1;
         self.write_pos = 0;
         self.dirty = true;
@@ -440,20 +481,23 @@ impl DiskQueue {
             |rec, buf| buf.extend_from_slice(rec),
             |rec| rec.len(),
         )
+        .map_err(|p| p.error)
     }
 
     /// Like [`put`](Self::put), with the record bytes produced by `encode`
     /// straight into the write buffer (no intermediate copy) and their
-    /// length given by `len`.
+    /// length given by `len`. On error, the first [`PartialWrite::written`]
+    /// items are stored and the rest are not.
     pub fn put_with<T>(
         &mut self,
         items: impl IntoIterator<Item = T>,
         encode: impl Fn(&T, &mut Vec<u8>),
         len: impl Fn(&T) -> usize,
-    ) -> Result<(), WriteError> {
+    ) -> Result<(), PartialWrite> {
         let mut buf = std::mem::take(&mut self.scratch);
         buf.clear();
         let mut pending = 0u64; // records in `buf`
+        let mut written = 0usize; // records on file
         let mut result = Ok(());
         for item in items {
             let size = len(&item);
@@ -474,6 +518,7 @@ impl DiskQueue {
                     pending = 0;
                     break;
                 }
+                written += pending as usize;
                 buf.clear();
                 pending = 0;
                 self.skip_write_file();
@@ -487,8 +532,9 @@ impl DiskQueue {
             pending += 1;
         }
         if pending > 0 {
-            if let Err(e) = self.flush_buf(&buf, pending) {
-                result = Err(e);
+            match self.flush_buf(&buf, pending) {
+                Ok(()) => written += pending as usize,
+                Err(e) => result = Err(e),
             }
         }
         buf.clear();
@@ -496,7 +542,7 @@ impl DiskQueue {
             buf = Vec::new();
         }
         self.scratch = buf;
-        result
+        result.map_err(|error| PartialWrite { written, error })
     }
 
     /// Write `buf` (holding `records` records) at the write position.
@@ -548,56 +594,81 @@ impl DiskQueue {
     pub fn pop_tracked(&mut self) -> Option<(Bytes, Held)> {
         let record = self.pop_untracked()?;
         let start = (self.read_file_num_of_last, self.read_pos_of_last);
-        let id = self.held_base + self.held.len() as u64;
-        self.held.push_back((start, false));
-        if self.held.len() > HELD_LIMIT {
-            // One message held for long (a long deferral, a stuck consumer)
-            // must not pin every later position, nor make a restart replay
-            // millions of messages: past the limit, the oldest is let go
-            // (it is then as safe as in NSQ: lost only to a crash).
-            self.held.pop_front();
-            self.held_base += 1;
-            self.advance_held();
+        Some((record, self.hold(start)))
+    }
+
+    /// Like [`pop_tracked`](Self::pop_tracked) for a record whose bytes the
+    /// owner already has (it cached what it wrote): the read position moves
+    /// past it without reading. `len` is the record's length without its
+    /// size prefix; it must be the next unread record. `None` if there is
+    /// none.
+    pub fn skip_tracked(&mut self, len: usize) -> Option<Held> {
+        if self.depth == 0 {
+            return None;
         }
-        Some((record, Held(id)))
+        // Past the end of a finished segment: the record is in the next one.
+        while self.read_file_num < self.write_file_num {
+            let end = match self.finished_lens.get(&self.read_file_num) {
+                Some(&end) => end,
+                None => self.names.segment_len(self.read_file_num),
+            };
+            if self.read_pos < end {
+                break;
+            }
+            self.finish_read_file();
+        }
+        let start = (self.read_file_num, self.read_pos);
+        let total = 4 + len as u64;
+        if let Some(r) = self.reader.as_mut() {
+            if r.buf.len() as u64 >= total {
+                bytes::Buf::advance(&mut r.buf, total as usize);
+            } else {
+                r.buf.clear();
+            }
+        }
+        self.read_pos += total;
+        self.depth -= 1;
+        self.ops_since_sync += 1;
+        self.dirty = true;
+        Some(self.hold(start))
+    }
+
+    fn hold(&mut self, start: Position) -> Held {
+        let id = self.next_held;
+        self.next_held += 1;
+        self.held.insert(id, start);
+        Held(id)
     }
 
     /// The owner no longer needs the record (finished, or stored again
     /// elsewhere). Unknown or already released records are ignored.
     pub fn release(&mut self, held: Held) {
-        let Some(i) = held.0.checked_sub(self.held_base) else {
-            return;
-        };
-        let Some(entry) = self.held.get_mut(i as usize) else {
-            return;
-        };
-        entry.1 = true;
-        if i == 0 {
-            self.advance_held();
+        let was_first = self
+            .held
+            .first_key_value()
+            .is_some_and(|(&k, _)| k == held.0);
+        if self.held.remove(&held.0).is_some() && was_first {
+            // The resume position moved.
+            self.dirty = true;
+            self.delete_finished_files();
         }
-    }
-
-    /// Drop released records from the front; the resume position moved.
-    fn advance_held(&mut self) {
-        while self.held.front().is_some_and(|&(_, released)| released) {
-            self.held.pop_front();
-            self.held_base += 1;
-        }
-        self.dirty = true;
-        self.delete_finished_files();
     }
 
     /// (Used by the tests only.)
     #[cfg(test)]
     /// Records popped with [`pop_tracked`](Self::pop_tracked), not released.
     pub fn held(&self) -> usize {
-        self.held.iter().filter(|&&(_, released)| !released).count()
+        self.held.len()
     }
 
     /// Take the record at the head, if any. Damaged segments are set aside
     /// (renamed `.bad`) and reading goes on with the next one.
     pub fn pop(&mut self) -> Option<Bytes> {
-        self.pop_untracked()
+        let record = self.pop_untracked()?;
+        // Numbered like held records, so that `meta` can count what a
+        // restart reads again.
+        self.next_held += 1;
+        Some(record)
     }
 
     fn pop_untracked(&mut self) -> Option<Bytes> {
@@ -607,7 +678,20 @@ impl DiskQueue {
                 return None;
             }
             match self.read_one() {
-                Ok(Some(record)) => return Some(record),
+                Ok(Some(record)) => {
+                    if !self.skip.is_empty() {
+                        let start = (self.read_file_num_of_last, self.read_pos_of_last);
+                        if self.skip.remove(&start) {
+                            // Read, so numbered like any other (see `meta`).
+                            self.next_held += 1;
+                            continue;
+                        }
+                        // Passed positions no longer matter.
+                        let read = (self.read_file_num, self.read_pos);
+                        self.skip = self.skip.split_off(&read);
+                    }
+                    return Some(record);
+                }
                 Ok(None) => self.finish_read_file(),
                 Err(problem) => self.set_aside_read_file(&problem),
             }
@@ -715,6 +799,7 @@ impl DiskQueue {
     /// The read segment is fully consumed: delete it, move to the next.
     fn finish_read_file(&mut self) {
         self.reader = None;
+        self.finished_lens.remove(&self.read_file_num);
         self.read_file_num += 1;
         self.read_pos = 0;
         self.delete_finished_files();
@@ -794,8 +879,8 @@ impl DiskQueue {
         self.reader = None;
         self.writer = None;
         self.unsynced_files.clear();
-        self.held_base += self.held.len() as u64;
         self.held.clear();
+        self.finished_lens.clear();
         let mut first_err = None;
         for num in self.first_undeleted.min(self.read_file_num)..=self.write_file_num {
             if let Err(e) = std::fs::remove_file(self.names.segment(num)) {

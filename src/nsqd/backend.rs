@@ -1,10 +1,16 @@
-//! Where a topic's or channel's messages go once its memory queue
-//! (`--mem-queue-size`) is full.
+//! Where a topic's or channel's messages are stored.
 //!
-//! Durable queues spill to a [`DiskQueue`]; ephemeral ones drop instead (as
-//! NSQ does). Topics and channels talk only to [`Queue`], so the storage
-//! policy stays in this file and the engine's factory.
+//! A durable queue's messages are on disk first: every message is written
+//! (to the page cache) before it is acknowledged, so a crashed process loses
+//! nothing, and `--mem-queue-size` only bounds a cache of the next messages
+//! to deliver, which saves reading back what was just written. Messages
+//! leaving the FIFO order (deferred, requeued) go to the queue's
+//! [`DeferredStore`] with their due time. An ephemeral queue keeps
+//! `--mem-queue-size` messages in memory and drops the rest (as NSQ does).
+//! Topics and channels talk only to [`Queue`], so the storage policy stays
+//! in this file and the engine's factory.
 
+use crate::diskqueue::deferred::{DeferredStore, Entry, EntryId};
 use crate::diskqueue::{DiskQueue, Held, SyncJob, SyncState};
 use crate::protocol::Message;
 use std::collections::VecDeque;
@@ -20,19 +26,12 @@ pub enum BackendError {
     Write(String),
 }
 
-/// Overflow storage behind a memory queue.
+/// Where a memory queue's overflow goes (ephemeral queues: nowhere).
 pub trait Backend: Send + 'static {
     /// Store messages at the tail, all or (on error) a prefix of them.
     fn put(&mut self, msgs: &[Message]) -> Result<(), BackendError>;
     /// Take the message at the head, if any.
     fn pop(&mut self) -> Option<Message>;
-    /// Take the message at the head and keep it stored until released, so
-    /// that a crash before then delivers it again (disk only).
-    fn pop_tracked(&mut self) -> Option<(Message, Option<Held>)> {
-        self.pop().map(|m| (m, None))
-    }
-    /// A message taken with `pop_tracked` is finished or stored again.
-    fn release(&mut self, _pos: Held) {}
     /// Messages stored (reported as `backend_depth`).
     fn depth(&self) -> u64;
     /// Drop everything stored.
@@ -40,18 +39,6 @@ pub trait Backend: Send + 'static {
     /// Messages dropped instead of stored (ephemeral queues only).
     fn dropped(&self) -> u64 {
         0
-    }
-    /// Where durability of the writes so far can be awaited (disk only).
-    fn durability_point(&self) -> Option<(Arc<SyncState>, u64)> {
-        None
-    }
-    /// Whether `--sync-every` operations are waiting for a sync.
-    fn sync_due(&self) -> bool {
-        false
-    }
-    /// The pending sync, to run outside the owner's lock.
-    fn sync_job(&mut self, _with_meta: bool) -> Option<SyncJob> {
-        None
     }
     /// Remove the stored messages for good (topic or channel deleted).
     fn delete(self: Box<Self>) {}
@@ -142,9 +129,7 @@ impl Disk {
             (self.on_sync_due)();
         }
     }
-}
 
-impl Disk {
     /// The size check on read makes a bad record unreachable for NSQ's
     /// records; one that still does not decode is logged and skipped.
     fn decode(&self, record: bytes::Bytes) -> Option<Message> {
@@ -157,15 +142,14 @@ impl Disk {
         }
         msg
     }
-}
 
-impl Backend for Disk {
-    fn put(&mut self, msgs: &[Message]) -> Result<(), BackendError> {
+    /// Append `msgs`; on error, how many were stored and why the rest was not.
+    fn put(&mut self, msgs: &[Message]) -> Result<(), (usize, BackendError)> {
         let result = self
             .queue
             .put_with(msgs, |m, buf| m.encode(buf), |m| m.encoded_len());
         self.note_ops();
-        result.map_err(|e| BackendError::Write(e.to_string()))
+        result.map_err(|p| (p.written, BackendError::Write(p.error.to_string())))
     }
 
     fn pop(&mut self) -> Option<Message> {
@@ -187,6 +171,13 @@ impl Backend for Disk {
                 None => self.queue.release(pos),
             }
         }
+    }
+
+    /// The next unread record is `msg` (held in the cache): move past it.
+    fn skip_tracked(&mut self, msg: &Message) -> Option<Held> {
+        let held = self.queue.skip_tracked(msg.encoded_len());
+        self.note_ops();
+        held
     }
 
     fn release(&mut self, pos: Held) {
@@ -215,7 +206,7 @@ impl Backend for Disk {
         self.queue.sync_job(with_meta)
     }
 
-    fn delete(self: Box<Self>) {
+    fn delete(self) {
         let name = self.queue.name().to_string();
         if let Err(e) = self.queue.delete() {
             tracing::error!("DISKQUEUE({name}): failed to delete files: {e}");
@@ -268,27 +259,64 @@ impl Ticket {
     }
 }
 
-/// A memory queue with its overflow backend: the storage shared by topics
-/// and channels.
+/// A topic's or channel's queue: see the module's design notes.
 pub struct Queue {
-    memory: VecDeque<Message>,
-    capacity: usize,
-    backend: Box<dyn Backend>,
+    store: Store,
     /// Collect durability tickets on writes (`--sync-every=1`).
     durable_acks: bool,
-    /// Alternates the source when both hold messages, so that neither the
-    /// memory queue nor the backend is starved under steady load.
-    prefer_backend: bool,
+}
+
+enum Store {
+    /// Memory up to `capacity`, then `overflow` (ephemeral queues drop; the
+    /// unit tests' and a disk-less engine's keep in memory).
+    Memory {
+        memory: VecDeque<Message>,
+        capacity: usize,
+        overflow: Box<dyn Backend>,
+        /// Alternates the source when both hold messages, so that neither
+        /// is starved under steady load.
+        prefer_backend: bool,
+    },
+    /// Every message on disk; `cache` holds the next unread ones (always a
+    /// prefix of the disk's unread records), at most `capacity` of them.
+    Disk {
+        disk: Box<Disk>,
+        cache: VecDeque<Message>,
+        capacity: usize,
+        deferred: Option<DeferredStore>,
+    },
 }
 
 impl Queue {
+    /// A memory queue of `capacity` with `backend` taking the overflow.
     pub fn new(capacity: usize, backend: Box<dyn Backend>) -> Self {
         Queue {
-            memory: VecDeque::new(),
-            capacity,
-            backend,
+            store: Store::Memory {
+                memory: VecDeque::new(),
+                capacity,
+                overflow: backend,
+                prefer_backend: false,
+            },
             durable_acks: false,
-            prefer_backend: false,
+        }
+    }
+
+    /// A durable queue on `disk`, caching up to `capacity` messages, with
+    /// a store for deferred messages (channels) or none (topics). What
+    /// moved from the queue to the store is not delivered from the queue
+    /// again.
+    pub fn durable(mut disk: Disk, capacity: usize, deferred: Option<DeferredStore>) -> Self {
+        if let Some(store) = &deferred {
+            disk.queue.skip_positions(store.sources());
+        }
+        Queue {
+            store: Store::Disk {
+                disk: Box::new(disk),
+                cache: VecDeque::new(),
+                capacity,
+                deferred,
+            },
+            durable_acks: false,
         }
     }
 
@@ -304,19 +332,50 @@ impl Queue {
         self
     }
 
-    /// Memory while there is room, the rest to the backend in one write.
+    /// Whether messages here survive the process.
+    pub fn is_durable(&self) -> bool {
+        matches!(self.store, Store::Disk { .. })
+    }
+
+    /// Store `msgs` at the tail, all or (on error) a prefix of them.
     /// Returns what must be synced before the write can be acknowledged.
     pub fn put_all(&mut self, msgs: &[Message]) -> Result<Ticket, BackendError> {
-        let room = self
-            .capacity
-            .saturating_sub(self.memory.len())
-            .min(msgs.len());
-        self.memory.extend(msgs[..room].iter().cloned());
         let mut ticket = Ticket::default();
-        if room < msgs.len() {
-            self.backend.put(&msgs[room..])?;
-            if self.durable_acks {
-                ticket.add(self.backend.durability_point());
+        match &mut self.store {
+            Store::Memory {
+                memory,
+                capacity,
+                overflow,
+                ..
+            } => {
+                let room = capacity.saturating_sub(memory.len()).min(msgs.len());
+                memory.extend(msgs[..room].iter().cloned());
+                if room < msgs.len() {
+                    overflow.put(&msgs[room..])?;
+                }
+            }
+            Store::Disk {
+                disk,
+                cache,
+                capacity,
+                ..
+            } => {
+                // The cache may take these only if it holds every unread
+                // record so far (it stays a prefix of what is on disk).
+                let aligned = cache.len() as u64 == disk.depth();
+                let written = disk.put(msgs);
+                let stored = match &written {
+                    Ok(()) => msgs.len(),
+                    Err((n, _)) => *n,
+                };
+                if aligned {
+                    let room = capacity.saturating_sub(cache.len()).min(stored);
+                    cache.extend(msgs[..room].iter().cloned());
+                }
+                if stored > 0 && self.durable_acks {
+                    ticket.add(disk.durability_point());
+                }
+                written.map_err(|(_, e)| e)?;
             }
         }
         Ok(ticket)
@@ -324,113 +383,258 @@ impl Queue {
 
     /// One message, as [`put_all`](Self::put_all).
     pub fn put(&mut self, msg: Message) -> Result<Ticket, BackendError> {
-        if self.memory.len() < self.capacity {
-            self.memory.push_back(msg);
-            Ok(Ticket::default())
-        } else {
-            self.put_all(std::slice::from_ref(&msg))
-        }
+        self.put_all(std::slice::from_ref(&msg))
     }
 
+    /// The message at the head, let go of at once (a topic handing its
+    /// backlog to its channels).
     pub fn pop(&mut self) -> Option<Message> {
-        if self.backend.depth() == 0 {
-            return self.memory.pop_front();
-        }
-        self.prefer_backend = !self.prefer_backend;
-        if self.prefer_backend || self.memory.is_empty() {
-            self.backend.pop().or_else(|| self.memory.pop_front())
-        } else {
-            self.memory.pop_front()
+        match &mut self.store {
+            Store::Memory {
+                memory,
+                overflow,
+                prefer_backend,
+                ..
+            } => {
+                if overflow.depth() == 0 {
+                    return memory.pop_front();
+                }
+                *prefer_backend = !*prefer_backend;
+                if *prefer_backend || memory.is_empty() {
+                    overflow.pop().or_else(|| memory.pop_front())
+                } else {
+                    memory.pop_front()
+                }
+            }
+            Store::Disk { disk, cache, .. } => match cache.pop_front() {
+                Some(msg) => {
+                    if let Some(held) = disk.skip_tracked(&msg) {
+                        disk.release(held);
+                    }
+                    Some(msg)
+                }
+                None => disk.pop(),
+            },
         }
     }
 
     /// As [`pop`](Self::pop), for a message about to be delivered: one from
     /// disk stays there (its position returned) until [`release`](Self::release)d.
     pub fn pop_tracked(&mut self) -> Option<(Message, Option<Held>)> {
-        if self.backend.depth() == 0 {
-            return self.memory.pop_front().map(|m| (m, None));
-        }
-        self.prefer_backend = !self.prefer_backend;
-        if self.prefer_backend || self.memory.is_empty() {
-            self.backend
-                .pop_tracked()
-                .or_else(|| self.memory.pop_front().map(|m| (m, None)))
-        } else {
-            self.memory.pop_front().map(|m| (m, None))
+        match &mut self.store {
+            Store::Memory { .. } => self.pop().map(|m| (m, None)),
+            Store::Disk { disk, cache, .. } => match cache.pop_front() {
+                Some(msg) => {
+                    let held = disk.skip_tracked(&msg);
+                    Some((msg, held))
+                }
+                None => disk.pop_tracked(),
+            },
         }
     }
 
     pub fn release(&mut self, pos: Held) {
-        self.backend.release(pos);
-    }
-
-    /// Whether the next [`put`](Self::put) goes to the backend.
-    pub fn memory_full(&self) -> bool {
-        self.memory.len() >= self.capacity
+        if let Store::Disk { disk, .. } = &mut self.store {
+            disk.release(pos);
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.memory.is_empty() && self.backend.depth() == 0
+        self.depth() == 0
     }
 
-    /// Memory plus backend, as `/stats` reports `depth`.
+    /// Every message queued, as `/stats` reports `depth`.
     pub fn depth(&self) -> u64 {
-        self.memory.len() as u64 + self.backend.depth()
+        match &self.store {
+            Store::Memory {
+                memory, overflow, ..
+            } => memory.len() as u64 + overflow.depth(),
+            Store::Disk { disk, .. } => disk.depth(),
+        }
     }
 
+    /// The messages not in memory (`backend_depth`).
     pub fn backend_depth(&self) -> u64 {
-        self.backend.depth()
+        match &self.store {
+            Store::Memory { overflow, .. } => overflow.depth(),
+            Store::Disk { disk, cache, .. } => disk.depth() - cache.len() as u64,
+        }
     }
 
     pub fn dropped(&self) -> u64 {
-        self.backend.dropped()
+        match &self.store {
+            Store::Memory { overflow, .. } => overflow.dropped(),
+            Store::Disk { .. } => 0,
+        }
     }
 
+    /// Drop every queued and deferred message.
     pub fn empty(&mut self) {
-        self.memory.clear();
-        self.memory.shrink_to(1024);
-        self.backend.empty();
+        match &mut self.store {
+            Store::Memory {
+                memory, overflow, ..
+            } => {
+                memory.clear();
+                memory.shrink_to(1024);
+                overflow.empty();
+            }
+            Store::Disk {
+                disk,
+                cache,
+                deferred,
+                ..
+            } => {
+                cache.clear();
+                cache.shrink_to(1024);
+                disk.empty();
+                if let Some(d) = deferred {
+                    if let Err(e) = d.clear() {
+                        tracing::error!("failed to empty a deferred store: {e}");
+                    }
+                }
+            }
+        }
     }
 
-    /// Shutdown: the memory queue and `extra` (in-flight, deferred) go to
-    /// the backend, which is then synced. Ephemeral backends drop them.
+    /// Keep `msg` out of the FIFO order until `due_ns` (Unix ns): in the
+    /// deferred store of a durable channel (`Some` entry), nowhere for the
+    /// others (`None`: it lives in memory only). The ticket covers the
+    /// write for `--sync-every=1`.
+    pub fn defer(
+        &mut self,
+        msg: &Message,
+        due_ns: i64,
+        from: Option<Held>,
+    ) -> Result<(Option<EntryId>, Ticket), BackendError> {
+        let Store::Disk {
+            disk,
+            deferred: Some(store),
+            ..
+        } = &mut self.store
+        else {
+            return Ok((None, Ticket::default()));
+        };
+        let source = from.and_then(|h| disk.queue.held_position(h));
+        let mut record = Vec::with_capacity(msg.encoded_len());
+        msg.encode(&mut record);
+        let id = store
+            .add(due_ns, &record, source)
+            .map_err(|e| BackendError::Write(e.to_string()))?;
+        let mut ticket = Ticket::default();
+        if self.durable_acks {
+            ticket.add(Some((store.sync_state().clone(), store.write_seq())));
+        }
+        Ok((Some(id), ticket))
+    }
+
+    /// A deferred entry is done with (finished, or deferred anew).
+    pub fn forget_deferred(&mut self, id: EntryId) {
+        if let Store::Disk {
+            disk,
+            deferred: Some(store),
+            ..
+        } = &mut self.store
+        {
+            if let Err(e) = store.remove(id, disk.queue.resume_position()) {
+                tracing::error!("failed to update a deferred store: {e}");
+            }
+        }
+    }
+
+    /// What the deferred store held when opened: (entry, due, message).
+    pub fn recovered_deferred(&mut self, entries: Vec<Entry>) -> Vec<(EntryId, i64, Message)> {
+        entries
+            .into_iter()
+            .filter_map(|e| match Message::decode(e.record) {
+                Some(m) => Some((e.id, e.due_ns, m)),
+                None => {
+                    tracing::error!("skipping a deferred record that is not a message");
+                    self.forget_deferred(e.id);
+                    None
+                }
+            })
+            .collect()
+    }
+
+    /// Shutdown: `extra` (in-flight messages, and deferred ones in a queue
+    /// without a deferred store) goes to the tail, what memory holds of an
+    /// ephemeral queue is dropped, and everything is synced.
     ///
-    /// `held` are the positions of tracked messages among `extra`: once
-    /// those are stored again, their old copies are released.
+    /// `held` are the positions of tracked messages among `extra`, `stored`
+    /// the deferred-store entries among them: once those are written again,
+    /// their old copies are let go. Returns the first error.
     pub fn persist(
         &mut self,
         extra: impl IntoIterator<Item = Message>,
         held: impl IntoIterator<Item = Held>,
+        stored: impl IntoIterator<Item = EntryId>,
     ) -> Result<(), BackendError> {
-        let mut all: Vec<Message> = self.memory.drain(..).collect();
-        all.extend(extra);
-        let result = if all.is_empty() {
-            Ok(())
-        } else {
-            self.backend.put(&all)
+        let extra: Vec<Message> = extra.into_iter().collect();
+        let result = match &mut self.store {
+            Store::Memory { .. } => Ok(()),
+            Store::Disk { disk, cache, .. } => {
+                // The cache is a copy of what is on disk: nothing to write.
+                cache.clear();
+                let r = if extra.is_empty() {
+                    Ok(())
+                } else {
+                    disk.put(&extra).map_err(|(_, e)| e)
+                };
+                if r.is_ok() {
+                    for pos in held {
+                        disk.release(pos);
+                    }
+                }
+                r
+            }
         };
         if result.is_ok() {
-            for pos in held {
-                self.backend.release(pos);
+            // Those came from the deferred store: now in the queue instead.
+            for e in stored {
+                self.forget_deferred(e);
             }
         }
-        if let Some(job) = self.backend.sync_job(true) {
+        for job in self.sync_jobs(true) {
             job.run().map_err(|e| BackendError::Write(e.to_string()))?;
         }
         result
     }
 
     pub fn sync_due(&self) -> bool {
-        self.backend.sync_due()
+        match &self.store {
+            Store::Disk { disk, .. } => disk.sync_due(),
+            Store::Memory { .. } => false,
+        }
     }
 
-    pub fn sync_job(&mut self, with_meta: bool) -> Option<SyncJob> {
-        self.backend.sync_job(with_meta)
+    /// The fsyncs (and metadata write) this queue needs, to run outside
+    /// its owner's lock.
+    pub fn sync_jobs(&mut self, with_meta: bool) -> Vec<SyncJob> {
+        match &mut self.store {
+            Store::Memory { .. } => Vec::new(),
+            Store::Disk { disk, deferred, .. } => {
+                let mut jobs: Vec<SyncJob> = disk.sync_job(with_meta).into_iter().collect();
+                if let Some(d) = deferred {
+                    jobs.extend(d.sync_job());
+                }
+                jobs
+            }
+        }
     }
 
     /// Remove the queue's files (topic or channel deleted).
     pub fn delete(self) {
-        self.backend.delete();
+        match self.store {
+            Store::Memory { overflow, .. } => overflow.delete(),
+            Store::Disk { disk, deferred, .. } => {
+                disk.delete();
+                if let Some(d) = deferred {
+                    if let Err(e) = d.delete() {
+                        tracing::error!("failed to delete a deferred store: {e}");
+                    }
+                }
+            }
+        }
     }
 }
 

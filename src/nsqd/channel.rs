@@ -1,7 +1,16 @@
 //! A channel: one consumer group's copy of a topic's stream.
 //!
 //! Holds the queue of messages waiting for a consumer, the messages in flight
-//! (delivered, not yet FIN'd), and the deferred ones (DPUB, REQ with delay).
+//! (delivered, not yet FIN'd), the deferred ones (DPUB, REQ with delay) and
+//! the requeued ones ready again.
+//!
+//! Durability: every message of a durable channel is stored until it is
+//! finished. A message delivered from the queue keeps its record there
+//! ([`Origin::Queue`]); one that leaves the FIFO order (requeued, timed
+//! out, deferred) moves to the queue's deferred store with its due time
+//! ([`Origin::Store`]), so that the queue's records are held only while a
+//! first delivery is in flight, and a restart finds every message with
+//! its due time.
 //! Consumers pull: a connection with room under its RDY takes a batch with
 //! [`Channel::take`], so one lock round trip moves many messages, and no task
 //! or timer exists per message.
@@ -19,6 +28,7 @@
 
 use super::backend::{BackendError, Queue, Ticket};
 use super::client_state::ClientHandle;
+use crate::diskqueue::deferred::EntryId;
 use crate::diskqueue::{Held, SyncJob};
 use crate::protocol::{Message, MessageId};
 use parking_lot::Mutex;
@@ -49,19 +59,29 @@ impl Hasher for IdHasher {
 
 type IdMap<V> = HashMap<MessageId, V, BuildHasherDefault<IdHasher>>;
 
+/// Where a message's stored copy is, to let go of once it is finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// Not stored (ephemeral channels, or an engine without a data path).
+    Memory,
+    /// Its record in the queue, held until released.
+    Queue(Held),
+    /// An entry of the queue's deferred store.
+    Store(EntryId),
+}
+
 struct InFlight {
     msg: Message,
     client_id: u64,
     deadline: Instant,
     delivered_at: Instant,
-    /// Its record on disk, kept until FIN (see `State::requeued_held`).
-    held: Option<Held>,
+    origin: Origin,
 }
 
 struct Deferred {
     due: Instant,
     msg: Message,
-    held: Option<Held>,
+    origin: Origin,
 }
 
 impl PartialEq for Deferred {
@@ -92,11 +112,62 @@ struct State {
     /// single messages go round the group). [`Channel::dispatch`] hands them
     /// messages when some arrive.
     waiters: VecDeque<Waiter>,
-    /// A message read from disk keeps its record there until it is
-    /// finished, so that a crash delivers it again instead of losing it.
-    /// In flight and deferred messages carry theirs; this map holds those of
-    /// messages requeued into the memory queue.
-    requeued_held: IdMap<Held>,
+    /// Requeued messages (REQ without delay, timeouts, deferred ones now
+    /// due): delivered before the queue's next messages.
+    ready: VecDeque<(Message, Origin)>,
+}
+
+impl State {
+    /// Messages that could be delivered now.
+    fn available(&self) -> usize {
+        self.ready.len() + self.queue.depth() as usize
+    }
+
+    fn nothing_available(&self) -> bool {
+        self.ready.is_empty() && self.queue.is_empty()
+    }
+
+    /// The next message to deliver: a requeued one first, else the queue's.
+    fn next_message(&mut self) -> Option<(Message, Origin)> {
+        if let Some(next) = self.ready.pop_front() {
+            return Some(next);
+        }
+        let (msg, held) = self.queue.pop_tracked()?;
+        Some((msg, held.map_or(Origin::Memory, Origin::Queue)))
+    }
+
+    /// The stored copy is no longer needed.
+    fn let_go(&mut self, origin: Origin) {
+        match origin {
+            Origin::Memory => {}
+            Origin::Queue(h) => self.queue.release(h),
+            Origin::Store(e) => self.queue.forget_deferred(e),
+        }
+    }
+
+    /// Keep `msg` out of the FIFO until `due` (its store entry written
+    /// now), letting go of its previous copy once the new one is stored.
+    /// If the store cannot be written, the previous copy stays: the message
+    /// is as safe as before, only its due time is not recorded.
+    fn store_deferred(&mut self, msg: &Message, due: Instant, previous: Origin) -> Origin {
+        let wait = due.saturating_duration_since(Instant::now());
+        let due_ns = crate::protocol::message::now_nanos().saturating_add(wait.as_nanos() as i64);
+        let from = match previous {
+            Origin::Queue(h) => Some(h),
+            _ => None,
+        };
+        match self.queue.defer(msg, due_ns, from) {
+            Ok((Some(entry), _)) => {
+                self.let_go(previous);
+                Origin::Store(entry)
+            }
+            Ok((None, _)) => previous,
+            Err(e) => {
+                tracing::error!("failed to store a deferred message: {e}");
+                previous
+            }
+        }
+    }
 }
 
 /// A consumer waiting for messages, with the timeout its messages get.
@@ -279,7 +350,7 @@ impl Channel {
                 deferred: BinaryHeap::new(),
                 clients: HashMap::new(),
                 waiters: VecDeque::new(),
-                requeued_held: IdMap::default(),
+                ready: VecDeque::new(),
             }),
             paused: AtomicBool::new(false),
             exiting: AtomicBool::new(false),
@@ -315,11 +386,15 @@ impl Channel {
             ticket = st.queue.put_all(msgs)?;
         } else {
             let due = Instant::now() + defer;
+            let due_ns =
+                crate::protocol::message::now_nanos().saturating_add(defer.as_nanos() as i64);
             for msg in msgs {
+                let (entry, written) = st.queue.defer(msg, due_ns, None)?;
+                ticket.merge(written);
                 st.deferred.push(Deferred {
                     due,
                     msg: msg.clone(),
-                    held: None,
+                    origin: entry.map_or(Origin::Memory, Origin::Store),
                 });
             }
         }
@@ -335,10 +410,10 @@ impl Channel {
     /// less room than its share takes what it can and the rest is split
     /// among the others.
     fn dispatch(&self, mut st: parking_lot::MutexGuard<'_, State>) {
-        if st.waiters.is_empty() || self.is_paused() || st.queue.is_empty() {
+        if st.waiters.is_empty() || self.is_paused() || st.nothing_available() {
             return;
         }
-        let depth = st.queue.depth() as usize;
+        let depth = st.available();
         // No more messages than waiters: one each, in turn. Otherwise work
         // out the even share (this looks at every consumer).
         let level = if depth <= st.waiters.len() {
@@ -356,7 +431,7 @@ impl Channel {
         };
         let now = Instant::now();
         let mut woken = Vec::new();
-        while !st.queue.is_empty() {
+        while !st.nothing_available() {
             let Some(w) = st.waiters.pop_front() else {
                 break;
             };
@@ -404,7 +479,7 @@ impl Channel {
         // Other consumers with room get their share of a shallow queue. A
         // deep one (or an empty one) needs no count: the share would not
         // limit this take.
-        let depth = st.queue.depth() as usize;
+        let depth = st.available();
         let limit = if depth > 0 && depth < max.saturating_mul(st.clients.len()) {
             let others = st
                 .clients
@@ -447,19 +522,14 @@ impl Channel {
         let mut taken = 0;
         let mut dry = false;
         while taken < max {
-            let Some((mut msg, mut held)) = st.queue.pop_tracked() else {
+            let Some((mut msg, origin)) = st.next_message() else {
                 dry = true;
                 break;
             };
             // nsqd draws 0-99 and drops the message when the draw exceeds the rate.
             if sample_rate > 0 && fastrand::i32(0..100) > sample_rate {
-                if let Some(h) = held {
-                    st.queue.release(h);
-                }
+                st.let_go(origin);
                 continue;
-            }
-            if held.is_none() && !st.requeued_held.is_empty() {
-                held = st.requeued_held.remove(&msg.id);
             }
             msg.attempts = msg.attempts.wrapping_add(1);
             st.deadlines.push(deadline, msg.id);
@@ -470,7 +540,7 @@ impl Channel {
                     client_id: client.id,
                     deadline,
                     delivered_at: now,
-                    held,
+                    origin,
                 },
             );
             out.push(msg);
@@ -508,9 +578,7 @@ impl Channel {
     pub fn finish(&self, client: &ClientHandle, id: MessageId) -> Result<i64, InFlightError> {
         let mut st = self.state.lock();
         let f = Self::remove_in_flight(&mut st, client.id, id)?;
-        if let Some(h) = f.held {
-            st.queue.release(h);
-        }
+        st.let_go(f.origin);
         drop(st);
         client.in_flight.fetch_sub(1, Relaxed);
         client.finish_count.fetch_add(1, Relaxed);
@@ -531,45 +599,59 @@ impl Channel {
         client.in_flight.fetch_sub(1, Relaxed);
         client.requeue_count.fetch_add(1, Relaxed);
         if delay.is_zero() {
-            self.requeue_now(&mut st, f.msg, f.held);
+            Self::requeue_now(&mut st, f.msg, f.origin);
             self.dispatch(st);
         } else {
+            let due = Instant::now() + delay;
+            let origin = st.store_deferred(&f.msg, due, f.origin);
             st.deferred.push(Deferred {
-                due: Instant::now() + delay,
+                due,
                 msg: f.msg,
-                held: f.held,
+                origin,
             });
         }
         Ok(())
     }
 
-    /// Back into the queue. A message read from disk stays held there if it
-    /// goes to memory; if it is written to disk again, its old copy is
-    /// released.
-    fn requeue_now(&self, st: &mut State, msg: Message, held: Option<Held>) {
-        let id = msg.id;
-        let to_disk = st.queue.memory_full();
-        let stored = st.queue.put(msg);
-        if let Some(h) = held {
-            match (&stored, to_disk) {
-                (Ok(_), true) => st.queue.release(h),
-                (Ok(_), false) => {
-                    st.requeued_held.insert(id, h);
-                }
-                // Not stored again: the old record stays, and comes back
-                // after a restart.
-                (Err(_), _) => {}
+    /// Ready again (REQ without delay, timeout). A first delivery from the
+    /// queue moves to the deferred store, so that the queue's record is not
+    /// held for as long as the message keeps failing.
+    fn requeue_now(st: &mut State, msg: Message, origin: Origin) {
+        let origin = match origin {
+            Origin::Queue(_) => st.store_deferred(&msg, Instant::now(), origin),
+            other => other,
+        };
+        st.ready.push_back((msg, origin));
+    }
+
+    /// Deferred messages the store held when the channel was opened: due
+    /// ones are ready, the others wait for their time, as recorded.
+    pub fn restore_deferred(&self, entries: Vec<(EntryId, i64, Message)>) {
+        if entries.is_empty() {
+            return;
+        }
+        let mut st = self.state.lock();
+        let (now, now_ns) = (Instant::now(), crate::protocol::message::now_nanos());
+        let (mut ready, mut later) = (0, 0);
+        for (entry, due_ns, msg) in entries {
+            let wait = Duration::from_nanos(due_ns.saturating_sub(now_ns).max(0) as u64);
+            if wait.is_zero() {
+                st.ready.push_back((msg, Origin::Store(entry)));
+                ready += 1;
+            } else {
+                st.deferred.push(Deferred {
+                    due: now + wait,
+                    msg,
+                    origin: Origin::Store(entry),
+                });
+                later += 1;
             }
         }
-        if let Err(e) = stored {
-            // Only a failing disk gets here; the message stays lost to this
-            // channel, so say so loudly.
-            tracing::error!(
-                "channel {}:{}: failed to requeue message: {e}",
-                self.topic_name,
-                self.name
-            );
-        }
+        tracing::info!(
+            "CHANNEL({}:{}): recovered {ready} requeued and {later} deferred message(s)",
+            self.topic_name,
+            self.name
+        );
     }
 
     /// TOUCH: push the deadline out by `timeout`, but never past delivery
@@ -614,13 +696,13 @@ impl Channel {
                 if let Some(c) = st.clients.get(&f.client_id) {
                     c.release_in_flight(1);
                 }
-                self.requeue_now(&mut st, f.msg, f.held);
+                Self::requeue_now(&mut st, f.msg, f.origin);
                 released = true;
             }
         }
         while st.deferred.peek().is_some_and(|d| d.due <= now) {
             let d = st.deferred.pop().expect("peeked");
-            self.requeue_now(&mut st, d.msg, d.held);
+            Self::requeue_now(&mut st, d.msg, d.origin);
             released = true;
         }
         let next = match (st.deadlines.next(), st.deferred.peek()) {
@@ -672,9 +754,10 @@ impl Channel {
             let mut returned = false;
             for msg in unsent {
                 if let Ok(f) = Self::remove_in_flight(&mut st, client_id, msg.id) {
+                    // Never sent: back at the front, as if never delivered.
                     let mut msg = f.msg;
                     msg.attempts = msg.attempts.wrapping_sub(1);
-                    self.requeue_now(&mut st, msg, f.held);
+                    st.ready.push_front((msg, f.origin));
                     returned = true;
                 }
             }
@@ -707,7 +790,7 @@ impl Channel {
     pub fn empty(&self) {
         let mut st = self.state.lock();
         st.queue.empty();
-        st.requeued_held.clear();
+        st.ready.clear();
         st.in_flight.clear();
         st.deadlines.clear();
         st.deferred.clear();
@@ -739,8 +822,11 @@ impl Channel {
         queue.delete();
     }
 
-    /// Shutdown: everything the channel holds (queued, in flight, deferred)
-    /// goes to its backend, so that it is delivered again after a restart.
+    /// Shutdown: everything the channel holds is on disk where a restart
+    /// (ours, or NSQ's) finds it. In-flight and requeued messages go back
+    /// to the queue's tail (NSQ's format); deferred ones stay in the
+    /// deferred store with their due time (NSQ does not read that file:
+    /// see the README).
     pub fn persist(&self) -> Result<(), BackendError> {
         self.exiting.store(true, Relaxed);
         let mut st = self.state.lock();
@@ -749,29 +835,40 @@ impl Channel {
             c.outbox.lock().clear();
         }
         st.deadlines.clear();
-        // Everything is written again below, so every held record can go.
-        let mut held: Vec<Held> = st.requeued_held.drain().map(|(_, h)| h).collect();
-        let mut in_flight = Vec::with_capacity(st.in_flight.len());
-        for (_, f) in st.in_flight.drain() {
-            held.extend(f.held);
-            in_flight.push(f.msg);
-        }
-        let deferred: Vec<Message> = std::mem::take(&mut st.deferred)
+        let mut back: Vec<(Message, Origin)> = st.ready.drain(..).collect();
+        back.extend(st.in_flight.drain().map(|(_, f)| (f.msg, f.origin)));
+        for d in std::mem::take(&mut st.deferred)
             .into_sorted_vec()
             .into_iter()
             .rev()
-            .map(|d| {
-                held.extend(d.held);
-                d.msg
+        {
+            match d.origin {
+                // Stored with its due time already: it stays there.
+                Origin::Store(_) => {}
+                _ => back.push((d.msg, d.origin)),
+            }
+        }
+        let held: Vec<Held> = back
+            .iter()
+            .filter_map(|(_, o)| match o {
+                Origin::Queue(h) => Some(*h),
+                _ => None,
             })
             .collect();
-        st.queue
-            .persist(in_flight.into_iter().chain(deferred), held)
+        let stored: Vec<EntryId> = back
+            .iter()
+            .filter_map(|(_, o)| match o {
+                Origin::Store(e) => Some(*e),
+                _ => None,
+            })
+            .collect();
+        let msgs = back.into_iter().map(|(m, _)| m);
+        st.queue.persist(msgs, held, stored)
     }
 
-    /// The sync this channel's disk queue needs, if any.
-    pub fn sync_job(&self, with_meta: bool) -> Option<SyncJob> {
-        self.state.lock().queue.sync_job(with_meta)
+    /// The syncs this channel's storage needs.
+    pub fn sync_jobs(&self, with_meta: bool) -> Vec<SyncJob> {
+        self.state.lock().queue.sync_jobs(with_meta)
     }
 
     /// Whether the channel has no consumers (for ephemeral cleanup), checked
@@ -789,7 +886,7 @@ impl Channel {
     pub fn counts(&self) -> ChannelCounts {
         let st = self.state.lock();
         ChannelCounts {
-            depth: st.queue.depth(),
+            depth: st.queue.depth() + st.ready.len() as u64,
             backend_depth: st.queue.backend_depth(),
             in_flight: st.in_flight.len() as u64,
             deferred: st.deferred.len() as u64,
@@ -818,46 +915,88 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn a_disk_message_requeued_to_memory_keeps_its_record_until_fin() {
+    /// A durable channel on disk in `dir`, caching `cache` messages.
+    fn durable(dir: &std::path::Path, cache: usize) -> Channel {
+        use crate::diskqueue::deferred::DeferredStore;
         use crate::diskqueue::{Config, DiskQueue};
         use crate::nsqd::backend::Disk;
-        let dir = tempfile::tempdir().unwrap();
         let cfg = Config {
             max_bytes_per_file: 1 << 20,
             min_record_size: 26,
             max_record_size: 1 << 20,
             sync_every: 2500,
         };
-        let disk = Disk::new(
-            DiskQueue::open(dir.path(), "t:c", cfg).unwrap(),
-            Arc::new(|| {}),
-        );
-        // Memory for one message: the second goes to disk.
-        let ch = Channel::new("t", "c", Queue::new(1, Box::new(disk)));
+        let disk = Disk::new(DiskQueue::open(dir, "t:c", cfg).unwrap(), Arc::new(|| {}));
+        let (store, found) = DeferredStore::open(dir, "t:c").unwrap();
+        let mut queue = Queue::durable(disk, cache, Some(store));
+        let recovered = queue.recovered_deferred(found);
+        let ch = Channel::new("t", "c", queue);
+        ch.restore_deferred(recovered);
+        ch
+    }
+
+    fn sync(ch: &Channel) {
+        for job in ch.sync_jobs(true) {
+            job.run().unwrap();
+        }
+    }
+
+    #[test]
+    fn a_durable_channel_stores_every_message_until_fin() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = || std::fs::read_to_string(dir.path().join("t:c.diskqueue.meta.dat")).unwrap();
+        let record_len = 4 + 26 + 1;
+        // Cache for one: both go to disk, the first is also cached.
+        let ch = durable(dir.path(), 1);
         let a = client(1);
         ch.put_from_topic(&msgs(2), Duration::ZERO).unwrap();
+        assert_eq!(ch.counts().backend_depth, 1, "one cached, one only on disk");
         let mut out = Vec::new();
         assert_eq!(ch.take(&a, 2, Duration::from_secs(60), &mut out).taken, 2);
-        let meta = || {
-            if let Some(job) = ch.sync_job(true) {
-                job.run().unwrap();
-            }
-            std::fs::read_to_string(dir.path().join("t:c.diskqueue.meta.dat")).unwrap()
-        };
-        let record_len = 4 + 26 + 1;
-        let held = format!("1\n0,0\n0,{record_len}\n");
-        assert_eq!(meta(), held, "in flight: the record stays");
-        let from_disk = out.iter().find(|m| m.id == MessageId(1)).unwrap().id;
-        ch.requeue(&a, from_disk, Duration::ZERO).unwrap();
-        assert_eq!(ch.counts().backend_depth, 0, "requeued into memory");
-        ch.process_timers(Instant::now());
-        assert_eq!(meta(), held, "requeued into memory: the record still stays");
+        sync(&ch);
+        assert_eq!(
+            meta(),
+            format!("2\n0,0\n0,{}\n", 2 * record_len),
+            "in flight: both records stay"
+        );
+        // REQ: the message moves to the deferred store; its record goes.
+        ch.requeue(&a, out[0].id, Duration::ZERO).unwrap();
+        sync(&ch);
+        assert_eq!(meta(), format!("1\n0,{record_len}\n0,{}\n", 2 * record_len));
+        // A crash now: the one in flight and the requeued one both come back.
+        drop(ch);
+        let ch = durable(dir.path(), 1);
+        assert_eq!(ch.counts().depth, 2);
         out.clear();
-        assert_eq!(ch.take(&a, 1, Duration::from_secs(60), &mut out).taken, 1);
-        ch.finish(&a, from_disk).unwrap();
-        let done = format!("0\n0,{record_len}\n0,{record_len}\n");
-        assert_eq!(meta(), done, "finished: released");
+        assert_eq!(ch.take(&a, 5, Duration::from_secs(60), &mut out).taken, 2);
+        for m in &out {
+            ch.finish(&a, m.id).unwrap();
+        }
+        sync(&ch);
+        drop(ch);
+        // All finished: nothing comes back.
+        let ch = durable(dir.path(), 1);
+        assert_eq!(ch.counts().depth, 0);
+        assert_eq!(ch.counts().deferred, 0);
+    }
+
+    #[test]
+    fn deferred_messages_keep_their_due_time_across_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let ch = durable(dir.path(), 10);
+        ch.put_from_topic(&msgs(1), Duration::from_secs(3600))
+            .unwrap();
+        let a = client(1);
+        ch.put_from_topic(&msgs(1)[..0], Duration::ZERO).unwrap();
+        assert_eq!(ch.counts().deferred, 1);
+        drop(ch); // a crash
+        let ch = durable(dir.path(), 10);
+        assert_eq!(ch.counts().deferred, 1, "still deferred");
+        let mut out = Vec::new();
+        assert_eq!(ch.take(&a, 1, Duration::from_secs(60), &mut out).taken, 0);
+        // Due in about an hour, not now.
+        let next = ch.process_timers(Instant::now()).unwrap();
+        assert!(next > Instant::now() + Duration::from_secs(3500));
     }
 
     #[test]

@@ -477,14 +477,11 @@ impl Nsqd {
         // recorded past messages its pump moved into channels whose own
         // writes are not yet on disk. The channel jobs, taken after, cover
         // those writes and run before the topic jobs.
-        let topic_jobs: Vec<SyncJob> = topics
-            .iter()
-            .filter_map(|t| t.sync_job(with_meta))
-            .collect();
+        let topic_jobs: Vec<SyncJob> = topics.iter().flat_map(|t| t.sync_jobs(with_meta)).collect();
         let channel_jobs: Vec<SyncJob> = topics
             .iter()
             .flat_map(|t| t.channels())
-            .filter_map(|c| c.sync_job(with_meta))
+            .flat_map(|c| c.sync_jobs(with_meta))
             .collect();
         if topic_jobs.is_empty() && channel_jobs.is_empty() {
             return;

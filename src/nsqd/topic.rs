@@ -204,11 +204,9 @@ impl Topic {
         }
         let queue_name = format!("{}:{}", self.name, name);
         let ephemeral = crate::protocol::names::is_ephemeral(name);
-        let ch = Arc::new(Channel::new(
-            &self.name,
-            name,
-            self.factory.queue(&queue_name, ephemeral),
-        ));
+        let opened = self.factory.channel_queue(&queue_name, ephemeral);
+        let ch = Arc::new(Channel::new(&self.name, name, opened.queue));
+        ch.restore_deferred(opened.deferred);
         st.channels.insert(name.to_string(), ch.clone());
         self.start_pump(&mut st);
         tracing::info!("TOPIC({}): new channel({})", self.name, name);
@@ -312,12 +310,15 @@ impl Topic {
         }
         let mut st = self.state.lock();
         st.deferrals.clear();
-        result.and(st.queue.persist(std::iter::empty(), std::iter::empty()))
+        result.and(
+            st.queue
+                .persist(std::iter::empty(), std::iter::empty(), std::iter::empty()),
+        )
     }
 
     /// The sync the topic's own disk queue needs, if any.
-    pub fn sync_job(&self, with_meta: bool) -> Option<SyncJob> {
-        self.state.lock().queue.sync_job(with_meta)
+    pub fn sync_jobs(&self, with_meta: bool) -> Vec<SyncJob> {
+        self.state.lock().queue.sync_jobs(with_meta)
     }
 
     /// Ephemeral cleanup: mark exiting if no channel is left.

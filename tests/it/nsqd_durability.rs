@@ -174,13 +174,16 @@ fn restart_keeps_everything() {
     drop((c, p));
 
     let nsqd = restart(nsqd, &args);
-    // In-flight and deferred messages were written to the channel's queue
-    // at shutdown (reference 2.5, 2.11): all 5,000 are queued again.
-    wait_until("all messages queued in the channel again", || {
-        channel_depth(&nsqd, "t", "ch") == Some(TOTAL as i64) && topic_depth(&nsqd, "t") == Some(0)
+    // In-flight messages were written back to the channel's queue at
+    // shutdown (reference 2.11); the deferred ones keep their due time, a
+    // minute away (NSQ would deliver them at once: a documented difference).
+    wait_until("every message queued or deferred again", || {
+        nsqd.channel_stats("t", "ch")
+            .is_some_and(|ch| ch["depth"] == (TOTAL - 5) as i64 && ch["deferred_count"] == 5)
+            && topic_depth(&nsqd, "t") == Some(0)
     });
     let mut c = consumer(&nsqd, "t", "ch", 100);
-    let got = consume_for(&mut c, |_| drained(&nsqd, "t", "ch"));
+    let got = consume_for(&mut c, |_| drained_but_deferred(&nsqd, "t", "ch", 5));
     let received = bodies_of(&got);
     // A clean shutdown writes each message back exactly once.
     assert_eq!(
@@ -188,16 +191,21 @@ fn restart_keeps_everything() {
         received.len(),
         "duplicates after a clean restart"
     );
+    let deferred_bodies: HashSet<Bytes> = deferred.iter().map(|m| m.body.clone()).collect();
+    let expected: HashSet<Bytes> = bodies
+        .iter()
+        .filter(|b| !deferred_bodies.contains(*b))
+        .cloned()
+        .collect();
     assert_eq!(
         received,
-        bodies.iter().cloned().collect::<HashSet<_>>(),
-        "received {} distinct of {TOTAL}",
-        received.len()
+        expected,
+        "received {} distinct of {}",
+        received.len(),
+        TOTAL - 5
     );
-    assert!(drained(&nsqd, "t", "ch"), "channel not drained");
-    // Messages keep ID, timestamp and attempts across the restart; the
-    // deferral is lost (reference 2.5), so they come at once, with attempts
-    // = 1 (stored) + 1 for this delivery.
+    // Messages keep ID, timestamp and attempts across the restart, with
+    // attempts = 1 (stored) + 1 for this delivery.
     for m in &got {
         match before.get(&m.body) {
             Some(old) => {
@@ -207,6 +215,17 @@ fn restart_keeps_everything() {
             None => assert_eq!(m.attempts, 1, "never delivered before: {m:?}"),
         }
     }
+}
+
+/// Everything delivered and finished except `deferred` messages waiting.
+fn drained_but_deferred(nsqd: &Nsqd, topic: &str, channel: &str, deferred: i64) -> bool {
+    let Some(ch) = nsqd.channel_stats(topic, channel) else {
+        return false;
+    };
+    ch["depth"] == 0
+        && ch["in_flight_count"] == 0
+        && ch["deferred_count"] == deferred
+        && topic_depth(nsqd, topic) == Some(0)
 }
 
 #[test]
@@ -885,5 +904,147 @@ fn messages_in_flight_survive_kill9() {
         "{} unfinished messages lost, e.g. {:?}",
         missing.len(),
         &missing[..missing.len().min(3)]
+    );
+}
+
+/// Pipelined producers, nsqd killed with SIGKILL `rounds` times and
+/// restarted on the same data path; then every acknowledged message must
+/// be delivered. Returns (acknowledged, delivered, duplicates).
+fn kill9_rounds(args: &[&str], rounds: usize, per_round: usize) -> (usize, usize, usize) {
+    let mut nsqd = Nsqd::start(args);
+    create_channel(&nsqd, "t", "ch");
+    let (mut sent, mut acked) = (HashSet::new(), HashSet::new());
+    for round in 0..rounds {
+        let acked_total = Arc::new(AtomicUsize::new(0));
+        let producers: Vec<_> = (0..4)
+            .map(|id| {
+                let (addr, total) = (nsqd.tcp, acked_total.clone());
+                std::thread::spawn(move || pipelined_producer(addr, round * 10 + id, 64, &total))
+            })
+            .collect();
+        wait_until("acknowledged publishes", || {
+            acked_total.load(Ordering::SeqCst) >= per_round
+        });
+        support::signal(nsqd.pid(), "KILL");
+        for p in producers {
+            let (s, a) = p.join().expect("producer thread");
+            sent.extend(s);
+            acked.extend(a);
+        }
+        nsqd = restart(nsqd, args);
+    }
+    let mut c = consumer(&nsqd, "t", "ch", 500);
+    let got = consume_for(&mut c, |got| acked.is_subset(&bodies_of(got)));
+    let received = bodies_of(&got);
+    let lost: Vec<&Bytes> = acked.difference(&received).collect();
+    assert!(
+        lost.is_empty(),
+        "{args:?}: {} of {} acknowledged messages lost, e.g. {:?}",
+        lost.len(),
+        acked.len(),
+        &lost[..lost.len().min(5)]
+    );
+    let invented: Vec<&Bytes> = received.difference(&sent).collect();
+    assert!(invented.is_empty(), "never published: {invented:?}");
+    (acked.len(), received.len(), got.len() - received.len())
+}
+
+/// The promise that sets us apart: at nsqd's default flags (a memory
+/// queue of 10,000, fsync every 2,500 writes), `kill -9` under load loses
+/// nothing that was acknowledged, however many times.
+#[test]
+fn kill9_at_default_flags_loses_nothing_acknowledged() {
+    let (acked, delivered, dups) = kill9_rounds(&[], 3, 3000);
+    eprintln!("default flags, 3 x kill -9: {acked} acknowledged, {delivered} delivered, {dups} duplicates");
+    let (acked, delivered, dups) = kill9_rounds(&["--sync-every=1"], 2, 2000);
+    eprintln!("--sync-every=1, 2 x kill -9: {acked} acknowledged, {delivered} delivered, {dups} duplicates");
+}
+
+/// Messages in flight, requeued and deferred (DPUB, and REQ with a delay)
+/// when nsqd is killed are all delivered after the restart, the deferred
+/// ones not before their time.
+#[test]
+fn in_flight_requeued_and_deferred_survive_kill9() {
+    let nsqd = Nsqd::start(&[]);
+    create_channel(&nsqd, "t", "ch");
+    let mut p = nsqd.connect();
+    for i in 0..10 {
+        p.publish("t", format!("m{i}").as_bytes());
+    }
+    // A deferred publish due in 2 s, and one in an hour.
+    let published = Instant::now();
+    for (body, defer_ms) in [("soon", 2000u64), ("later", 3_600_000)] {
+        p.send(&Command::Dpub {
+            topic: "t".into(),
+            defer_ms,
+            body: Bytes::from_static(body.as_bytes()),
+        });
+        p.expect_ok();
+    }
+    let mut c = consumer(&nsqd, "t", "ch", 10);
+    let msgs: Vec<Message> = (0..10).map(|_| c.expect_message()).collect();
+    // m0..m3 stay in flight; m4..m6 are requeued now; m7..m9 in an hour.
+    for m in &msgs[4..7] {
+        c.send(&Command::Req {
+            id: m.id.to_hex(),
+            timeout_ms: 0,
+        });
+    }
+    for m in &msgs[7..] {
+        c.send(&Command::Req {
+            id: m.id.to_hex(),
+            timeout_ms: 3_600_000,
+        });
+    }
+    wait_until("requeues applied", || {
+        nsqd.channel_stats("t", "ch")
+            .is_some_and(|ch| ch["deferred_count"] == 5 && ch["requeue_count"] == 6)
+    });
+    support::signal(nsqd.pid(), "KILL");
+    drop((c, p));
+
+    let nsqd = restart(nsqd, &[]);
+    let mut c = consumer(&nsqd, "t", "ch", 100);
+    // In flight (m0..m3) and requeued (m4..m6) come back at once.
+    let now: HashSet<Bytes> = (0..7).map(|_| c.expect_message().body).collect();
+    let expected: HashSet<Bytes> = msgs[..7].iter().map(|m| m.body.clone()).collect();
+    assert_eq!(now, expected);
+    // "soon" comes when it is due, not before.
+    let soon = c.expect_message();
+    assert_eq!(soon.body.as_ref(), b"soon");
+    assert!(
+        published.elapsed() >= Duration::from_millis(1900),
+        "a deferred message came early after a crash: {:?}",
+        published.elapsed()
+    );
+    // The hour-long ones are still waiting.
+    c.expect_silence(Duration::from_millis(200));
+    assert_eq!(nsqd.channel_stats("t", "ch").unwrap()["deferred_count"], 4);
+}
+
+/// A clean restart keeps deferred messages' due times too.
+#[test]
+fn deferred_due_time_survives_a_clean_restart() {
+    let mut nsqd = Nsqd::start(&[]);
+    create_channel(&nsqd, "t", "ch");
+    let published = Instant::now();
+    let mut p = nsqd.connect();
+    p.send(&Command::Dpub {
+        topic: "t".into(),
+        defer_ms: 1500,
+        body: Bytes::from_static(b"deferred"),
+    });
+    p.expect_ok();
+    drop(p);
+    stop_cleanly(&mut nsqd);
+    let nsqd = restart(nsqd, &[]);
+    assert_eq!(nsqd.channel_stats("t", "ch").unwrap()["deferred_count"], 1);
+    let mut c = consumer(&nsqd, "t", "ch", 1);
+    let m = c.expect_message();
+    assert_eq!(m.body.as_ref(), b"deferred");
+    assert!(
+        published.elapsed() >= Duration::from_millis(1400),
+        "delivered early after a restart: {:?}",
+        published.elapsed()
     );
 }

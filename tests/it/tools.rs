@@ -710,7 +710,12 @@ fn tail_reconnects_when_nsqd_restarts() {
     reader.read_line(&mut line).unwrap();
     assert_eq!(line, "before\n");
     // Restart nsqd on the same address and data (the channel survives),
-    // once nsq-tail has said it cannot reach it.
+    // once nsq-tail has finished "before" (else it is written back at
+    // shutdown and comes again: at-least-once) and said it cannot reach it.
+    wait_until("before finished", || {
+        nsqd.channel_stats("r", "c")
+            .is_some_and(|c| c["in_flight_count"] == 0 && c["depth"] == 0)
+    });
     assert!(nsqd.stop().success());
     wait_until("nsq-tail reports the lost nsqd", || {
         stderr
