@@ -74,6 +74,12 @@ impl QueueFactory {
                 };
                 let mut queue = Queue::durable(backend, self.mem_queue_size, store)
                     .with_durable_acks(disk.durable_acks);
+                if !queue.is_empty() {
+                    tracing::info!(
+                        "QUEUE({queue_name}): recovered {} message(s) from disk",
+                        queue.depth()
+                    );
+                }
                 let deferred = queue.recovered_deferred(entries);
                 ChannelQueue { queue, deferred }
             }

@@ -700,3 +700,32 @@ fn unused_message_id_helper() {
     // MessageId hex parsing is what FIN uses; a non-hex ID is "not in flight".
     assert_eq!(MessageId::from_hex(b"zzzzzzzzzzzzzzzz"), None);
 }
+
+/// Pipelined PUBs are stored together but answered one by one, in order,
+/// before whatever follows them (here a fatal error), with and without
+/// durable acks.
+#[test]
+fn pipelined_pubs_are_answered_each_and_in_order() {
+    for args in [&[][..], &["--sync-every=1"][..]] {
+        let nsqd = Nsqd::start(args);
+        let mut c = nsqd.connect();
+        let mut wire = Vec::new();
+        for i in 0..10 {
+            wire.extend_from_slice(
+                &Command::Pub {
+                    topic: if i < 6 { "a" } else { "b" }.into(),
+                    body: body(&format!("m{i}")),
+                }
+                .to_bytes(),
+            );
+        }
+        wire.extend_from_slice(b"PUB bad!topic\n\x00\x00\x00\x01x");
+        c.send_raw(&wire);
+        for _ in 0..10 {
+            c.expect_ok();
+        }
+        c.expect_error("E_BAD_TOPIC PUB topic name \"bad!topic\" is not valid");
+        assert_eq!(nsqd.topic_stats("a").unwrap()["message_count"], 6, "{args:?}");
+        assert_eq!(nsqd.topic_stats("b").unwrap()["message_count"], 4, "{args:?}");
+    }
+}

@@ -12,7 +12,8 @@ use super::super::Nsqd;
 use super::{BoxStream, CLIENT_TIMEOUT};
 use crate::protocol::frame::{encode_frame, encode_message_frame};
 use crate::protocol::{
-    CommandDecoder, ConnState, DecodeError, FrameType, Message, ProtocolError, HEARTBEAT, OK,
+    Command, CommandDecoder, ConnState, DecodeError, FrameType, Message, ProtocolError, HEARTBEAT,
+    OK,
 };
 use bytes::{Buf, BytesMut};
 use std::collections::VecDeque;
@@ -48,6 +49,8 @@ pub(super) struct Connection {
     pub(super) batch: Vec<Message>,
     /// The last take stopped at this client's share: yield to the others.
     pub(super) owed_turn: bool,
+    /// PUBs decoded but not yet stored (see `cmd/publish.rs`).
+    pub(super) pending_pub: Option<(String, Vec<bytes::Bytes>)>,
     /// Publishes waiting for their fsync (`--sync-every=1`), oldest first.
     /// Their `OK`s, and every response after them, are held back so that
     /// responses stay in command order; the connection keeps reading, so
@@ -61,6 +64,8 @@ pub(super) struct Connection {
 /// A publish awaiting durability, and the responses queued behind it.
 pub(super) struct Held {
     pub(super) ticket: Ticket,
+    /// How many `OK`s it answers (consecutive PUBs are stored together).
+    pub(super) oks: usize,
     /// Sent instead of `OK` if the sync fails.
     pub(super) on_failure: ProtocolError,
     /// Responses to later commands, sent after this publish's `OK`.
@@ -100,6 +105,7 @@ impl Connection {
             last_command: Instant::now(),
             batch: Vec::with_capacity(TAKE_BATCH),
             owed_turn: false,
+            pending_pub: None,
             held: VecDeque::new(),
             auth: None,
             sync_rounds: nsqd.sync_rounds(),
@@ -245,26 +251,40 @@ impl Connection {
     pub(super) async fn process_commands(&mut self, eof: bool) -> Result<(), ConnError> {
         let mut any = false;
         while !self.closing {
-            match self.decoder.decode_command(&mut self.rbuf, eof) {
-                Ok(Some(cmd)) => {
-                    if !any {
-                        // One clock read per batch of commands is precise
-                        // enough for a deadline of two heartbeat intervals.
-                        self.last_command = Instant::now();
-                        any = true;
+            let decoded = self.decoder.decode_command(&mut self.rbuf, eof);
+            if !any && matches!(decoded, Ok(Some(_))) {
+                // One clock read per batch of commands is precise enough
+                // for a deadline of two heartbeat intervals.
+                self.last_command = Instant::now();
+                any = true;
+            }
+            match decoded {
+                // Consecutive PUBs to one topic are stored as one batch:
+                // one write instead of one per message.
+                Ok(Some(Command::Pub { topic, body })) => {
+                    if let Err(e) = self.queue_pub(topic, body).await {
+                        self.flush_pubs();
+                        self.send_error(&e);
                     }
+                }
+                Ok(Some(cmd)) => {
+                    self.flush_pubs();
                     if let Err(e) = self.execute(cmd).await {
                         self.send_error(&e);
                     }
                 }
                 Ok(None) => break,
-                Err(DecodeError::Protocol(e)) => self.send_error(&e),
+                Err(DecodeError::Protocol(e)) => {
+                    self.flush_pubs();
+                    self.send_error(&e);
+                }
                 Err(DecodeError::LineTooLong) => {
                     return Err(ConnError::Closed("command line too long"))
                 }
                 Err(DecodeError::Io(e)) => return Err(e.into()),
             }
         }
+        self.flush_pubs();
         Ok(())
     }
 
@@ -303,7 +323,9 @@ impl Connection {
                 Durability::Pending => break,
                 Durability::Durable => {
                     let h = self.held.pop_front().expect("front exists");
-                    encode_frame(&mut self.wbuf, FrameType::Response, OK);
+                    for _ in 0..h.oks {
+                        encode_frame(&mut self.wbuf, FrameType::Response, OK);
+                    }
                     self.wbuf.extend_from_slice(&h.after);
                 }
                 Durability::Failed => {

@@ -6,7 +6,7 @@ mod auth;
 mod cls;
 mod identify;
 mod in_flight;
-mod publish;
+pub(super) mod publish;
 mod rdy;
 mod sub;
 
@@ -37,15 +37,15 @@ impl Connection {
             Command::Touch(raw) => self.touch(&raw),
             Command::Cls => self.close_wait(),
             Command::Pub { topic, body } => {
-                self.authorize("PUB", &topic, "", Permission::Publish)
-                    .await?;
-                self.publish(&topic, std::iter::once(body), 1, 0, "PUB")
+                self.queue_pub(topic, body).await?;
+                self.flush_pubs();
+                Ok(())
             }
             Command::Mpub { topic, bodies } => {
                 self.authorize("MPUB", &topic, "", Permission::Publish)
                     .await?;
                 let n = bodies.len() as u64;
-                self.publish(&topic, bodies, n, 0, "MPUB")
+                self.publish(&topic, bodies, n, 1, 0, "MPUB")
             }
             Command::Dpub {
                 topic,
@@ -54,7 +54,7 @@ impl Connection {
             } => {
                 self.authorize("DPUB", &topic, "", Permission::Publish)
                     .await?;
-                self.publish(&topic, std::iter::once(body), 1, defer_ms, "DPUB")
+                self.publish(&topic, std::iter::once(body), 1, 1, defer_ms, "DPUB")
             }
         }
     }
