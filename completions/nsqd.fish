@@ -37,6 +37,7 @@ complete -c nsqd -l max-output-buffer-timeout -d 'Longest output buffer timeout 
 complete -c nsqd -l min-output-buffer-timeout -d 'Shortest output buffer timeout a client may ask for' -r
 complete -c nsqd -l output-buffer-timeout -d 'Default output buffer timeout' -r
 complete -c nsqd -l max-channel-consumers -d 'Most consumers per channel (0 = unlimited)' -r
+complete -c nsqd -l max-attempts -d 'Deliver a message at most this many times per channel, then move it to the channel\'s dead-letter topic (0: no limit, as NSQ). Channels may set their own with `POST /channel/config`' -r
 complete -c nsqd -l statsd-address -d 'UDP address of a statsd daemon (empty disables)' -r
 complete -c nsqd -l statsd-interval -d 'Interval between pushes to statsd' -r
 complete -c nsqd -l statsd-mem-stats -d 'Include memory gauges in statsd output' -r -f -a "true\t''

@@ -115,6 +115,13 @@ struct State {
     /// Requeued messages (REQ without delay, timeouts, deferred ones now
     /// due): delivered before the queue's next messages.
     ready: VecDeque<(Message, Origin)>,
+    /// Dead letters: messages that reached the maximum attempts, waiting
+    /// to be moved to the dead-letter topic, and those being moved.
+    dead: Vec<(Message, Origin)>,
+    moving: IdMap<Origin>,
+    /// This channel's limit (`None`: the daemon's `--max-attempts`).
+    max_attempts: Option<u16>,
+    dead_letter_topic: Option<String>,
 }
 
 impl State {
@@ -220,6 +227,18 @@ pub enum AddClientError {
     Full,
 }
 
+/// Where a channel's dead letters go unless told otherwise.
+pub fn default_dead_letter_topic(topic: &str) -> String {
+    const SUFFIX: &str = DEAD_LETTER_SUFFIX;
+    let keep = topic
+        .len()
+        .min(crate::protocol::names::MAX_NAME_LEN - SUFFIX.len());
+    format!("{}{SUFFIX}", &topic[..keep])
+}
+
+/// What default dead-letter topics' names end with.
+pub const DEAD_LETTER_SUFFIX: &str = ".dead-letter";
+
 /// Why FIN/REQ/TOUCH failed (non-fatal for the client).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InFlightError {
@@ -314,6 +333,24 @@ pub struct Channel {
     pub timeout_count: AtomicU64,
     /// Publish-to-FIN latencies (with `--e2e-processing-latency-percentile`).
     pub latencies: super::latency::Latencies,
+    /// `--max-attempts`: applies unless the channel has its own limit (0
+    /// in a dead-letter topic, whose messages arrive at the limit).
+    default_max_attempts: std::sync::atomic::AtomicU16,
+    /// Messages moved to the dead-letter topic.
+    pub dead_letter_count: AtomicU64,
+}
+
+/// A channel's dead-letter settings, as `/stats` and `nsqd.dat` show them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetterConfig {
+    /// 0: no limit.
+    pub max_attempts: u16,
+    /// The channel's own setting (`None`: the daemon's).
+    pub own_max_attempts: Option<u16>,
+    /// Where dead letters go.
+    pub topic: String,
+    /// The channel's own topic setting.
+    pub own_topic: Option<String>,
 }
 
 /// What [`Channel::take`] did.
@@ -351,6 +388,10 @@ impl Channel {
                 clients: HashMap::new(),
                 waiters: VecDeque::new(),
                 ready: VecDeque::new(),
+                dead: Vec::new(),
+                moving: IdMap::default(),
+                max_attempts: None,
+                dead_letter_topic: None,
             }),
             paused: AtomicBool::new(false),
             exiting: AtomicBool::new(false),
@@ -358,6 +399,77 @@ impl Channel {
             requeue_count: AtomicU64::new(0),
             timeout_count: AtomicU64::new(0),
             latencies: Default::default(),
+            default_max_attempts: std::sync::atomic::AtomicU16::new(0),
+            dead_letter_count: AtomicU64::new(0),
+        }
+    }
+
+    /// With `--max-attempts`: the limit for channels without their own.
+    pub fn with_default_max_attempts(self, max_attempts: u16) -> Self {
+        self.set_default_max_attempts(max_attempts);
+        self
+    }
+
+    pub fn set_default_max_attempts(&self, max_attempts: u16) {
+        self.default_max_attempts.store(max_attempts, Relaxed);
+    }
+
+    /// Set this channel's dead-letter limit and topic (`None`: the
+    /// daemon's limit, and `<topic>.dead-letter`).
+    pub fn set_dead_letters(&self, max_attempts: Option<u16>, topic: Option<String>) {
+        let mut st = self.state.lock();
+        st.max_attempts = max_attempts;
+        st.dead_letter_topic = topic;
+    }
+
+    pub fn dead_letter_config(&self) -> DeadLetterConfig {
+        let st = self.state.lock();
+        DeadLetterConfig {
+            max_attempts: st
+                .max_attempts
+                .unwrap_or(self.default_max_attempts.load(Relaxed)),
+            own_max_attempts: st.max_attempts,
+            topic: st
+                .dead_letter_topic
+                .clone()
+                .unwrap_or_else(|| default_dead_letter_topic(&self.topic_name)),
+            own_topic: st.dead_letter_topic.clone(),
+        }
+    }
+
+    /// Dead letters to move now: the topic they go to and the messages
+    /// (their stored copies are kept until [`Channel::dead_letters_moved`]).
+    pub fn take_dead_letters(&self) -> Option<(String, Vec<Message>)> {
+        let mut st = self.state.lock();
+        if st.dead.is_empty() {
+            return None;
+        }
+        let topic = st
+            .dead_letter_topic
+            .clone()
+            .unwrap_or_else(|| default_dead_letter_topic(&self.topic_name));
+        let mut msgs = Vec::with_capacity(st.dead.len());
+        for (msg, origin) in std::mem::take(&mut st.dead) {
+            st.moving.insert(msg.id, origin);
+            msgs.push(msg);
+        }
+        Some((topic, msgs))
+    }
+
+    /// The dead letters taken are stored in their topic (`ok`): finished
+    /// here. If not, they wait to be moved again.
+    pub fn dead_letters_moved(&self, msgs: Vec<Message>, ok: bool) {
+        let mut st = self.state.lock();
+        for msg in msgs {
+            let Some(origin) = st.moving.remove(&msg.id) else {
+                continue;
+            };
+            if ok {
+                st.let_go(origin);
+                self.dead_letter_count.fetch_add(1, Relaxed);
+            } else {
+                st.dead.push((msg, origin));
+            }
         }
     }
 
@@ -529,6 +641,14 @@ impl Channel {
             // nsqd draws 0-99 and drops the message when the draw exceeds the rate.
             if sample_rate > 0 && fastrand::i32(0..100) > sample_rate {
                 st.let_go(origin);
+                continue;
+            }
+            let max_attempts = st
+                .max_attempts
+                .unwrap_or_else(|| self.default_max_attempts.load(Relaxed));
+            if max_attempts > 0 && msg.attempts >= max_attempts {
+                // Delivered as often as allowed: to the dead-letter topic.
+                st.dead.push((msg, origin));
                 continue;
             }
             msg.attempts = msg.attempts.wrapping_add(1);
@@ -705,6 +825,10 @@ impl Channel {
             Self::requeue_now(&mut st, d.msg, d.origin);
             released = true;
         }
+        if !st.dead.is_empty() {
+            // Dead letters wait to be moved: come back at once.
+            return Some(now);
+        }
         let next = match (st.deadlines.next(), st.deferred.peek()) {
             (Some(a), Some(d)) => Some(a.min(d.due)),
             (Some(a), None) => Some(a),
@@ -791,6 +915,8 @@ impl Channel {
         let mut st = self.state.lock();
         st.queue.empty();
         st.ready.clear();
+        st.dead.clear();
+        st.moving.clear();
         st.in_flight.clear();
         st.deadlines.clear();
         st.deferred.clear();
@@ -836,6 +962,8 @@ impl Channel {
         }
         st.deadlines.clear();
         let mut back: Vec<(Message, Origin)> = st.ready.drain(..).collect();
+        // Dead letters not moved yet stay here, to be moved after a restart.
+        back.extend(std::mem::take(&mut st.dead));
         back.extend(st.in_flight.drain().map(|(_, f)| (f.msg, f.origin)));
         for d in std::mem::take(&mut st.deferred)
             .into_sorted_vec()

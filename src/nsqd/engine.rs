@@ -134,6 +134,7 @@ impl Nsqd {
         let factory = Arc::new(QueueFactory {
             mem_queue_size: settings.mem_queue_size,
             node_id: settings.node_id,
+            max_attempts: settings.max_attempts,
             disk,
             sync_wake: Arc::new(Notify::new()),
         });
@@ -187,6 +188,13 @@ impl Nsqd {
                 if c.paused {
                     channel.pause();
                 }
+                let valid_topic = c
+                    .dead_letter_topic
+                    .filter(|t| crate::protocol::names::is_valid_name(t.as_bytes()));
+                if let Some(dead) = valid_topic.as_deref().and_then(|t| self.get_topic(t)) {
+                    dead.mark_dead_letter();
+                }
+                channel.set_dead_letters(c.max_attempts, valid_topic);
             }
         }
         *self.metadata_lock.lock() = false;
@@ -210,9 +218,14 @@ impl Nsqd {
                     .channels()
                     .into_iter()
                     .filter(|c| !c.ephemeral && !c.is_exiting())
-                    .map(|c| ChannelMeta {
-                        name: c.name.clone(),
-                        paused: c.is_paused(),
+                    .map(|c| {
+                        let dead = c.dead_letter_config();
+                        ChannelMeta {
+                            name: c.name.clone(),
+                            paused: c.is_paused(),
+                            max_attempts: dead.own_max_attempts,
+                            dead_letter_topic: dead.own_topic,
+                        }
                     })
                     .collect();
                 TopicMeta {
@@ -516,6 +529,34 @@ impl Nsqd {
         }
     }
 
+    /// Move a channel's dead letters to their topic (created as needed),
+    /// keeping each message's ID, timestamp and attempts; they are finished
+    /// in the channel once stored there.
+    fn move_dead_letters(&self, channel: &Channel) {
+        let Some((topic_name, msgs)) = channel.take_dead_letters() else {
+            return;
+        };
+        if !crate::protocol::names::is_valid_name(topic_name.as_bytes()) {
+            tracing::error!(
+                "CHANNEL({}): invalid dead-letter topic {topic_name:?}",
+                channel.name
+            );
+            channel.dead_letters_moved(msgs, false);
+            return;
+        }
+        let topic = self.get_or_create_topic(&topic_name);
+        topic.mark_dead_letter();
+        let stored = topic.put_messages(msgs.clone());
+        if let Err(e) = &stored {
+            tracing::error!(
+                "CHANNEL({}:{}): failed to move dead letters to {topic_name}: {e}",
+                channel.topic_name,
+                channel.name
+            );
+        }
+        channel.dead_letters_moved(msgs, stored.is_ok());
+    }
+
     /// Drive in-flight timeouts and deferred messages for every channel.
     ///
     /// Each channel reports its next deadline, so the loop sleeps exactly
@@ -531,6 +572,7 @@ impl Nsqd {
                     if let Some(at) = ch.process_timers(now) {
                         next = next.min(at);
                     }
+                    self.move_dead_letters(&ch);
                 }
             }
             tokio::select! {

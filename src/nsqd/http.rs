@@ -45,6 +45,7 @@ const ROUTES: &[(&str, Method)] = &[
     ("/channel/empty", Method::POST),
     ("/channel/pause", Method::POST),
     ("/channel/unpause", Method::POST),
+    ("/channel/config", Method::POST),
 ];
 
 async fn dispatch(State(nsqd): State<Arc<Nsqd>>, req: Request) -> Response {
@@ -70,6 +71,7 @@ async fn dispatch(State(nsqd): State<Arc<Nsqd>>, req: Request) -> Response {
         "/channel/empty" => channel_action(&nsqd, &query, ChannelAction::Empty),
         "/channel/pause" => channel_action(&nsqd, &query, ChannelAction::Pause),
         "/channel/unpause" => channel_action(&nsqd, &query, ChannelAction::Unpause),
+        "/channel/config" => channel_config(&nsqd, &query),
         _ => Err(ApiError(StatusCode::NOT_FOUND, "NOT_FOUND")),
     };
     match result {
@@ -385,6 +387,48 @@ fn channel_action(nsqd: &Nsqd, raw_query: &str, action: ChannelAction) -> ApiRes
         }
         ChannelAction::Create => unreachable!("handled above"),
     }
+    Ok(ok_empty())
+}
+
+/// `/channel/config` (beyond NSQ): a channel's dead-letter settings,
+/// `max_attempts` (0: no limit; `default`: the daemon's) and
+/// `dead_letter_topic` (`default`: `<topic>.dead-letter`), each optional.
+fn channel_config(nsqd: &Nsqd, raw_query: &str) -> ApiResult {
+    let q = Query::parse(raw_query)?;
+    let bad = |text| ApiError(StatusCode::BAD_REQUEST, text);
+    let topic_name = q.get("topic").ok_or(bad("MISSING_ARG_TOPIC"))?;
+    if !is_valid_name(topic_name.as_bytes()) {
+        return Err(bad("INVALID_ARG_TOPIC"));
+    }
+    let channel_name = q.get("channel").ok_or(bad("MISSING_ARG_CHANNEL"))?;
+    if !is_valid_name(channel_name.as_bytes()) {
+        return Err(bad("INVALID_ARG_CHANNEL"));
+    }
+    let channel = nsqd
+        .get_topic(topic_name)
+        .ok_or(ApiError(StatusCode::NOT_FOUND, "TOPIC_NOT_FOUND"))?
+        .get_channel(channel_name)
+        .ok_or(ApiError(StatusCode::NOT_FOUND, "CHANNEL_NOT_FOUND"))?;
+    let current = channel.dead_letter_config();
+    let max_attempts = match q.get("max_attempts") {
+        None => current.own_max_attempts,
+        Some("default") => None,
+        Some(v) => Some(v.parse::<u16>().map_err(|_| bad("INVALID_MAX_ATTEMPTS"))?),
+    };
+    let topic = match q.get("dead_letter_topic") {
+        None => current.own_topic,
+        Some("default") => None,
+        Some(t) if is_valid_name(t.as_bytes()) && !crate::protocol::names::is_ephemeral(t) => {
+            Some(t.to_string())
+        }
+        Some(_) => return Err(bad("INVALID_DEAD_LETTER_TOPIC")),
+    };
+    // (A topic not there yet is marked when the first dead letter arrives.)
+    if let Some(dead) = topic.as_deref().and_then(|t| nsqd.get_topic(t)) {
+        dead.mark_dead_letter();
+    }
+    channel.set_dead_letters(max_attempts, topic);
+    nsqd.persist_metadata();
     Ok(ok_empty())
 }
 

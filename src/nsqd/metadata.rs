@@ -26,6 +26,12 @@ pub struct ChannelMeta {
     pub name: String,
     #[serde(default)]
     pub paused: bool,
+    /// Dead-letter settings (ours; NSQ ignores unknown keys), written only
+    /// when the channel has its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_letter_topic: Option<String>,
 }
 
 pub fn path(data_path: &Path) -> PathBuf {
@@ -65,6 +71,8 @@ mod tests {
                     channels: Some(vec![ChannelMeta {
                         name: "billing".into(),
                         paused: true,
+                        max_attempts: None,
+                        dead_letter_topic: None,
                     }]),
                 },
                 TopicMeta {

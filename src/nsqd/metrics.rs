@@ -94,6 +94,12 @@ pub fn render(stats: &Stats) -> String {
             samples: vec![],
         },
         Family {
+            name: "nsq_channel_dead_letter_total",
+            kind: "counter",
+            help: "Messages moved to the dead-letter topic (channels with a maximum of attempts).",
+            samples: vec![],
+        },
+        Family {
             name: "nsq_channel_e2e_processing_latency_seconds",
             kind: "gauge",
             help:
@@ -118,9 +124,12 @@ pub fn render(stats: &Stats) -> String {
             push(9, cl.clone(), c.requeue_count as f64);
             push(10, cl.clone(), c.timeout_count as f64);
             push(11, cl.clone(), c.client_count as f64);
+            if let Some(d) = &c.dead_letters {
+                push(12, cl.clone(), d.dead_letter_count as f64);
+            }
             for p in c.e2e_processing_latency.percentiles.iter().flatten() {
                 push(
-                    12,
+                    13,
                     format!("{cl},quantile=\"{}\"", p.quantile),
                     p.value / 1e9,
                 );

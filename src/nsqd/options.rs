@@ -192,6 +192,12 @@ pub struct Options {
     #[arg(long = "max-channel-consumers", default_value_t = 0, value_name = "N")]
     pub max_channel_consumers: i64,
 
+    /// Deliver a message at most this many times per channel, then move it
+    /// to the channel's dead-letter topic (0: no limit, as NSQ). Channels
+    /// may set their own with `POST /channel/config`.
+    #[arg(long = "max-attempts", default_value_t = 0, value_name = "N")]
+    pub max_attempts: u16,
+
     /// UDP address of a statsd daemon (empty disables).
     #[arg(long = "statsd-address", default_value = "")]
     pub statsd_address: String,

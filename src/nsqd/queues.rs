@@ -23,6 +23,8 @@ pub(super) struct DiskSettings {
 pub struct QueueFactory {
     pub mem_queue_size: usize,
     pub node_id: u16,
+    /// `--max-attempts`, for the channels it makes queues for.
+    pub max_attempts: u16,
     /// `None`: no data path (an engine built for tests); overflow stays in memory.
     pub(super) disk: Option<DiskSettings>,
     /// Wakes the syncer: `--sync-every` operations accumulated somewhere.

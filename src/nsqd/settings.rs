@@ -27,6 +27,8 @@ pub struct Settings {
     pub max_deflate_level: u32,
     /// The node's part of message IDs.
     pub node_id: u16,
+    /// Deliveries per message before it is dead-lettered (0: no limit).
+    pub max_attempts: u16,
     /// Disk queue segment size.
     pub max_bytes_per_file: u64,
     /// Writes between fsyncs (at least 1).
@@ -57,6 +59,7 @@ impl Settings {
             max_output_buffer_size: usize_of(opts.max_output_buffer_size),
             max_deflate_level: u32::try_from(opts.max_deflate_level.clamp(1, 9)).unwrap_or(6),
             node_id: opts.effective_node_id(),
+            max_attempts: opts.max_attempts,
             max_bytes_per_file: u64::try_from(opts.max_bytes_per_file).unwrap_or(0).max(1),
             sync_every: u64::try_from(opts.sync_every).unwrap_or(0).max(1),
             durable_acks: opts.sync_every <= 1,

@@ -47,6 +47,17 @@ pub struct ChannelStats {
     pub clients: Option<Vec<ClientStats>>,
     pub paused: bool,
     pub e2e_processing_latency: E2eLatency,
+    /// Dead letters (beyond NSQ): shown only when the channel has a
+    /// maximum of attempts, so NSQ's shape is unchanged otherwise.
+    #[serde(skip_serializing_if = "Option::is_none", flatten)]
+    pub dead_letters: Option<DeadLetterStats>,
+}
+
+#[derive(Serialize, Debug)]
+pub struct DeadLetterStats {
+    pub max_attempts: u16,
+    pub dead_letter_topic: String,
+    pub dead_letter_count: u64,
 }
 
 /// Always an object: NSQ's tools crash on `null` here.
@@ -276,6 +287,14 @@ fn channel_stats(ch: &Channel, include_clients: bool, e2e: &E2eConfig) -> Channe
         clients,
         paused: ch.is_paused(),
         e2e_processing_latency: e2e.summarize(ch.latencies.recent(e2e.window)),
+        dead_letters: {
+            let config = ch.dead_letter_config();
+            (config.max_attempts > 0).then(|| DeadLetterStats {
+                max_attempts: config.max_attempts,
+                dead_letter_topic: config.topic,
+                dead_letter_count: ch.dead_letter_count.load(Relaxed),
+            })
+        },
     }
 }
 

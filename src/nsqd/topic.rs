@@ -46,6 +46,8 @@ pub struct Topic {
     state: Mutex<State>,
     paused: AtomicBool,
     exiting: AtomicBool,
+    /// See [`Topic::mark_dead_letter`].
+    dead_letter: AtomicBool,
     pub message_count: AtomicU64,
     pub message_bytes: AtomicU64,
     factory: Arc<QueueFactory>,
@@ -75,6 +77,7 @@ impl Topic {
             }),
             paused: AtomicBool::new(false),
             exiting: AtomicBool::new(false),
+            dead_letter: AtomicBool::new(name.ends_with(super::channel::DEAD_LETTER_SUFFIX)),
             message_count: AtomicU64::new(0),
             message_bytes: AtomicU64::new(0),
             factory,
@@ -90,6 +93,25 @@ impl Topic {
         self.exiting.load(Relaxed)
     }
 
+    /// A topic dead letters go to: its messages arrive having used their
+    /// attempts, so `--max-attempts` does not apply to its channels (a
+    /// channel's own limit still does).
+    pub fn mark_dead_letter(&self) {
+        if !self.dead_letter.swap(true, Relaxed) {
+            for ch in self.channels() {
+                ch.set_default_max_attempts(0);
+            }
+        }
+    }
+
+    fn default_max_attempts(&self) -> u16 {
+        if self.dead_letter.load(Relaxed) {
+            0
+        } else {
+            self.factory.max_attempts
+        }
+    }
+
     /// Publish bodies (all or none, short of a disk failure part-way),
     /// deferred by `defer` if non-zero. Returns how many were published and
     /// the disk writes to wait for before acknowledging (`--sync-every=1`).
@@ -103,15 +125,33 @@ impl Topic {
             return Err(BackendError::Exiting);
         }
         let timestamp = now_nanos();
-        let mut bytes = 0u64;
         let msgs: Vec<Message> = bodies
             .into_iter()
-            .map(|body| {
-                bytes += body.len() as u64;
-                Message::new(st.ids.next_id_at(timestamp), timestamp, body)
-            })
+            .map(|body| Message::new(st.ids.next_id_at(timestamp), timestamp, body))
             .collect();
         let n = msgs.len();
+        let ticket = self.put_locked(&mut st, msgs, defer)?;
+        Ok((n, ticket))
+    }
+
+    /// Messages that already have their identity (ID, timestamp, attempts),
+    /// such as dead letters moving here from a channel.
+    pub fn put_messages(&self, msgs: Vec<Message>) -> Result<Ticket, BackendError> {
+        let mut st = self.state.lock();
+        if self.is_exiting() {
+            return Err(BackendError::Exiting);
+        }
+        self.put_locked(&mut st, msgs, Duration::ZERO)
+    }
+
+    fn put_locked(
+        &self,
+        st: &mut State,
+        msgs: Vec<Message>,
+        defer: Duration,
+    ) -> Result<Ticket, BackendError> {
+        let n = msgs.len();
+        let bytes: u64 = msgs.iter().map(|m| m.body.len() as u64).sum();
         let direct = !self.is_paused() && !st.channels.is_empty() && st.queue.is_empty();
         let mut ticket = Ticket::default();
         if direct {
@@ -123,11 +163,11 @@ impl Topic {
                 st.deferrals.extend(msgs.iter().map(|m| (m.id, defer)));
             }
             ticket = st.queue.put_all(&msgs)?;
-            self.start_pump(&mut st);
+            self.start_pump(st);
         }
         self.message_count.fetch_add(n as u64, Relaxed);
         self.message_bytes.fetch_add(bytes, Relaxed);
-        Ok((n, ticket))
+        Ok(ticket)
     }
 
     /// Start the pump if there is a backlog and somewhere for it to go.
@@ -205,7 +245,10 @@ impl Topic {
         let queue_name = format!("{}:{}", self.name, name);
         let ephemeral = crate::protocol::names::is_ephemeral(name);
         let opened = self.factory.channel_queue(&queue_name, ephemeral);
-        let ch = Arc::new(Channel::new(&self.name, name, opened.queue));
+        let ch = Arc::new(
+            Channel::new(&self.name, name, opened.queue)
+                .with_default_max_attempts(self.default_max_attempts()),
+        );
         ch.restore_deferred(opened.deferred);
         st.channels.insert(name.to_string(), ch.clone());
         self.start_pump(&mut st);

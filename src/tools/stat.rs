@@ -75,6 +75,9 @@ pub struct Counts {
     pub message_count: i64,
     #[serde(default)]
     pub client_count: i64,
+    /// Moved to the dead-letter topic (ours; absent from NSQ's nsqd).
+    #[serde(default)]
+    pub dead_letter_count: i64,
 }
 
 impl Counts {
@@ -87,6 +90,7 @@ impl Counts {
         self.timeout_count += o.timeout_count;
         self.message_count += o.message_count;
         self.client_count += o.client_count;
+        self.dead_letter_count += o.dead_letter_count;
     }
 }
 
@@ -108,6 +112,7 @@ pub struct Row<'a> {
     pub timeout_count: i64,
     pub message_count: i64,
     pub client_count: i64,
+    pub dead_letter_count: i64,
 }
 
 impl<'a> Row<'a> {
@@ -127,11 +132,22 @@ impl<'a> Row<'a> {
             timeout_count: now.timeout_count,
             message_count: now.message_count,
             client_count: now.client_count,
+            dead_letter_count: now.dead_letter_count,
         }
     }
 
-    /// nsq_stat's row: `%7d %7d | %7d %7d %7d %5d %5d | %7d %7d %12d %7d`.
+    /// nsq_stat's row: `%7d %7d | %7d %7d %7d %5d %5d | %7d %7d %12d %7d`,
+    /// then the dead letters if there are any (beyond nsq_stat).
     pub fn table_line(&self) -> String {
+        let dead = if self.dead_letter_count > 0 {
+            format!(" | dead-lettered {}", self.dead_letter_count)
+        } else {
+            String::new()
+        };
+        format!("{}{dead}", self.nsq_line())
+    }
+
+    fn nsq_line(&self) -> String {
         format!(
             "{:>7} {:>7} | {:>7} {:>7} {:>7} {:>5} {:>5} | {:>7} {:>7} {:>12} {:>7}",
             self.ingress,

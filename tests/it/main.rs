@@ -12,6 +12,7 @@ mod auth;
 mod bench_cli;
 mod client;
 mod compression;
+mod dead_letters;
 mod discovery;
 mod fair_delivery;
 mod http_limits;

@@ -725,7 +725,15 @@ fn pipelined_pubs_are_answered_each_and_in_order() {
             c.expect_ok();
         }
         c.expect_error("E_BAD_TOPIC PUB topic name \"bad!topic\" is not valid");
-        assert_eq!(nsqd.topic_stats("a").unwrap()["message_count"], 6, "{args:?}");
-        assert_eq!(nsqd.topic_stats("b").unwrap()["message_count"], 4, "{args:?}");
+        assert_eq!(
+            nsqd.topic_stats("a").unwrap()["message_count"],
+            6,
+            "{args:?}"
+        );
+        assert_eq!(
+            nsqd.topic_stats("b").unwrap()["message_count"],
+            4,
+            "{args:?}"
+        );
     }
 }
