@@ -23,7 +23,7 @@ _nsq__tail() {
 
     case "${cmd}" in
         nsq__tail)
-            opts="-n -h -V --topic --channel --nsqd-tcp-address --lookupd-http-address --print-topic --max-in-flight --timeout --lookupd-poll-interval --dial-timeout --producer-opt --consumer-opt --tls --tls-root-ca-file --tls-cert --tls-key --tls-insecure-skip-verify --snappy --deflate --deflate-level --help --version"
+            opts="-n -h -V --topic --channel --nsqd-tcp-address --lookupd-http-address --print-topic --max-in-flight --timeout --peek --nsqd-http-address --lookupd-poll-interval --dial-timeout --producer-opt --consumer-opt --tls --tls-root-ca-file --tls-cert --tls-key --tls-insecure-skip-verify --snappy --deflate --deflate-level --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -54,6 +54,10 @@ _nsq__tail() {
                     return 0
                     ;;
                 --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --nsqd-http-address)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

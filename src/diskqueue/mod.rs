@@ -661,6 +661,55 @@ impl DiskQueue {
         self.held.len()
     }
 
+    /// Up to `count` unread records after the first `skip` ones, read
+    /// without moving anything (what a reader would get next). Damaged or
+    /// unreadable data ends the list early; reading proper deals with it.
+    pub fn peek(&self, skip: usize, count: usize) -> Vec<Bytes> {
+        let mut out = Vec::new();
+        let mut skipped = 0;
+        let mut pos = (self.read_file_num, self.read_pos);
+        while out.len() < count && pos < (self.write_file_num, self.write_pos) {
+            let end = if pos.0 == self.write_file_num {
+                self.write_pos
+            } else {
+                self.finished_lens
+                    .get(&pos.0)
+                    .copied()
+                    .unwrap_or_else(|| self.names.segment_len(pos.0))
+            };
+            if pos.1 >= end {
+                pos = (pos.0 + 1, 0);
+                continue;
+            }
+            let Ok(file) = File::open(self.names.segment(pos.0)) else {
+                break;
+            };
+            let mut len = [0u8; 4];
+            if file.read_exact_at(&mut len, pos.1).is_err() {
+                break;
+            }
+            let size = i32::from_be_bytes(len);
+            if !self.valid_size(size) || pos.1 + 4 + size as u64 > end {
+                break;
+            }
+            let start = pos;
+            pos.1 += 4 + size as u64;
+            if self.skip.contains(&start) {
+                continue;
+            }
+            if skipped < skip {
+                skipped += 1;
+                continue;
+            }
+            let mut record = vec![0u8; size as usize];
+            if file.read_exact_at(&mut record, start.1 + 4).is_err() {
+                break;
+            }
+            out.push(Bytes::from(record));
+        }
+        out
+    }
+
     /// Take the record at the head, if any. Damaged segments are set aside
     /// (renamed `.bad`) and reading goes on with the next one.
     pub fn pop(&mut self) -> Option<Bytes> {

@@ -439,6 +439,26 @@ impl Queue {
         }
     }
 
+    /// Up to `n` of the next messages, changing nothing (`/channel/peek`).
+    pub fn peek(&self, n: usize) -> Vec<Message> {
+        match &self.store {
+            // Ephemeral: what memory holds (the overflow is dropped).
+            Store::Memory { memory, .. } => memory.iter().take(n).cloned().collect(),
+            Store::Disk { disk, cache, .. } => {
+                let mut out: Vec<Message> = cache.iter().take(n).cloned().collect();
+                if out.len() < n {
+                    out.extend(
+                        disk.queue
+                            .peek(cache.len(), n - out.len())
+                            .into_iter()
+                            .filter_map(Message::decode),
+                    );
+                }
+                out
+            }
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.depth() == 0
     }

@@ -437,6 +437,17 @@ impl Channel {
         }
     }
 
+    /// Up to `n` of the messages this channel would deliver next, in
+    /// order, changing nothing: no attempt counted, nothing moved.
+    pub fn peek(&self, n: usize) -> Vec<Message> {
+        let st = self.state.lock();
+        let mut out: Vec<Message> = st.ready.iter().take(n).map(|(m, _)| m.clone()).collect();
+        if out.len() < n {
+            out.extend(st.queue.peek(n - out.len()));
+        }
+        out
+    }
+
     /// Dead letters to move now: the topic they go to and the messages
     /// (their stored copies are kept until [`Channel::dead_letters_moved`]).
     pub fn take_dead_letters(&self) -> Option<(String, Vec<Message>)> {

@@ -46,6 +46,7 @@ const ROUTES: &[(&str, Method)] = &[
     ("/channel/pause", Method::POST),
     ("/channel/unpause", Method::POST),
     ("/channel/config", Method::POST),
+    ("/channel/peek", Method::GET),
 ];
 
 async fn dispatch(State(nsqd): State<Arc<Nsqd>>, req: Request) -> Response {
@@ -72,6 +73,7 @@ async fn dispatch(State(nsqd): State<Arc<Nsqd>>, req: Request) -> Response {
         "/channel/pause" => channel_action(&nsqd, &query, ChannelAction::Pause),
         "/channel/unpause" => channel_action(&nsqd, &query, ChannelAction::Unpause),
         "/channel/config" => channel_config(&nsqd, &query),
+        "/channel/peek" => channel_peek(&nsqd, &query),
         _ => Err(ApiError(StatusCode::NOT_FOUND, "NOT_FOUND")),
     };
     match result {
@@ -388,6 +390,55 @@ fn channel_action(nsqd: &Nsqd, raw_query: &str, action: ChannelAction) -> ApiRes
         ChannelAction::Create => unreachable!("handled above"),
     }
     Ok(ok_empty())
+}
+
+/// Most messages `/channel/peek` returns.
+const MAX_PEEK: usize = 1000;
+
+/// `/channel/peek` (beyond NSQ): the next `n` (default 10, at most 1,000)
+/// messages the channel would deliver, changing nothing. Each has `id`,
+/// `timestamp` (ns), `attempts` (deliveries so far) and its body as `body`
+/// (text) when it is UTF-8, else as `body_base64`.
+fn channel_peek(nsqd: &Nsqd, raw_query: &str) -> ApiResult {
+    use base64::Engine;
+    let q = Query::parse(raw_query)?;
+    let bad = |text| ApiError(StatusCode::BAD_REQUEST, text);
+    let topic_name = q.get("topic").ok_or(bad("MISSING_ARG_TOPIC"))?;
+    let channel_name = q.get("channel").ok_or(bad("MISSING_ARG_CHANNEL"))?;
+    let n = match q.get("n") {
+        None => 10,
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_PEEK).contains(n))
+            .ok_or(bad("INVALID_N"))?,
+    };
+    let channel = nsqd
+        .get_topic(topic_name)
+        .ok_or(ApiError(StatusCode::NOT_FOUND, "TOPIC_NOT_FOUND"))?
+        .get_channel(channel_name)
+        .ok_or(ApiError(StatusCode::NOT_FOUND, "CHANNEL_NOT_FOUND"))?;
+    let messages: Vec<serde_json::Value> = channel
+        .peek(n)
+        .iter()
+        .map(|m| {
+            let mut v = serde_json::json!({
+                "id": String::from_utf8_lossy(&m.id.to_hex()),
+                "timestamp": m.timestamp,
+                "attempts": m.attempts,
+            });
+            match std::str::from_utf8(&m.body) {
+                Ok(text) => v["body"] = text.into(),
+                Err(_) => {
+                    v["body_base64"] = base64::engine::general_purpose::STANDARD
+                        .encode(&m.body)
+                        .into()
+                }
+            }
+            v
+        })
+        .collect();
+    Ok(ok_json(&serde_json::json!({ "messages": messages })))
 }
 
 /// `/channel/config` (beyond NSQ): a channel's dead-letter settings,

@@ -54,6 +54,17 @@ pub struct TailArgs {
     #[arg(long, value_parser = duration_arg, value_name = "DURATION")]
     pub timeout: Option<Duration>,
 
+    /// Show the next messages of --channel without consuming them (nsqd's
+    /// /channel/peek, beyond NSQ): nothing is delivered, finished or
+    /// counted. -n says how many (default 10). Needs --nsqd-http-address,
+    /// or --lookupd-http-address to find the nsqd.
+    #[arg(long, requires = "channel")]
+    pub peek: bool,
+
+    /// nsqd HTTP address for --peek (may be given multiple times).
+    #[arg(long = "nsqd-http-address", action = ArgAction::Append, value_name = "ADDR")]
+    pub nsqd_http_addresses: Vec<String>,
+
     /// How often to ask nsqlookupd for producers.
     #[arg(long = "lookupd-poll-interval", default_value = "60s", value_parser = duration_arg, value_name = "DURATION")]
     pub lookupd_poll_interval: Duration,
@@ -68,6 +79,9 @@ type Received = (usize, Result<Delivery, crate::client::ClientError>);
 pub async fn run(args: TailArgs) -> Result<(), Failure> {
     let mut signals = crate::signals::Signals::install();
     crate::logging::init_tool("nsq-tail");
+    if args.peek {
+        return peek(&args).await;
+    }
     let usage = |message: String| Failure { message, code: 2 };
     args.sources.check_one_kind().map_err(usage)?;
     for t in &args.topics {
@@ -174,6 +188,102 @@ pub async fn run(args: TailArgs) -> Result<(), Failure> {
         }
         f
     })
+}
+
+/// --peek: print the next messages of the channel on each nsqd, changing
+/// nothing there.
+async fn peek(args: &TailArgs) -> Result<(), Failure> {
+    let usage = |message: &str| Failure {
+        message: message.to_string(),
+        code: 2,
+    };
+    let channel = args
+        .channel
+        .as_deref()
+        .ok_or_else(|| usage("--peek needs --channel"))?;
+    let n = if args.total == 0 {
+        10
+    } else {
+        args.total.min(1000)
+    };
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    let mut out = std::io::stdout().lock();
+    for topic in &args.topics {
+        let mut nodes = args.nsqd_http_addresses.clone();
+        for lookupd in &args.sources.lookupd_http_addresses {
+            let found = crate::client::api::lookup(&http, lookupd, topic).await?;
+            nodes.extend(found.producers.iter().filter_map(|p| p.http_addr()));
+        }
+        if nodes.is_empty() {
+            return Err(usage(
+                "--peek needs --nsqd-http-address or --lookupd-http-address",
+            ));
+        }
+        nodes.dedup();
+        for node in nodes {
+            let url = format!("{}/channel/peek", crate::client::api::base_url(&node));
+            let reply = http
+                .get(&url)
+                .query(&[
+                    ("topic", topic.as_str()),
+                    ("channel", channel),
+                    ("n", &n.to_string()),
+                ])
+                .send()
+                .await
+                .map_err(|e| Failure::new(format!("cannot peek at nsqd {node}: {e}")))?;
+            let status = reply.status();
+            let body = reply.bytes().await?;
+            if !status.is_success() {
+                return Err(Failure::new(format!(
+                    "nsqd {node}: {status} {}",
+                    String::from_utf8_lossy(&body).trim()
+                )));
+            }
+            let found: PeekAnswer = crate::client::api::decode(&body)
+                .map_err(|e| Failure::new(format!("unexpected answer from {node}: {e}")))?;
+            for m in found.messages {
+                let body = match (m.body, m.body_base64) {
+                    (Some(text), _) => text.into_bytes(),
+                    (None, Some(b64)) => {
+                        use base64::Engine;
+                        base64::engine::general_purpose::STANDARD
+                            .decode(b64)
+                            .unwrap_or_default()
+                    }
+                    (None, None) => Vec::new(),
+                };
+                let written = (|| {
+                    if args.print_topic {
+                        out.write_all(topic.as_bytes())?;
+                        out.write_all(b" | ")?;
+                    }
+                    out.write_all(&body)?;
+                    out.write_all(b"\n")
+                })();
+                if written.is_err() {
+                    return Ok(()); // stdout closed
+                }
+            }
+        }
+    }
+    let _ = out.flush();
+    Ok(())
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct PeekAnswer {
+    messages: Vec<PeekMessage>,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct PeekMessage {
+    body: Option<String>,
+    body_base64: Option<String>,
 }
 
 /// Print messages until `-n`, a signal, a closed stdout or the timeout.

@@ -434,3 +434,79 @@ fn channel_empty_forgets_in_flight() {
     nsqd.connect().publish("t", b"y");
     assert_eq!(c.expect_message().body.as_ref(), b"y");
 }
+
+/// `/channel/peek` (beyond NSQ): the next messages, changing nothing.
+#[test]
+fn peek_shows_the_next_messages_and_changes_nothing() {
+    // A cache of one message: the rest of the peek reads the disk.
+    let nsqd = Nsqd::start(&["--mem-queue-size=1"]);
+    nsqd.http("POST", "/topic/create?topic=t", b"");
+    nsqd.http("POST", "/channel/create?topic=t&channel=c", b"");
+    let mut p = nsqd.connect();
+    for body in [&b"first"[..], b"\xff\x00bin", b"third"] {
+        p.publish("t", body);
+    }
+    let peek = |n: &str| {
+        let r = nsqd.http("GET", &format!("/channel/peek?topic=t&channel=c{n}"), b"");
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json()["messages"].as_array().unwrap().clone()
+    };
+    let all = peek("");
+    assert_eq!(all.len(), 3);
+    assert_eq!(all[0]["body"], "first");
+    assert_eq!(all[0]["attempts"], 0);
+    assert_eq!(all[1]["body_base64"], "/wBiaW4=");
+    assert!(all[1].get("body").is_none());
+    assert_eq!(all[2]["body"], "third");
+    assert_eq!(peek("&n=1").len(), 1);
+    // Nothing moved: the channel delivers them in that order, first attempt.
+    let ch = nsqd.channel_stats("t", "c").unwrap();
+    assert_eq!(
+        (ch["depth"].clone(), ch["in_flight_count"].clone()),
+        (3.into(), 0.into())
+    );
+    let mut c = support::consumer(&nsqd, "t", "c", 1);
+    let m = c.expect_message();
+    assert_eq!((m.body.as_ref(), m.attempts), (&b"first"[..], 1));
+    assert_eq!(
+        all[0]["id"],
+        String::from_utf8(m.id.to_hex().to_vec()).unwrap()
+    );
+    // A requeued message is next: the peek says so (RDY 0 first, so that
+    // it is not delivered again at once).
+    c.rdy(0);
+    c.send(&nsq::protocol::Command::Req {
+        id: m.id.to_hex(),
+        timeout_ms: 0,
+    });
+    support::wait_until("requeued", || {
+        nsqd.channel_stats("t", "c").unwrap()["requeue_count"] == 1
+    });
+    let next = peek("&n=2");
+    assert_eq!(
+        (next[0]["body"].clone(), next[0]["attempts"].clone()),
+        ("first".into(), 1.into())
+    );
+    for (query, status, text) in [
+        ("topic=t&channel=c&n=0", 400, r#"{"message":"INVALID_N"}"#),
+        (
+            "topic=t&channel=c&n=1001",
+            400,
+            r#"{"message":"INVALID_N"}"#,
+        ),
+        ("topic=t", 400, r#"{"message":"MISSING_ARG_CHANNEL"}"#),
+        (
+            "topic=t&channel=nope",
+            404,
+            r#"{"message":"CHANNEL_NOT_FOUND"}"#,
+        ),
+        (
+            "topic=nope&channel=c",
+            404,
+            r#"{"message":"TOPIC_NOT_FOUND"}"#,
+        ),
+    ] {
+        let r = nsqd.http("GET", &format!("/channel/peek?{query}"), b"");
+        assert_eq!((r.status, r.text().as_str()), (status, text), "{query}");
+    }
+}

@@ -860,3 +860,31 @@ fn unreachable_producers_are_reported_once() {
         "{err}"
     );
 }
+
+/// `nsq-tail --peek` prints the next messages without consuming them.
+#[test]
+fn tail_peek_consumes_nothing() {
+    let nsqd = Nsqd::start(&[]);
+    nsqd.http("POST", "/topic/create?topic=pk", b"");
+    nsqd.http("POST", "/channel/create?topic=pk&channel=c", b"");
+    let mut p = nsqd.connect();
+    for body in ["one", "two", "three"] {
+        p.publish("pk", body.as_bytes());
+    }
+    let http = format!("--nsqd-http-address={}", nsqd.http);
+    let (code, out, err) = tail(&["--topic=pk", "--channel=c", "--peek", &http, "-n", "2"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(String::from_utf8(out).unwrap(), "one\ntwo\n");
+    let (code, out, _) = tail(&["--topic=pk", "--channel=c", "--peek", &http]);
+    assert_eq!(
+        (code, String::from_utf8(out).unwrap().as_str()),
+        (0, "one\ntwo\nthree\n")
+    );
+    assert_eq!(
+        nsqd.channel_stats("pk", "c").unwrap()["depth"],
+        3,
+        "nothing consumed"
+    );
+    let (code, _, err) = tail(&["--topic=pk", "--peek", &http]);
+    assert_eq!(code, 2, "{err}");
+}
