@@ -29,7 +29,8 @@ complete -c nsqd -l msg-timeout -d 'Default time a delivered message may stay un
 complete -c nsqd -l max-msg-timeout -d 'Largest message timeout a client may ask for (IDENTIFY msg_timeout, TOUCH)' -r
 complete -c nsqd -l max-msg-size -d 'Largest message body, in bytes' -r
 complete -c nsqd -l max-body-size -d 'Largest command body (MPUB, IDENTIFY, AUTH), in bytes' -r
-complete -c nsqd -l max-req-timeout -d 'Longest REQ delay / DPUB defer' -r
+complete -c nsqd -l max-req-timeout -d 'Longest REQ delay (and DPUB defer, unless --max-defer-timeout is set)' -r
+complete -c nsqd -l max-defer-timeout -d 'Longest defer of a DPUB or `/pub?defer=` (beyond NSQ; default: the --max-req-timeout)' -r
 complete -c nsqd -l max-heartbeat-interval -d 'Longest heartbeat interval a client may ask for' -r
 complete -c nsqd -l max-rdy-count -d 'Largest RDY count a client may set' -r
 complete -c nsqd -l max-output-buffer-size -d 'Largest output buffer a client may ask for, in bytes' -r

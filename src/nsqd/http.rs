@@ -203,7 +203,7 @@ async fn publish(nsqd: &Nsqd, raw_query: &str, req: Request) -> ApiResult {
         let ms: i64 = d
             .parse()
             .map_err(|_| ApiError(StatusCode::BAD_REQUEST, "INVALID_DEFER"))?;
-        if ms < 0 || ms as u128 > nsqd.opts.max_req_timeout.as_millis() {
+        if ms < 0 || ms as u128 > nsqd.opts.max_defer().as_millis() {
             return Err(ApiError(StatusCode::BAD_REQUEST, "INVALID_DEFER"));
         }
         defer = Duration::from_millis(ms as u64);

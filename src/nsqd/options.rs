@@ -156,9 +156,14 @@ pub struct Options {
     )]
     pub max_body_size: i64,
 
-    /// Longest REQ delay / DPUB defer.
+    /// Longest REQ delay (and DPUB defer, unless --max-defer-timeout is set).
     #[arg(long = "max-req-timeout", default_value = "1h0m0s", value_parser = duration_arg)]
     pub max_req_timeout: Duration,
+
+    /// Longest defer of a DPUB or `/pub?defer=` (beyond NSQ; default: the
+    /// --max-req-timeout).
+    #[arg(long = "max-defer-timeout", value_parser = duration_arg, value_name = "DURATION")]
+    pub max_defer_timeout: Option<Duration>,
 
     /// Longest heartbeat interval a client may ask for.
     #[arg(long = "max-heartbeat-interval", default_value = "1m0s", value_parser = duration_arg)]
@@ -391,6 +396,11 @@ impl Options {
         } else {
             PathBuf::from(&self.data_path)
         }
+    }
+
+    /// The longest defer a DPUB or `/pub?defer=` may ask for.
+    pub fn max_defer(&self) -> Duration {
+        self.max_defer_timeout.unwrap_or(self.max_req_timeout)
     }
 
     /// Whether TCP clients must upgrade to TLS before anything but IDENTIFY.

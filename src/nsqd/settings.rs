@@ -69,7 +69,7 @@ impl Settings {
                 max_msg_size: opts.max_msg_size,
                 max_body_size: opts.max_body_size,
                 max_rdy_count: u64::try_from(opts.max_rdy_count).unwrap_or(0),
-                max_req_timeout_ms: opts.max_req_timeout.as_millis() as u64,
+                max_defer_ms: opts.max_defer().as_millis() as u64,
             },
         }
     }

@@ -26,8 +26,8 @@ pub struct Limits {
     pub max_body_size: i64,
     /// `--max-rdy-count`.
     pub max_rdy_count: u64,
-    /// `--max-req-timeout` in milliseconds (bounds DPUB's defer).
-    pub max_req_timeout_ms: u64,
+    /// The longest DPUB defer, in milliseconds (`--max-defer-timeout`).
+    pub max_defer_ms: u64,
 }
 
 impl Default for Limits {
@@ -36,7 +36,7 @@ impl Default for Limits {
             max_msg_size: 1_048_576,
             max_body_size: 5_242_880,
             max_rdy_count: 2500,
-            max_req_timeout_ms: 3_600_000,
+            max_defer_ms: 3_600_000,
         }
     }
 }
@@ -253,7 +253,7 @@ impl CommandDecoder {
                         String::from_utf8_lossy(params[2])
                     ))
                 })?;
-                let max = self.limits.max_req_timeout_ms;
+                let max = self.limits.max_defer_ms;
                 if defer_ms as i64 > max as i64 || (defer_ms as i64) < 0 {
                     return Err(invalid(format!(
                         "DPUB timeout {} out of range 0-{max}",

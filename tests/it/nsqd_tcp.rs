@@ -737,3 +737,41 @@ fn pipelined_pubs_are_answered_each_and_in_order() {
         );
     }
 }
+
+/// `--max-defer-timeout` (beyond NSQ) bounds DPUB and `/pub?defer=` apart
+/// from REQ, with NSQ's error texts; unset, it is `--max-req-timeout`.
+#[test]
+fn max_defer_timeout_is_its_own_limit() {
+    let nsqd = Nsqd::start(&["--max-defer-timeout=10s", "--max-req-timeout=1h"]);
+    let mut c = nsqd.connect();
+    c.send(&Command::Dpub {
+        topic: "t".into(),
+        defer_ms: 10_000,
+        body: body("ok"),
+    });
+    c.expect_ok();
+    c.send(&Command::Dpub {
+        topic: "t".into(),
+        defer_ms: 10_001,
+        body: body("no"),
+    });
+    c.expect_error("E_INVALID DPUB timeout 10001 out of range 0-10000");
+    assert_eq!(
+        nsqd.http("POST", "/pub?topic=t&defer=10000", b"x").status,
+        200
+    );
+    let r = nsqd.http("POST", "/pub?topic=t&defer=10001", b"x");
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (400, r#"{"message":"INVALID_DEFER"}"#)
+    );
+    // REQ still goes up to --max-req-timeout (longer than 10 s: no clamp log).
+    let nsqd = Nsqd::start(&[]);
+    let mut c = nsqd.connect();
+    c.send(&Command::Dpub {
+        topic: "t".into(),
+        defer_ms: 3_600_000,
+        body: body("an hour"),
+    });
+    c.expect_ok();
+}
