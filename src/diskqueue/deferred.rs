@@ -20,14 +20,16 @@
 //! Opening replays the log; an entry torn by a crash (short, or failing its
 //! checksum) ends the log there. When removed entries outweigh live ones
 //! the log is rewritten with the live ones only (to a temporary file,
-//! fsynced, renamed).
+//! fsynced, renamed); when none is left it is removed, and the next entry
+//! starts a new file. A file's bytes are never overwritten, only appended
+//! to, so that what a power cut keeps of unsynced writes is a log that
+//! ends early (checksums find where), never old entries read again.
 
-use super::{SyncJob, SyncState, WriteError};
+use super::storage::{Fs, Storage, StorageFile};
+use super::{Part, SyncJob, SyncState, WriteError};
 use bytes::Bytes;
 use std::collections::HashMap;
-use std::fs::File;
 use std::io;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -57,9 +59,10 @@ pub struct Entry {
     pub record: Bytes,
 }
 
-pub struct DeferredStore {
+pub struct DeferredStore<S: Storage = Fs> {
+    storage: S,
     path: PathBuf,
-    file: Option<Arc<File>>,
+    file: Option<Arc<S::File>>,
     write_pos: u64,
     next_id: u64,
     /// Live entries: their size on file and their source.
@@ -85,8 +88,20 @@ impl DeferredStore {
     /// holds and every recorded source (see the module notes). A damaged
     /// tail is cut off and logged, never fatal.
     pub fn open(dir: &Path, name: &str) -> io::Result<(DeferredStore, Vec<Entry>)> {
-        let path = Self::path_for(dir, name);
+        DeferredStore::open_in(Fs, dir, name)
+    }
+}
+
+impl<S: Storage> DeferredStore<S> {
+    /// [`open`](DeferredStore::open) on `storage`.
+    pub fn open_in(
+        storage: S,
+        dir: &Path,
+        name: &str,
+    ) -> io::Result<(DeferredStore<S>, Vec<Entry>)> {
+        let path = DeferredStore::path_for(dir, name);
         let mut store = DeferredStore {
+            storage,
             path,
             file: None,
             write_pos: 0,
@@ -100,7 +115,7 @@ impl DeferredStore {
             last_job_seq: 0,
             dir_changed: false,
         };
-        let data = match std::fs::read(&store.path) {
+        let data = match store.storage.read(&store.path) {
             Ok(d) => d,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((store, Vec::new())),
             Err(e) => return Err(e),
@@ -113,13 +128,16 @@ impl DeferredStore {
                 data.len() as u64 - valid_end
             );
         }
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&store.path)?;
+        let file = store.storage.open_write(&store.path, false)?;
         if valid_end < data.len() as u64 {
+            // Durably: entries written after the cut must never be
+            // followed by what was cut off.
             file.set_len(valid_end)?;
+            file.sync_data()?;
         }
+        // A process that died may have created the file without syncing
+        // its directory entry: the first sync does.
+        store.dir_changed = true;
         store.file = Some(Arc::new(file));
         store.write_pos = valid_end;
         Ok((store, entries))
@@ -269,14 +287,7 @@ impl DeferredStore {
             source,
         };
         if self.file.is_none() {
-            let file = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(0o600)
-                .open(&self.path)
-                .map_err(io_err)?;
+            let file = self.storage.open_write(&self.path, true).map_err(io_err)?;
             self.file = Some(Arc::new(file));
             self.dir_changed = true;
         }
@@ -306,9 +317,17 @@ impl DeferredStore {
         self.reset()
     }
 
+    /// Start a new, empty log. In a new file, not by truncating this one:
+    /// after a power cut the truncation may be lost while writes made after
+    /// it are kept, and the old bytes following them would be read again,
+    /// an entry whose removal was synced among them.
     fn reset(&mut self) -> io::Result<()> {
-        if let Some(f) = &self.file {
-            f.set_len(0)?;
+        if self.file.take().is_some() {
+            match self.storage.remove(&self.path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+            self.dir_changed = true;
         }
         self.write_pos = 0;
         self.dead_bytes = 0;
@@ -318,7 +337,7 @@ impl DeferredStore {
 
     /// Rewrite the log with only the live entries.
     fn compact(&mut self) -> io::Result<()> {
-        let data = std::fs::read(&self.path)?;
+        let data = self.storage.read(&self.path)?;
         let mut out = HEADER.to_vec();
         let mut pos = HEADER.len();
         let mut sizes = HashMap::new();
@@ -345,22 +364,13 @@ impl DeferredStore {
         }
         let tmp = self.path.with_extension("dat.tmp");
         {
-            let f = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?;
+            let f = self.storage.open_write(&tmp, true)?;
+            f.set_len(0)?;
             f.write_all_at(&out, 0)?;
-            f.sync_all()?;
+            f.sync_data()?;
         }
-        std::fs::rename(&tmp, &self.path)?;
-        self.file = Some(Arc::new(
-            std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open(&self.path)?,
-        ));
+        self.storage.rename(&tmp, &self.path)?;
+        self.file = Some(Arc::new(self.storage.open_write(&self.path, false)?));
         self.write_pos = out.len() as u64;
         self.live_bytes = sizes.values().map(|&(n, _)| n).sum();
         self.live = sizes;
@@ -371,20 +381,23 @@ impl DeferredStore {
     }
 
     /// The fsync the store needs, if it changed since the last one.
-    pub fn sync_job(&mut self) -> Option<SyncJob> {
+    pub fn sync_job(&mut self) -> Option<SyncJob<S>> {
         if self.write_seq == self.last_job_seq && !self.dir_changed {
             return None;
         }
         let job = SyncJob {
-            files: self.file.iter().cloned().collect(),
-            dir: self
-                .dir_changed
-                .then(|| self.path.parent().map(Path::to_path_buf))
-                .flatten(),
-            meta_path: PathBuf::new(),
-            meta: None,
-            state: self.sync_state.clone(),
-            seq: self.write_seq,
+            storage: self.storage.clone(),
+            parts: vec![Part {
+                files: self.file.iter().cloned().collect(),
+                dir: self
+                    .dir_changed
+                    .then(|| self.path.parent().map(Path::to_path_buf))
+                    .flatten(),
+                meta: None,
+                record: None,
+                state: self.sync_state.clone(),
+                seq: self.write_seq,
+            }],
         };
         self.last_job_seq = self.write_seq;
         self.dir_changed = false;
@@ -393,7 +406,7 @@ impl DeferredStore {
 
     /// Remove the store's file (channel deleted, or nothing deferred).
     pub fn delete(self) -> io::Result<()> {
-        match std::fs::remove_file(&self.path) {
+        match self.storage.remove(&self.path) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         }
@@ -486,7 +499,7 @@ mod tests {
         let a = s.add(1, b"x", None).unwrap();
         s.remove(a, (0, 0)).unwrap();
         let path = DeferredStore::path_for(dir.path(), "q");
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+        assert!(!path.exists(), "an empty log is removed");
         // Enough churn to trigger a rewrite, with one long-lived entry.
         let keep = s.add(7, b"long-lived", None).unwrap();
         let body = vec![b'b'; 1000];

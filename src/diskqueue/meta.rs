@@ -1,6 +1,7 @@
 //! The metadata file and the file names of a disk queue, in go-diskqueue's
 //! format so that a data directory can move between NSQ and us.
 
+use super::storage::Storage;
 use std::path::{Path, PathBuf};
 
 /// Read and write positions, as stored in `<name>.diskqueue.meta.dat`.
@@ -72,11 +73,14 @@ impl Names {
             .join(format!("{}.diskqueue.{:06}.dat", self.name, num))
     }
 
+    /// The sync record (see `synced.rs`), beside the deferred store.
+    pub fn synced(&self) -> PathBuf {
+        self.dir.join(format!("{}.nsqrs-synced.dat", self.name))
+    }
+
     /// The size of segment `num` (0 if it cannot be read).
-    pub fn segment_len(&self, num: u64) -> u64 {
-        std::fs::metadata(self.segment(num))
-            .map(|m| m.len())
-            .unwrap_or(0)
+    pub fn segment_len(&self, storage: &impl Storage, num: u64) -> u64 {
+        storage.len(&self.segment(num)).unwrap_or(0)
     }
 
     /// The segment number of `file_name` if it is one of this queue's
@@ -91,18 +95,12 @@ impl Names {
     }
 
     /// Every segment number present on disk, ascending.
-    pub fn list_segments(&self) -> std::io::Result<Vec<u64>> {
-        let mut nums = Vec::new();
-        for entry in std::fs::read_dir(&self.dir)? {
-            let entry = entry?;
-            if let Some(num) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| self.segment_number(n))
-            {
-                nums.push(num);
-            }
-        }
+    pub fn list_segments(&self, storage: &impl Storage) -> std::io::Result<Vec<u64>> {
+        let mut nums: Vec<u64> = storage
+            .list(&self.dir)?
+            .iter()
+            .filter_map(|name| self.segment_number(name.to_str()?))
+            .collect();
         nums.sort_unstable();
         Ok(nums)
     }
@@ -139,14 +137,14 @@ pub fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
 
 /// Move a damaged file out of the way (`<file>.bad`), keeping its bytes for
 /// a human to look at; a second `.bad` of the same name gets a suffix.
-pub fn set_aside(path: &Path) -> std::io::Result<PathBuf> {
+pub fn set_aside(storage: &impl Storage, path: &Path) -> std::io::Result<PathBuf> {
     let mut target = PathBuf::from(format!("{}.bad", path.display()));
     let mut n = 1;
-    while target.exists() {
+    while storage.exists(&target) {
         target = PathBuf::from(format!("{}.bad.{n}", path.display()));
         n += 1;
     }
-    std::fs::rename(path, &target)?;
+    storage.rename(path, &target)?;
     Ok(target)
 }
 

@@ -12,17 +12,25 @@
 //! collects what needs flushing (cheap, under the lock) and [`SyncJob::run`]
 //! does the `fsync`s and the metadata write (slow, outside it). Many writes
 //! then share one `fsync`: group commit.
+//!
+//! Every file operation goes through a [`Storage`]: the real file system
+//! ([`Fs`], the default) or, in tests, a simulated disk that loses power
+//! (`sim.rs`). What a power cut may lose is described in `synced.rs`.
 
 pub mod deferred;
 mod meta;
+#[cfg(test)]
+pub mod sim;
+pub mod storage;
+mod synced;
 
-pub use meta::{set_aside, write_atomically, Meta, Names};
+pub use meta::{write_atomically, Meta, Names};
+pub use storage::{Fs, Storage, StorageFile};
 
 use bytes::{Bytes, BytesMut};
+use meta::set_aside;
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -50,6 +58,10 @@ pub struct SyncState {
     failed: AtomicU64,
     /// The queue was deleted: a job still running must not recreate files.
     deleted: AtomicBool,
+    /// The sync record's newest completed slot, and the number of the
+    /// newest metadata written. Jobs write both under this lock, so that
+    /// one finishing late never writes older positions over newer ones.
+    record: parking_lot::Mutex<(synced::Confirmed, u64)>,
 }
 
 impl SyncState {
@@ -79,8 +91,8 @@ pub struct PartialWrite {
 }
 
 /// The reader's open segment and the bytes read ahead from it.
-struct Reader {
-    file: File,
+struct Reader<F> {
+    file: F,
     /// Bytes of the segment that may be read: its size for a finished
     /// segment, the write position for the one being written.
     finished_len: Option<u64>,
@@ -102,7 +114,8 @@ enum Damage {
     Short { path: String, at: u64 },
 }
 
-pub struct DiskQueue {
+pub struct DiskQueue<S: Storage = Fs> {
+    storage: S,
     names: Names,
     cfg: Config,
     read_file_num: u64,
@@ -110,10 +123,11 @@ pub struct DiskQueue {
     write_file_num: u64,
     write_pos: u64,
     depth: u64,
-    reader: Option<Reader>,
-    writer: Option<Arc<File>>,
-    /// Finished segments written since the last sync: fsynced by the next job.
-    unsynced_files: Vec<Arc<File>>,
+    reader: Option<Reader<S::File>>,
+    writer: Option<Arc<S::File>>,
+    /// Finished segments, by number, not yet known to be synced (no sync
+    /// record past them has completed): fsynced by every job until then.
+    unsynced_files: Vec<(u64, Arc<S::File>)>,
     /// A segment was created or removed: the directory needs an fsync too.
     dir_changed: bool,
     /// Positions changed since the metadata was last written.
@@ -149,6 +163,12 @@ pub struct DiskQueue {
     /// Records not to deliver again when read after a restart (they moved
     /// to the owner's deferred store), by where they start.
     skip: std::collections::BTreeSet<Position>,
+    /// The sync record (see `synced.rs`), once opened.
+    synced: Option<Arc<S::File>>,
+    /// Sequence number of the last sync record planned.
+    synced_seq: u64,
+    /// Number of the last metadata write planned.
+    meta_seq: u64,
 }
 
 /// Where a record starts: segment number and offset.
@@ -163,13 +183,22 @@ const READ_CHUNK: usize = 64 * 1024;
 impl DiskQueue {
     /// Open the queue `name` in `dir`, resuming from its metadata. Damaged
     /// metadata or segments are set aside and logged, never fatal: the only
-    /// errors are those of reading the directory itself.
+    /// errors are those of reading the directory itself (and of cutting off
+    /// what a power cut may have torn, see `synced.rs`).
     pub fn open(dir: &Path, name: &str, cfg: Config) -> io::Result<DiskQueue> {
+        DiskQueue::open_in(Fs, dir, name, cfg)
+    }
+}
+
+impl<S: Storage> DiskQueue<S> {
+    /// [`open`](DiskQueue::open) on `storage`.
+    pub fn open_in(storage: S, dir: &Path, name: &str, cfg: Config) -> io::Result<DiskQueue<S>> {
         let names = Names {
             dir: dir.to_path_buf(),
             name: name.to_string(),
         };
         let mut q = DiskQueue {
+            storage,
             names,
             cfg,
             read_file_num: 0,
@@ -195,9 +224,13 @@ impl DiskQueue {
             skip: Default::default(),
             first_undeleted: 0,
             scratch: Vec::new(),
+            synced: None,
+            synced_seq: 0,
+            meta_seq: 0,
         };
         q.recover()?;
         q.first_undeleted = q.read_file_num;
+        q.remove_leftovers();
         Ok(q)
     }
 
@@ -281,11 +314,11 @@ impl DiskQueue {
     /// Establish the positions from the metadata, checked against the files.
     fn recover(&mut self) -> io::Result<()> {
         let meta_path = self.names.meta();
-        let meta = match std::fs::read(&meta_path) {
+        let meta = match self.storage.read(&meta_path) {
             Ok(text) => match Meta::parse(&text) {
                 Some(m) => Some(m),
                 None => {
-                    match set_aside(&meta_path) {
+                    match set_aside(&self.storage, &meta_path) {
                         Ok(to) => self.warn(format_args!(
                             "metadata {} is damaged, moved to {}; rebuilding positions from the segment files",
                             meta_path.display(),
@@ -308,9 +341,214 @@ impl DiskQueue {
                 None
             }
         };
+        let record = match self.storage.open_write(&self.names.synced(), false) {
+            Ok(file) => Some((synced::read(&file), file)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        };
+        // Everything before this is on stable storage: the metadata is
+        // written after the data it counts was synced, the sync record too.
+        let meta_pos = meta.map_or((0, 0), |m| (m.write_file_num, m.write_pos));
+        let durable = match record.as_ref().and_then(|(r, _)| r.durable) {
+            Some(slot) => slot.durable.max(meta_pos),
+            None => meta_pos,
+        };
+        let rebooted = match &record {
+            Some((r, _)) if r.durable.is_some() => {
+                r.boot.is_none() || r.boot != self.storage.boot_id()
+            }
+            // Not opened by this version before (a data directory from NSQ
+            // or an older release): nothing says what was synced.
+            _ => false,
+        };
+        let resynced = if rebooted {
+            self.cut_to(durable)?;
+            false
+        } else {
+            self.sync_unrecorded(durable)?
+        };
         match meta {
-            Some(m) => self.resume(m),
-            None => self.rebuild_from_segments(),
+            Some(m) => self.resume(m)?,
+            None => self.rebuild_from_segments()?,
+        }
+        if record.is_some() && (self.write_file_num, self.write_pos) < durable {
+            self.continue_after(durable)?;
+        }
+        // Segments to read are missing: read to their end and removed
+        // before the metadata said so (or lost with their directory entry
+        // in a power cut). Reading resumes with the first one there, and
+        // the depth the metadata gave counts them: count again.
+        let (read, write) = (self.read_file_num, self.write_file_num);
+        let present = self.names.list_segments(&self.storage)?;
+        let present: Vec<u64> = present
+            .into_iter()
+            .filter(|n| (read..write).contains(n))
+            .collect();
+        if present.len() as u64 != write - read {
+            let first = present.first().copied().unwrap_or(write);
+            if first != read {
+                self.read_file_num = first;
+                self.read_pos = 0;
+            }
+            self.recount_depth();
+        }
+        // Segments recovery moved past end where their files do, not where
+        // the metadata said: let `skip_tracked` ask the files.
+        self.finished_lens.clear();
+        // Everything there is now is on stable storage.
+        let now = (self.write_file_num, self.write_pos);
+        let created = record.is_none();
+        let file = match record {
+            Some((r, file)) => {
+                if let Some(c) = r.durable {
+                    self.synced_seq = c.seq;
+                    self.sync_state.record.lock().0 = c;
+                }
+                file
+            }
+            None => self.storage.open_write(&self.names.synced(), true)?,
+        };
+        // The boot, unsynced: read back after a crash of the process, from
+        // the page cache; lost with it in a power cut, as it should be.
+        let boot = synced::boot_write(self.storage.boot_id().unwrap_or(0));
+        file.write_all_at(&boot.bytes, boot.at)?;
+        if created || resynced {
+            // Everything there is now is on stable storage: say so.
+            self.record_durable(&file, now)?;
+        }
+        if created {
+            // Before anything is written, so that no write of ours is ever
+            // found without it.
+            self.storage.sync_dir(&self.names.dir)?;
+        }
+        self.synced = Some(Arc::new(file));
+        Ok(())
+    }
+
+    /// Write and sync the sync record saying everything before `durable`
+    /// is on stable storage.
+    fn record_durable(&mut self, file: &S::File, durable: Position) -> io::Result<()> {
+        let mut guard = self.sync_state.record.lock();
+        let confirmed = &mut guard.0;
+        let slot = 1 - confirmed.slot;
+        let seq = confirmed.seq + 1;
+        let w = synced::durable_write(slot, seq, durable);
+        file.write_all_at(&w.bytes, w.at)?;
+        file.sync_data()?;
+        *confirmed = synced::Confirmed { seq, durable, slot };
+        self.synced_seq = seq;
+        Ok(())
+    }
+
+    /// The machine restarted since the queue was last open (a power cut,
+    /// perhaps): bytes past `durable` were never synced, and may be torn
+    /// or garbage. Cut them off, durably, before reading anything.
+    fn cut_to(&mut self, durable: Position) -> io::Result<()> {
+        let (file_num, pos) = durable;
+        let mut cut = 0;
+        let mut removed = false;
+        for num in self.names.list_segments(&self.storage)? {
+            let path = self.names.segment(num);
+            if num > file_num {
+                cut += self.storage.len(&path).unwrap_or(0);
+                self.storage.remove(&path)?;
+                removed = true;
+            } else if num == file_num {
+                let len = self.storage.len(&path).unwrap_or(0);
+                if len > pos {
+                    let file = self.storage.open_write(&path, false)?;
+                    file.set_len(pos)?;
+                    file.sync_data()?;
+                    cut += len - pos;
+                }
+            }
+        }
+        if removed {
+            self.storage.sync_dir(&self.names.dir)?;
+        }
+        if cut > 0 {
+            self.warn(format_args!(
+                "the machine restarted since this queue was last open: {cut} byte(s) written after the last sync (segment {file_num}, offset {pos}) were never acknowledged as durable and may be torn; cut off"
+            ));
+        }
+        Ok(())
+    }
+
+    /// The segments up to `durable` were read and removed, and the metadata
+    /// saying so was lost: numbering continues after them, as the sync
+    /// record must never describe a file written later under a number
+    /// given again.
+    fn continue_after(&mut self, durable: Position) -> io::Result<()> {
+        let next = durable.0 + 1;
+        let segments = self.names.list_segments(&self.storage)?;
+        if !segments.iter().any(|&n| n >= self.read_file_num) {
+            self.read_file_num = next;
+            self.read_pos = 0;
+        }
+        self.warn(format_args!(
+            "segments up to {} were written and removed since the last metadata update: writing continues in {next}",
+            durable.0
+        ));
+        self.write_file_num = next;
+        self.write_pos = 0;
+        self.recount_depth();
+        Ok(())
+    }
+
+    /// Same boot (the process died, the machine did not): every byte
+    /// written is readable and is kept, but some may be in the page cache
+    /// only. Sync them now, before the sync record claims them.
+    fn sync_unrecorded(&mut self, durable: Position) -> io::Result<bool> {
+        let mut synced = false;
+        for num in self.names.list_segments(&self.storage)? {
+            let path = self.names.segment(num);
+            if num > durable.0
+                || num == durable.0 && self.storage.len(&path).unwrap_or(0) > durable.1
+            {
+                self.storage.open_write(&path, false)?.sync_data()?;
+                synced = true;
+            }
+        }
+        if synced {
+            self.storage.sync_dir(&self.names.dir)?;
+        }
+        Ok(synced)
+    }
+
+    /// Files a crash left behind: segments before the read position (read
+    /// and released, but their removal was undone) and temporary metadata
+    /// files whose rename did not happen.
+    fn remove_leftovers(&mut self) {
+        let Ok(names) = self.storage.list(&self.names.dir) else {
+            return;
+        };
+        let meta = self.names.meta();
+        let tmp_prefix = format!(
+            "{}.",
+            meta.file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default()
+        );
+        for name in names {
+            let Some(name) = name.to_str() else { continue };
+            let stale = match self.names.segment_number(name) {
+                Some(num) => num < self.first_undeleted,
+                None => name.starts_with(&tmp_prefix) && name.ends_with(".tmp"),
+            };
+            if !stale {
+                continue;
+            }
+            let path = self.names.dir.join(name);
+            match self.storage.remove(&path) {
+                Ok(()) => {
+                    self.warn(format_args!(
+                        "removed {}, left behind by a crash",
+                        path.display()
+                    ));
+                    self.dir_changed = true;
+                }
+                Err(e) => self.warn(format_args!("cannot remove {}: {e}", path.display())),
+            }
         }
     }
 
@@ -326,8 +564,8 @@ impl DiskQueue {
         self.write_pos = m.write_pos;
         self.depth = m.depth;
         let path = self.names.segment(self.write_file_num);
-        let size = match std::fs::metadata(&path) {
-            Ok(md) => Some(md.len()),
+        let size = match self.storage.len(&path) {
+            Ok(len) => Some(len),
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
             Err(e) => return Err(e),
         };
@@ -363,7 +601,7 @@ impl DiskQueue {
         }
         // Segments after the write segment were started after the last
         // metadata write (rollover without a sync yet): adopt them.
-        let last_segment = self.names.list_segments()?.last().copied();
+        let last_segment = self.names.list_segments(&self.storage)?.last().copied();
         if let Some(last) = last_segment.filter(|&n| n > m.write_file_num) {
             self.warn(format_args!(
                 "segments up to {last} were written after the last metadata update: reading them too"
@@ -379,7 +617,7 @@ impl DiskQueue {
     /// write after the last one. Messages read before may come again
     /// (at-least-once), none is lost.
     fn rebuild_from_segments(&mut self) -> io::Result<()> {
-        let segments = self.names.list_segments()?;
+        let segments = self.names.list_segments(&self.storage)?;
         let (Some(&first), Some(&last)) = (segments.first(), segments.last()) else {
             return Ok(()); // a new, empty queue
         };
@@ -400,7 +638,7 @@ impl DiskQueue {
     /// Leave the current write segment as finished; write in the next one.
     fn skip_write_file(&mut self) {
         if let Some(f) = self.writer.take() {
-            self.unsynced_files.push(f);
+            self.unsynced_files.push((self.write_file_num, f));
         }
         self.finished_lens
             .insert(self.write_file_num, self.write_pos);
@@ -412,25 +650,27 @@ impl DiskQueue {
     /// Count the valid records of `path` between `from` and `to`; returns
     /// the count and where the valid part ends.
     fn count_records(&self, path: &Path, from: u64, to: u64) -> (u64, u64) {
-        use std::io::{BufReader, Read, Seek, SeekFrom};
-        let Ok(file) = File::open(path) else {
+        let Ok(file) = self.storage.open_read(path) else {
             return (0, from);
         };
-        let mut r = BufReader::with_capacity(READ_CHUNK, file);
-        if r.seek(SeekFrom::Start(from)).is_err() {
-            return (0, from);
-        }
+        // A window of the file, read in chunks: `buf` holds from `buf_at`.
+        let mut buf = vec![0u8; READ_CHUNK];
+        let (mut buf_at, mut buf_len) = (from, 0usize);
         let (mut pos, mut count) = (from, 0);
-        let mut len = [0u8; 4];
         while pos + 4 <= to {
-            if r.read_exact(&mut len).is_err() {
-                break;
+            if pos + 4 > buf_at + buf_len as u64 {
+                buf_at = pos;
+                buf_len = 0;
+                while buf_len < 4 {
+                    match file.read_at(&mut buf[buf_len..], buf_at + buf_len as u64) {
+                        Ok(0) | Err(_) => return (count, pos),
+                        Ok(n) => buf_len += n,
+                    }
+                }
             }
-            let size = i32::from_be_bytes(len);
+            let i = (pos - buf_at) as usize;
+            let size = i32::from_be_bytes(buf[i..i + 4].try_into().expect("4 bytes"));
             if !self.valid_size(size) || pos + 4 + size as u64 > to {
-                break;
-            }
-            if r.seek_relative(size as i64).is_err() {
                 break;
             }
             pos += 4 + size as u64;
@@ -452,7 +692,7 @@ impl DiskQueue {
             let end = if num == self.write_file_num {
                 self.write_pos
             } else {
-                std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0)
+                self.storage.len(&path).unwrap_or(0)
             };
             if end > start {
                 depth += self.count_records(&path, start, end).0;
@@ -557,14 +797,7 @@ impl DiskQueue {
         };
         if self.writer.is_none() {
             let path = names.segment(num);
-            let file = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(0o600)
-                .open(&path)
-                .map_err(io_err)?;
+            let file = self.storage.open_write(&path, true).map_err(io_err)?;
             tracing::info!(
                 "DISKQUEUE({}): opened {} for writing",
                 self.names.name,
@@ -610,7 +843,7 @@ impl DiskQueue {
         while self.read_file_num < self.write_file_num {
             let end = match self.finished_lens.get(&self.read_file_num) {
                 Some(&end) => end,
-                None => self.names.segment_len(self.read_file_num),
+                None => self.names.segment_len(&self.storage, self.read_file_num),
             };
             if self.read_pos < end {
                 break;
@@ -756,9 +989,9 @@ impl DiskQueue {
                 path: path.display().to_string(),
                 source,
             };
-            let file = File::open(&path).map_err(io)?;
+            let file = self.storage.open_read(&path).map_err(io)?;
             let finished_len = if self.read_file_num < self.write_file_num {
-                Some(file.metadata().map_err(io)?.len())
+                Some(file.len().map_err(io)?)
             } else {
                 None
             };
@@ -772,15 +1005,10 @@ impl DiskQueue {
         let r = self.reader.as_mut().expect("opened above");
         if r.finished_len.is_none() && !still_written {
             // Writing moved on to a later segment since this one was opened.
-            r.finished_len = Some(
-                r.file
-                    .metadata()
-                    .map_err(|source| Damage::Io {
-                        path: self.names.segment(self.read_file_num).display().to_string(),
-                        source,
-                    })?
-                    .len(),
-            );
+            r.finished_len = Some(r.file.len().map_err(|source| Damage::Io {
+                path: self.names.segment(self.read_file_num).display().to_string(),
+                source,
+            })?);
         }
         let limit = r.finished_len.unwrap_or(self.write_pos);
         if self.read_pos >= limit {
@@ -862,7 +1090,7 @@ impl DiskQueue {
         let keep_from = self.resume_position().0;
         while self.first_undeleted < keep_from {
             let path = self.names.segment(self.first_undeleted);
-            if let Err(e) = std::fs::remove_file(&path) {
+            if let Err(e) = self.storage.remove(&path) {
                 if e.kind() != io::ErrorKind::NotFound {
                     tracing::error!(
                         "DISKQUEUE({}): failed to remove {}: {e}",
@@ -890,8 +1118,8 @@ impl DiskQueue {
         if self.read_file_num == self.write_file_num {
             self.skip_write_file();
         }
-        if path.exists() {
-            match set_aside(&path) {
+        if self.storage.exists(&path) {
+            match set_aside(&self.storage, &path) {
                 Ok(to) => self.warn(format_args!(
                     "jump to next file and saving bad file as {}",
                     to.display()
@@ -932,7 +1160,7 @@ impl DiskQueue {
         self.finished_lens.clear();
         let mut first_err = None;
         for num in self.first_undeleted.min(self.read_file_num)..=self.write_file_num {
-            if let Err(e) = std::fs::remove_file(self.names.segment(num)) {
+            if let Err(e) = self.storage.remove(&self.names.segment(num)) {
                 if e.kind() != io::ErrorKind::NotFound && first_err.is_none() {
                     first_err = Some(e);
                 }
@@ -956,9 +1184,11 @@ impl DiskQueue {
     pub fn delete(mut self) -> io::Result<()> {
         self.sync_state.deleted.store(true, Ordering::Release);
         let emptied = self.empty();
-        match std::fs::remove_file(self.names.meta()) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-            _ => {}
+        for path in [self.names.meta(), self.names.synced()] {
+            match self.storage.remove(&path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
         }
         emptied
     }
@@ -973,24 +1203,48 @@ impl DiskQueue {
     /// the metadata costs a file creation, an fsync and a rename, so
     /// `--sync-every=1` does it on the `--sync-timeout` ticker instead of
     /// on every commit.
-    pub fn sync_job(&mut self, with_meta: bool) -> Option<SyncJob> {
-        let data_dirty = !self.unsynced_files.is_empty() || self.synced_seq_pending();
-        if !(data_dirty || with_meta && self.dirty || self.dir_changed) {
+    pub fn sync_job(&mut self, with_meta: bool) -> Option<SyncJob<S>> {
+        let write_at = (self.write_file_num, self.write_pos);
+        // What a completed job recorded as durable. Whatever came after
+        // it is synced again by every job until one completes: a job
+        // may be dropped, fail, or still be running.
+        let confirmed = self.sync_state.record.lock().0.durable;
+        self.unsynced_files.retain(|&(num, _)| num >= confirmed.0);
+        let record_due = self.synced.is_some() && write_at != confirmed;
+        let data_dirty = !self.unsynced_files.is_empty() || self.synced_seq_pending() || record_due;
+        // A segment created since then needs its directory entry synced.
+        let created = write_at.0 > confirmed.0 || confirmed.1 == 0 && write_at > confirmed;
+        let dir = self.dir_changed || created;
+        if !(data_dirty || with_meta && self.dirty || dir) {
             return None;
         }
-        let mut files = std::mem::take(&mut self.unsynced_files);
+        let mut files: Vec<Arc<S::File>> =
+            self.unsynced_files.iter().map(|(_, f)| f.clone()).collect();
         if let Some(w) = &self.writer {
             if data_dirty {
                 files.push(w.clone());
             }
         }
+        let record = match &self.synced {
+            Some(file) if record_due => {
+                self.synced_seq += 1;
+                Some((file.clone(), self.synced_seq, write_at))
+            }
+            _ => None,
+        };
+        if with_meta {
+            self.meta_seq += 1;
+        }
         let job = SyncJob {
-            files,
-            dir: self.dir_changed.then(|| self.names.dir.clone()),
-            meta_path: self.names.meta(),
-            meta: with_meta.then(|| self.meta()),
-            state: self.sync_state.clone(),
-            seq: self.write_seq,
+            storage: self.storage.clone(),
+            parts: vec![Part {
+                files,
+                dir: dir.then(|| self.names.dir.clone()),
+                meta: with_meta.then(|| (self.names.meta(), self.meta(), self.meta_seq)),
+                record,
+                state: self.sync_state.clone(),
+                seq: self.write_seq,
+            }],
         };
         self.last_job_seq = self.write_seq;
         if with_meta {
@@ -1019,52 +1273,105 @@ impl DiskQueue {
 
 /// An fsync of a queue's files and a metadata write, prepared under the
 /// owner's lock by [`DiskQueue::sync_job`] and run without it.
-pub struct SyncJob {
-    files: Vec<Arc<File>>,
+pub struct SyncJob<S: Storage = Fs> {
+    storage: S,
+    /// One per queue (or deferred store), in the order their data is synced.
+    parts: Vec<Part<S>>,
+}
+
+struct Part<S: Storage> {
+    files: Vec<Arc<S::File>>,
     dir: Option<PathBuf>,
-    meta_path: PathBuf,
-    meta: Option<Meta>,
+    /// Where, what, and its number (newer metadata is never overwritten).
+    meta: Option<(PathBuf, Meta, u64)>,
+    /// The sync record's file, and the sequence number and position to
+    /// record there.
+    record: Option<(Arc<S::File>, u64, Position)>,
     state: Arc<SyncState>,
     seq: u64,
 }
 
-impl SyncJob {
-    /// fsync the data, then record the positions: after a crash the
-    /// metadata never points past data that is not on disk.
+impl<S: Storage> SyncJob<S> {
+    /// One job doing the work of `jobs`: all their data is synced, in
+    /// order, before any of their metadata is written. A channel's queue
+    /// and deferred store sync together so that a message moved from one
+    /// to the other is on disk in its new place before the queue's
+    /// metadata records that it left the old one.
+    pub fn merge(jobs: impl IntoIterator<Item = SyncJob<S>>) -> Option<SyncJob<S>> {
+        let mut jobs = jobs.into_iter();
+        let mut first = jobs.next()?;
+        for job in jobs {
+            first.parts.extend(job.parts);
+        }
+        Some(first)
+    }
+
+    /// fsync the data and the directory, then record the positions: after
+    /// a power cut neither the metadata nor the sync record points past
+    /// data that is not on disk.
     pub fn run(self) -> io::Result<()> {
         let result = self.write();
-        match &result {
-            Ok(()) => {
-                self.state.synced.fetch_max(self.seq, Ordering::AcqRel);
-            }
-            Err(_) => {
-                self.state.failed.fetch_max(self.seq, Ordering::AcqRel);
-            }
+        for part in &self.parts {
+            let done = if result.is_ok() {
+                &part.state.synced
+            } else {
+                &part.state.failed
+            };
+            done.fetch_max(part.seq, Ordering::AcqRel);
         }
         result
     }
 
     fn write(&self) -> io::Result<()> {
-        for f in &self.files {
-            f.sync_data()?;
-        }
-        if let Some(meta) = &self.meta {
-            if self.state.deleted.load(Ordering::Acquire) {
-                return Ok(()); // the queue was deleted meanwhile: no stray metadata
+        for part in &self.parts {
+            for f in &part.files {
+                f.sync_data()?;
             }
-            write_atomically(&self.meta_path, meta.to_text().as_bytes())?;
+            if let Some(dir) = &part.dir {
+                self.storage.sync_dir(dir)?;
+            }
         }
-        if let Some(dir) = &self.dir {
-            File::open(dir)?.sync_all()?;
+        for part in &self.parts {
+            if part.state.deleted.load(Ordering::Acquire) {
+                continue; // the queue was deleted meanwhile: no stray files
+            }
+            let mut guard = part.state.record.lock();
+            let (confirmed, meta_written) = &mut *guard;
+            if let Some((path, meta, n)) = &part.meta {
+                if *n > *meta_written {
+                    self.storage
+                        .write_atomically(path, meta.to_text().as_bytes())?;
+                    *meta_written = *n;
+                }
+            }
+            if let Some((file, seq, durable)) = &part.record {
+                if confirmed.seq < *seq {
+                    let slot = 1 - confirmed.slot;
+                    let w = synced::durable_write(slot, *seq, *durable);
+                    file.write_all_at(&w.bytes, w.at)?;
+                    file.sync_data()?;
+                    *confirmed = synced::Confirmed {
+                        seq: *seq,
+                        durable: *durable,
+                        slot,
+                    };
+                }
+            }
         }
         Ok(())
     }
 
+    /// (Used by the tests only.)
+    #[cfg(test)]
     /// The positions this job records, if it writes the metadata.
     pub fn meta(&self) -> Option<Meta> {
-        self.meta
+        self.parts
+            .iter()
+            .find_map(|p| p.meta.as_ref().map(|(_, m, _)| *m))
     }
 }
 
+#[cfg(test)]
+mod powerloss_tests;
 #[cfg(test)]
 mod tests;

@@ -62,7 +62,8 @@ fn rolls_over_and_deletes_read_segments() {
         [
             "t.diskqueue.000000.dat",
             "t.diskqueue.000001.dat",
-            "t.diskqueue.000002.dat"
+            "t.diskqueue.000002.dat",
+            "t.nsqrs-synced.dat"
         ]
     );
     assert_eq!(q.pop().unwrap(), recs[0]);
@@ -200,7 +201,11 @@ fn empty_removes_segments_and_numbering_continues() {
     q.sync().unwrap();
     assert_eq!(
         files(dir.path()),
-        ["t.diskqueue.000003.dat", "t.diskqueue.meta.dat"]
+        [
+            "t.diskqueue.000003.dat",
+            "t.diskqueue.meta.dat",
+            "t.nsqrs-synced.dat"
+        ]
     );
     q.delete().unwrap();
     assert!(files(dir.path()).is_empty());
@@ -383,4 +388,39 @@ fn skipped_positions_are_not_delivered_again() {
     q.skip_positions([moved]);
     let got = drain(&mut q);
     assert_eq!(got, vec![recs[0].clone(), recs[2].clone(), recs[3].clone()]);
+}
+
+#[test]
+#[ignore]
+fn bench_hot_path() {
+    let dir = tempfile::tempdir_in("/dev/shm").unwrap();
+    let cfg = Config {
+        max_bytes_per_file: 100 << 20,
+        min_record_size: 1,
+        max_record_size: 1 << 20,
+        sync_every: u64::MAX,
+    };
+    let mut q = DiskQueue::open(dir.path(), "b", cfg).unwrap();
+    let rec = vec![7u8; 200];
+    let n = 2_000_000;
+    for round in 0..3 {
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            q.put([rec.as_slice()]).unwrap();
+        }
+        let put = t.elapsed();
+        let t = std::time::Instant::now();
+        let mut got = 0;
+        while let Some((r, h)) = q.pop_tracked() {
+            got += r.len();
+            q.release(h);
+        }
+        let pop = t.elapsed();
+        assert_eq!(got, n * 200);
+        eprintln!(
+            "round {round}: put {:?}/op, pop {:?}/op",
+            put / n as u32,
+            pop / n as u32
+        );
+    }
 }

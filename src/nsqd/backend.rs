@@ -637,7 +637,9 @@ impl Queue {
                 if let Some(d) = deferred {
                     jobs.extend(d.sync_job());
                 }
-                jobs
+                // One job: a message moved to the store is on disk there
+                // before the queue's metadata says it left the queue.
+                SyncJob::merge(jobs).into_iter().collect()
             }
         }
     }

@@ -1,0 +1,148 @@
+//! The file operations of the disk queue and the deferred store, behind a
+//! small trait so that tests can run them on a simulated disk that loses
+//! power (see `sim.rs`). [`Fs`], the real file system, is the default type
+//! parameter everywhere: production code names neither.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::Path;
+
+/// Where files live. Paths are absolute or relative to the process, as
+/// for `std::fs`; every file is in one directory per queue.
+pub trait Storage: Clone + Send + Sync + 'static {
+    type File: StorageFile;
+    /// An existing file, to read.
+    fn open_read(&self, path: &Path) -> io::Result<Self::File>;
+    /// A file to read and write, created (empty, mode 0600) if missing and
+    /// `create`. Never truncated.
+    fn open_write(&self, path: &Path, create: bool) -> io::Result<Self::File>;
+    /// A whole file.
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+    fn len(&self, path: &Path) -> io::Result<u64>;
+    fn exists(&self, path: &Path) -> bool;
+    fn remove(&self, path: &Path) -> io::Result<()>;
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// The names of the files in `dir`.
+    fn list(&self, dir: &Path) -> io::Result<Vec<OsString>>;
+    /// Make the creations, renames and removals in `dir` durable.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Replace `path` by `contents` at once: temporary file, fsync, rename
+    /// (the rename is durable after the next [`sync_dir`](Self::sync_dir)).
+    fn write_atomically(&self, path: &Path, contents: &[u8]) -> io::Result<()>;
+    /// Identifies the current boot of the machine (`None` if unknown): the
+    /// page cache survives a process but not a reboot.
+    fn boot_id(&self) -> Option<u128>;
+}
+
+/// An open file, read and written at offsets (`pread`/`pwrite`).
+pub trait StorageFile: Send + Sync + 'static {
+    fn read_at(&self, buf: &mut [u8], at: u64) -> io::Result<usize>;
+    fn write_all_at(&self, buf: &[u8], at: u64) -> io::Result<()>;
+    fn len(&self) -> io::Result<u64>;
+    fn set_len(&self, len: u64) -> io::Result<()>;
+    /// Make the contents (and length) durable: `fdatasync`.
+    fn sync_data(&self) -> io::Result<()>;
+}
+
+/// The real file system.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Fs;
+
+impl Storage for Fs {
+    type File = File;
+
+    fn open_read(&self, path: &Path) -> io::Result<File> {
+        File::open(path)
+    }
+
+    fn open_write(&self, path: &Path, create: bool) -> io::Result<File> {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(create)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+    }
+
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        std::fs::read(path)
+    }
+
+    fn len(&self, path: &Path) -> io::Result<u64> {
+        std::fs::metadata(path).map(|m| m.len())
+    }
+
+    fn exists(&self, path: &Path) -> bool {
+        path.exists()
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_file(path)
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
+    }
+
+    fn list(&self, dir: &Path) -> io::Result<Vec<OsString>> {
+        std::fs::read_dir(dir)?
+            .map(|entry| entry.map(|e| e.file_name()))
+            .collect()
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        File::open(dir)?.sync_all()
+    }
+
+    fn write_atomically(&self, path: &Path, contents: &[u8]) -> io::Result<()> {
+        super::meta::write_atomically(path, contents)
+    }
+
+    fn boot_id(&self) -> Option<u128> {
+        static BOOT: std::sync::OnceLock<Option<u128>> = std::sync::OnceLock::new();
+        *BOOT.get_or_init(|| {
+            let text = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+            let hex: String = text.trim().chars().filter(|&c| c != '-').collect();
+            u128::from_str_radix(&hex, 16).ok().filter(|&id| id != 0)
+        })
+    }
+}
+
+impl StorageFile for File {
+    fn read_at(&self, buf: &mut [u8], at: u64) -> io::Result<usize> {
+        FileExt::read_at(self, buf, at)
+    }
+
+    fn write_all_at(&self, buf: &[u8], at: u64) -> io::Result<()> {
+        FileExt::write_all_at(self, buf, at)
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        self.metadata().map(|m| m.len())
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        File::set_len(self, len)
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        File::sync_data(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boot_id_is_read_on_linux() {
+        if Path::new("/proc/sys/kernel/random/boot_id").exists() {
+            let id = Fs.boot_id();
+            assert!(id.is_some());
+            assert_eq!(id, Fs.boot_id());
+        }
+    }
+}
