@@ -908,13 +908,13 @@ impl<S: Storage> DiskQueue<S> {
                 self.finished_lens
                     .get(&pos.0)
                     .copied()
-                    .unwrap_or_else(|| self.names.segment_len(pos.0))
+                    .unwrap_or_else(|| self.names.segment_len(&self.storage, pos.0))
             };
             if pos.1 >= end {
                 pos = (pos.0 + 1, 0);
                 continue;
             }
-            let Ok(file) = File::open(self.names.segment(pos.0)) else {
+            let Ok(file) = self.storage.open_read(&self.names.segment(pos.0)) else {
                 break;
             };
             let mut len = [0u8; 4];

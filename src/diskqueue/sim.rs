@@ -562,6 +562,7 @@ mod tests {
     fn independent_crashes_tear_and_grow() {
         let mut torn = 0;
         let mut grown = 0;
+        let mut counted = Stats::default();
         for seed in 0..200 {
             let s = SimStorage::new();
             let a = s.open_write(&p("a"), true).unwrap();
@@ -569,6 +570,10 @@ mod tests {
             a.write_all_at(&[1; 2000], 0).unwrap();
             a.write_all_at(&[2; 100], 2000).unwrap();
             s.crash_with(CrashMode::Independent, &mut fastrand::Rng::with_seed(seed));
+            let stats = s.stats();
+            counted.crashes += stats.crashes;
+            counted.torn_writes += stats.torn_writes;
+            counted.lost_writes += stats.lost_writes;
             let c = s.contents(&p("a")).unwrap();
             assert!(c.len() <= 2100);
             if c.len() == 2100 && c.contains(&0) {
@@ -579,6 +584,9 @@ mod tests {
             }
         }
         assert!(torn > 0 && grown > 0, "torn {torn}, grown {grown}");
+        // The simulator's own counts agree that it tore and lost writes.
+        assert_eq!(counted.crashes, 200);
+        assert!(counted.torn_writes > 0 && counted.lost_writes > 0, "{counted:?}");
     }
 
     #[test]

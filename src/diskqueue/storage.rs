@@ -39,6 +39,21 @@ pub trait Storage: Clone + Send + Sync + 'static {
 /// An open file, read and written at offsets (`pread`/`pwrite`).
 pub trait StorageFile: Send + Sync + 'static {
     fn read_at(&self, buf: &mut [u8], at: u64) -> io::Result<usize>;
+    /// Fill `buf` from `at`, or fail (`UnexpectedEof` past the end).
+    fn read_exact_at(&self, mut buf: &mut [u8], mut at: u64) -> io::Result<()> {
+        while !buf.is_empty() {
+            match self.read_at(buf, at) {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => {
+                    buf = &mut buf[n..];
+                    at += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
     fn write_all_at(&self, buf: &[u8], at: u64) -> io::Result<()>;
     fn len(&self) -> io::Result<u64>;
     fn set_len(&self, len: u64) -> io::Result<()>;
