@@ -6,6 +6,12 @@
 //!   request targets of any length within that (see [`long_target`]).
 //! * Each connection is its own task from the moment it is accepted, TLS
 //!   handshake included, so one slow client never holds up the others.
+//! * [`Limits`]: a request's head must arrive within the read timeout of
+//!   the server starting to wait for it (a new or idle keep-alive
+//!   connection included), and its body within the read timeout of the
+//!   head (slow-loris clients are cut off); at most `max_connections` are
+//!   served at once, further clients wait in the listen backlog (as Go's
+//!   `netutil.LimitListener`). NSQ's Go servers have neither limit.
 //! * Shutdown stops accepting, lets requests in progress finish, and
 //!   returns once every connection is closed.
 
@@ -14,6 +20,7 @@ pub mod long_target;
 use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -36,6 +43,26 @@ pub const MAX_HEAD_BYTES: usize = (1 << 20) + 4096;
 /// How long a client may take to complete a TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// What one client may hold of a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The most a request's head may take to arrive (from when the server
+    /// starts waiting for it), and then its body.
+    pub read_timeout: Duration,
+    /// Connections served at once (0: no limit).
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    /// nsqd's defaults (`--http-read-timeout`, `--max-http-connections`).
+    fn default() -> Self {
+        Limits {
+            read_timeout: Duration::from_secs(30),
+            max_connections: 10_000,
+        }
+    }
+}
+
 /// Serve `app` on `listener` until `shutdown`, over TLS when `tls` is given.
 /// `name` labels log lines ("HTTP", "HTTPS").
 pub async fn serve(
@@ -43,10 +70,35 @@ pub async fn serve(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     app: Router,
+    limits: Limits,
     shutdown: CancellationToken,
 ) {
     let connections = TaskTracker::new();
+    let slots = (limits.max_connections > 0)
+        .then(|| std::sync::Arc::new(tokio::sync::Semaphore::new(limits.max_connections)));
+    let mut warned_full = false;
     loop {
+        // At the limit, stop accepting until a connection closes.
+        let slot = match &slots {
+            Some(slots) => {
+                if slots.available_permits() == 0 && !warned_full {
+                    warned_full = true;
+                    tracing::warn!(
+                        "{name}: {} connections open (--max-http-connections): \
+                         new clients wait until one closes",
+                        limits.max_connections
+                    );
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    slot = slots.clone().acquire_owned() => match slot {
+                        Ok(slot) => Some(slot),
+                        Err(_) => break,
+                    },
+                }
+            }
+            None => None,
+        };
         let accepted = tokio::select! {
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => accepted,
@@ -60,11 +112,16 @@ pub async fn serve(
                 continue;
             }
         };
+        if slots.as_ref().is_some_and(|s| s.available_permits() > 0) {
+            warned_full = false;
+        }
         let _ = stream.set_nodelay(true);
         let (app, tls, shutdown) = (app.clone(), tls.clone(), shutdown.clone());
         connections.spawn(async move {
+            // Held for the connection's life.
+            let _slot = slot;
             match tls {
-                None => serve_connection(stream, remote, app, shutdown).await,
+                None => serve_connection(stream, remote, app, limits, shutdown).await,
                 Some(acceptor) => {
                     let handshake =
                         tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream));
@@ -82,7 +139,7 @@ pub async fn serve(
                             }
                         },
                     };
-                    serve_connection(stream, remote, app, shutdown).await
+                    serve_connection(stream, remote, app, limits, shutdown).await
                 }
             }
         });
@@ -96,18 +153,22 @@ async fn serve_connection<S>(
     stream: S,
     remote: SocketAddr,
     app: Router,
+    limits: Limits,
     shutdown: CancellationToken,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service =
-        hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-            req.extensions_mut().insert(ConnectInfo(remote));
-            tower::ServiceExt::oneshot(app.clone(), req)
-        });
+    let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        // The head is in: the body gets the read timeout from now.
+        let deadline = tokio::time::Instant::now() + limits.read_timeout;
+        let mut req = req.map(|body| axum::body::Body::new(TimedBody::new(body, deadline)));
+        req.extensions_mut().insert(ConnectInfo(remote));
+        tower::ServiceExt::oneshot(app.clone(), req)
+    });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
+        .header_read_timeout(limits.read_timeout)
         .max_headers(MAX_HEADERS)
         .max_buf_size(MAX_HEAD_BYTES);
     let io = TokioIo::new(LongTargets::new(stream));
@@ -124,6 +185,62 @@ async fn serve_connection<S>(
     }
     // Finish what is in progress, bounded.
     let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
+}
+
+/// A request body that must arrive by a deadline: past it, reading fails
+/// (the handler answers as for any body read error) and the connection is
+/// closed, since its request was not read to the end.
+struct TimedBody {
+    inner: hyper::body::Incoming,
+    deadline: tokio::time::Instant,
+    /// Armed the first time the body is not ready (most bodies are).
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl TimedBody {
+    fn new(inner: hyper::body::Incoming, deadline: tokio::time::Instant) -> Self {
+        TimedBody {
+            inner,
+            deadline,
+            timer: None,
+        }
+    }
+}
+
+impl hyper::body::Body for TimedBody {
+    type Data = bytes::Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let me = self.get_mut();
+        match Pin::new(&mut me.inner).poll_frame(cx) {
+            Poll::Ready(frame) => Poll::Ready(frame.map(|f| f.map_err(Into::into))),
+            Poll::Pending => {
+                let deadline = me.deadline;
+                let timer = me
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                match timer.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "request body not received within the read timeout",
+                    ))))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// A client stream whose over-long request targets are rewritten on the way

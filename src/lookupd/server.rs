@@ -93,6 +93,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
         http_listener,
         None,
         http::router(lookupd.clone()),
+        crate::http_server::Limits::default(),
         lookupd.shutdown.clone(),
     ));
     Ok(Running { lookupd, tracker })

@@ -92,6 +92,22 @@ pub struct Options {
     #[arg(long = "http-client-request-timeout", default_value = "5s", value_parser = duration_arg)]
     pub http_client_request_timeout: Duration,
 
+    /// Time a client has to send an HTTP(S) request's head (counted from when
+    /// the connection opens or its previous response ends), and then its
+    /// body; slower clients are disconnected. Not in NSQ.
+    #[arg(long = "http-read-timeout", default_value = "30s", value_parser = duration_arg)]
+    pub http_read_timeout: Duration,
+
+    /// Most connections served at once by each of the HTTP and HTTPS
+    /// listeners; beyond it new clients wait to be accepted (0 = no limit).
+    /// Not in NSQ.
+    #[arg(
+        long = "max-http-connections",
+        default_value_t = 10_000,
+        value_name = "N"
+    )]
+    pub max_http_connections: usize,
+
     /// Region of this node (topology-aware consumption experiment).
     #[arg(long = "topology-region", default_value = "")]
     pub topology_region: String,
@@ -281,6 +297,7 @@ pub struct Options {
 const DURATION_FLAGS: &[&str] = &[
     "http-client-connect-timeout",
     "http-client-request-timeout",
+    "http-read-timeout",
     "sync-timeout",
     "msg-timeout",
     "max-msg-timeout",
@@ -363,6 +380,9 @@ impl Options {
                 )))
             }
         }
+        if self.http_read_timeout.is_zero() {
+            return Err(OptionsError("--http-read-timeout must be > 0".into()));
+        }
         for exp in &self.enable_experiment {
             if exp != "topology-aware-consumption" {
                 return Err(OptionsError(format!("unknown experiment {exp:?}")));
@@ -401,6 +421,14 @@ impl Options {
     /// The longest defer a DPUB or `/pub?defer=` may ask for.
     pub fn max_defer(&self) -> Duration {
         self.max_defer_timeout.unwrap_or(self.max_req_timeout)
+    }
+
+    /// The limits of the HTTP and HTTPS listeners.
+    pub fn http_limits(&self) -> crate::http_server::Limits {
+        crate::http_server::Limits {
+            read_timeout: self.http_read_timeout,
+            max_connections: self.max_http_connections,
+        }
     }
 
     /// Whether TCP clients must upgrade to TLS before anything but IDENTIFY.

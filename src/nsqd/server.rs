@@ -88,6 +88,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
             listener,
             None,
             app,
+            opts.http_limits(),
             nsqd.shutdown.clone(),
         ));
     }
@@ -101,6 +102,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
             tcp,
             Some(tokio_rustls::TlsAcceptor::from(config)),
             http::router(nsqd.clone()),
+            opts.http_limits(),
             nsqd.shutdown.clone(),
         ));
     }

@@ -29,5 +29,6 @@ mod operators;
 mod protocol_props;
 mod relay_tools;
 mod released_shapes;
+mod stalled_clients;
 mod tls;
 mod tools;

@@ -133,13 +133,18 @@ impl Connection {
         let mut eof = false;
         let mut heartbeat_every = self.heartbeat;
         let mut ticker = new_ticker(heartbeat_every);
+        // Last time the socket took bytes, or had nothing to take.
         let mut write_progress = Instant::now();
+        // `wbuf` went out whole; a compressor or TLS may still hold bytes.
+        let mut needs_flush = false;
         let kill = self.client.kill.clone();
         let shutdown = self.nsqd.shutdown.clone();
-        // The read deadline is checked lazily: the timer is re-armed only
-        // when it fires, not on every command.
+        // The read and write deadlines are checked lazily: their timers are
+        // re-armed only when they fire, not on every command or write.
         let read_timer = tokio::time::sleep_until(self.read_deadline().into());
         tokio::pin!(read_timer);
+        let write_timer = tokio::time::sleep_until((write_progress + self.write_timeout()).into());
+        tokio::pin!(write_timer);
 
         loop {
             self.process_commands(eof).await?;
@@ -157,6 +162,9 @@ impl Connection {
                 heartbeat_every = self.heartbeat;
                 ticker = new_ticker(heartbeat_every);
                 read_timer.as_mut().reset(self.read_deadline().into());
+                write_timer
+                    .as_mut()
+                    .reset((write_progress + self.write_timeout()).into());
             }
 
             // Pull messages while the client has room and the buffer has space.
@@ -184,14 +192,15 @@ impl Connection {
                 }
             };
 
-            if self.wbuf.is_empty() {
-                write_progress = Instant::now();
-            }
             let want_write = !self.wbuf.is_empty()
                 && (self.flush_now
                     || starved
                     || !self.is_ready()
                     || self.wbuf.len() >= self.output_buffer_size);
+            let writing = want_write || needs_flush;
+            if !writing {
+                write_progress = Instant::now();
+            }
             let can_read = !eof && self.wbuf.len() < MAX_PENDING_OUTPUT;
             if can_read && self.rbuf.capacity() - self.rbuf.len() < 4096 {
                 // Message bodies are slices of this buffer, so its chunks are
@@ -207,19 +216,20 @@ impl Connection {
                     let _ = tokio::time::timeout(Duration::from_secs(1), self.flush_all()).await;
                     return Err(ConnError::Closed("shutting down"));
                 }
-                written = self.wh.write(&self.wbuf), if want_write => {
-                    let n = written?;
-                    if n == 0 {
-                        return Err(ConnError::Eof);
-                    }
-                    self.wbuf.advance(n);
-                    write_progress = Instant::now();
+                done = write_or_flush(&mut self.wh, &self.wbuf), if writing => {
+                    let n = done?;
                     if self.wbuf.is_empty() {
+                        // The flush completed.
+                        needs_flush = false;
                         self.flush_now = false;
-                        // A compressor or TLS holds bytes until flushed
-                        // (a no-op on plain TCP).
-                        self.wh.flush().await?;
+                    } else {
+                        if n == 0 {
+                            return Err(ConnError::Eof);
+                        }
+                        self.wbuf.advance(n);
+                        needs_flush = self.wbuf.is_empty();
                     }
+                    write_progress = Instant::now();
                 }
                 read = self.rh.read_buf(&mut self.rbuf), if can_read => {
                     if read? == 0 {
@@ -235,16 +245,30 @@ impl Connection {
                     }
                     read_timer.as_mut().reset(deadline.into());
                 }
-                _ = tick(&mut ticker) => {
-                    if let Some(hb) = self.heartbeat {
-                        if !self.wbuf.is_empty() && write_progress.elapsed() > hb {
-                            return Err(ConnError::Closed("write stalled for a heartbeat interval"));
-                        }
+                _ = &mut write_timer, if writing => {
+                    let deadline = write_progress + self.write_timeout();
+                    if deadline <= Instant::now() {
+                        // The client stopped reading: what it was sent stays
+                        // in flight until its message timeout, as in NSQ.
+                        tracing::warn!(
+                            "[{}] - no write progress for {:?}: client not reading, closing",
+                            self.client.remote_addr,
+                            self.write_timeout()
+                        );
+                        return Err(ConnError::Closed("write timed out (client not reading)"));
                     }
-                    self.respond(HEARTBEAT);
+                    write_timer.as_mut().reset(deadline.into());
                 }
+                _ = tick(&mut ticker) => self.respond(HEARTBEAT),
             }
         }
+    }
+
+    /// How long a write may wait for the client to read: one heartbeat
+    /// interval, as NSQ's write deadline (default 30 s). Without
+    /// heartbeats NSQ waits forever; here half the client timeout (30 s).
+    pub(super) fn write_timeout(&self) -> Duration {
+        self.heartbeat.unwrap_or(CLIENT_TIMEOUT / 2)
     }
 
     /// Decode and execute every complete command in the read buffer.
@@ -356,12 +380,20 @@ impl Connection {
         }
     }
 
+    /// Write and flush everything buffered, within the write timeout.
     pub(super) async fn flush_all(&mut self) -> Result<(), ConnError> {
-        if !self.wbuf.is_empty() {
-            self.wh.write_all(&self.wbuf).await?;
-            self.wbuf.clear();
+        let limit = self.write_timeout();
+        let write = async {
+            if !self.wbuf.is_empty() {
+                self.wh.write_all(&self.wbuf).await?;
+                self.wbuf.clear();
+            }
+            self.wh.flush().await
+        };
+        match tokio::time::timeout(limit, write).await {
+            Ok(done) => done?,
+            Err(_) => return Err(ConnError::Closed("write timed out (client not reading)")),
         }
-        self.wh.flush().await?;
         self.flush_now = false;
         Ok(())
     }
@@ -446,6 +478,17 @@ impl Connection {
         if let Some(sub) = self.sub.take() {
             self.nsqd.unsubscribe(sub, self.client.id);
         }
+    }
+}
+
+/// Write what is buffered, or flush once it has all been written (a
+/// compressor or TLS holds bytes until flushed; a no-op on plain TCP).
+/// Returns the bytes written (0 for a flush).
+async fn write_or_flush(wh: &mut WriteHalf<BoxStream>, wbuf: &[u8]) -> std::io::Result<usize> {
+    if wbuf.is_empty() {
+        wh.flush().await.map(|()| 0)
+    } else {
+        wh.write(wbuf).await
     }
 }
 

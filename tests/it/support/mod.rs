@@ -78,6 +78,31 @@ impl Nsqd {
         Conn::connect(self.tcp)
     }
 
+    /// The HTTPS listener's address, from the log (with `--https-address`).
+    pub fn https(&self) -> SocketAddr {
+        let find = || {
+            let log = self.log_text();
+            log.split("HTTPS: listening on ")
+                .nth(1)
+                .and_then(|rest| rest.lines().next())
+                .map(|a| a.trim().parse().expect("HTTPS address"))
+        };
+        wait_until("the HTTPS address in the log", || find().is_some());
+        find().unwrap()
+    }
+
+    /// nsqd's resident memory, from /proc.
+    pub fn rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .expect("VmRSS");
+        kb * 1024
+    }
+
     pub fn http(&self, method: &str, path: &str, body: &[u8]) -> HttpResponse {
         http_request(self.http, method, path, body)
     }
@@ -367,16 +392,64 @@ impl HttpResponse {
 /// A minimal HTTP/1.1 client (one request per connection), so tests see
 /// exactly what the server sends.
 pub fn http_request(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> HttpResponse {
+    http_request_with(addr, method, path, &[], body)
+}
+
+/// [`http_request`] with extra header lines.
+pub fn http_request_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> HttpResponse {
     let mut s = TcpStream::connect(addr).expect("connect http");
     s.set_read_timeout(Some(DEADLINE)).unwrap();
+    exchange_http(&mut s, &addr.to_string(), method, path, headers, body)
+}
+
+/// The same request over HTTPS (blocking rustls), trusting `config`'s roots.
+pub fn https_request(
+    addr: SocketAddr,
+    config: Arc<tokio_rustls::rustls::ClientConfig>,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> HttpResponse {
+    use tokio_rustls::rustls;
+    let tcp = TcpStream::connect(addr).expect("connect https");
+    tcp.set_read_timeout(Some(DEADLINE)).unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let conn = rustls::ClientConnection::new(config, name).expect("TLS client");
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    exchange_http(&mut tls, "localhost", method, path, headers, body)
+}
+
+fn exchange_http(
+    s: &mut impl ReadWrite,
+    host: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> HttpResponse {
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n",
         body.len()
     );
     s.write_all(head.as_bytes()).unwrap();
     s.write_all(body).unwrap();
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("read http response");
+    // A TLS peer that closes without close_notify is an error here: keep
+    // what arrived.
+    if let Err(e) = s.read_to_end(&mut raw) {
+        assert!(!raw.is_empty(), "read http response: {e}");
+    }
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -402,6 +475,9 @@ pub fn http_request(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> 
         body,
     }
 }
+
+pub trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
 
 fn dechunk(mut data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
