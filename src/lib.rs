@@ -24,3 +24,4 @@ pub mod protocol;
 pub mod signals;
 pub mod sys;
 pub mod tools;
+pub(crate) mod x509;

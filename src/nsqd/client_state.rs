@@ -25,6 +25,9 @@ pub struct ClientInfo {
     /// `TLS1.2` / `TLS1.3` once upgraded.
     pub tls_version: String,
     pub tls_cipher_suite: String,
+    /// The subject common name of the client's certificate, if it sent one
+    /// (passed to the auth server).
+    pub tls_common_name: String,
     /// Set by a successful AUTH.
     pub authed: bool,
     pub auth_identity: String,

@@ -252,3 +252,32 @@ async fn tokio_nsq_authenticates() {
     assert_eq!(auth.count("alice"), 1);
     drop(nsqd);
 }
+
+/// Over TLS with a client certificate, the auth server is told its
+/// subject's common name (`test-client`, see `Pki`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_sends_the_client_certificate_common_name() {
+    let auth = AuthServer::start();
+    let pki = support::Pki::new();
+    let mut args = pki.flags();
+    args.push(format!("--auth-http-address={}", auth.addr));
+    args.push("--tls-client-auth-policy=require-verify".into());
+    args.push(format!("--tls-root-ca-file={}", pki.path("ca.pem")));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let nsqd = Nsqd::start(&refs);
+    let mut tls = crate::tls::tls_client(&nsqd, pki.client_config(true))
+        .await
+        .unwrap();
+    crate::tls::send(&mut tls, &Command::Auth(Bytes::from_static(b"alice"))).await;
+    let mut buf = bytes::BytesMut::new();
+    let answer = crate::tls::frame(&mut tls, &mut buf).await;
+    assert!(matches!(answer, Frame::Response(_)), "{answer:?}");
+    let requests = auth.requests.lock().unwrap().join("\n");
+    assert!(
+        requests.contains(
+            "GET /auth?common_name=test-client&remote_ip=127.0.0.1&secret=alice&tls=true"
+        ),
+        "{requests}"
+    );
+    drop(nsqd);
+}

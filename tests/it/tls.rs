@@ -25,7 +25,7 @@ fn start(pki: &Pki, extra: &[&str]) -> Nsqd {
 }
 
 /// Read one frame from an async stream.
-async fn frame<S: AsyncRead + Unpin>(s: &mut S, buf: &mut BytesMut) -> Frame {
+pub(crate) async fn frame<S: AsyncRead + Unpin>(s: &mut S, buf: &mut BytesMut) -> Frame {
     let mut decoder = FrameDecoder::default();
     loop {
         if let Some(f) = decoder.decode(buf).unwrap() {
@@ -42,7 +42,7 @@ async fn frame<S: AsyncRead + Unpin>(s: &mut S, buf: &mut BytesMut) -> Frame {
     }
 }
 
-async fn send<S: AsyncWrite + Unpin>(s: &mut S, cmd: &Command) {
+pub(crate) async fn send<S: AsyncWrite + Unpin>(s: &mut S, cmd: &Command) {
     s.write_all(&cmd.to_bytes()).await.unwrap();
 }
 
@@ -52,7 +52,7 @@ fn identify(json: serde_json::Value) -> Command {
 
 /// Magic, IDENTIFY asking for TLS, the JSON answer (checked), the
 /// handshake and the `OK` inside TLS.
-async fn tls_client(
+pub(crate) async fn tls_client(
     nsqd: &Nsqd,
     config: Arc<rustls::ClientConfig>,
 ) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {

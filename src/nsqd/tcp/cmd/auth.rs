@@ -47,10 +47,14 @@ impl Connection {
     {
         let (nsqd, client, secret) = (self.nsqd.clone(), self.client.clone(), secret.clone());
         async move {
+            let (tls, common_name) = {
+                let info = client.info.lock();
+                (info.tls, info.tls_common_name.clone())
+            };
             let asker = Asker {
                 remote_ip: client.remote_addr.ip().to_string(),
-                tls: client.info.lock().tls,
-                common_name: "",
+                tls,
+                common_name: &common_name,
             };
             auth::query(&nsqd, &secret, &asker).await.map_err(|e| {
                 tracing::warn!("[{}] auth failed: {e}", client.remote_addr);

@@ -78,7 +78,11 @@ impl Connection {
         let acceptor = tokio_rustls::TlsAcceptor::from(config);
         // Bytes already read past IDENTIFY start the client's handshake.
         let early = self.rbuf.split().freeze();
-        let session = Arc::new(parking_lot::Mutex::new((String::new(), String::new())));
+        let session = Arc::new(parking_lot::Mutex::new((
+            String::new(),
+            String::new(),
+            String::new(),
+        )));
         let slot = session.clone();
         let upgraded = self
             .upgrade(|raw| async move {
@@ -88,7 +92,9 @@ impl Connection {
                     .map_err(|_| {
                         std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake timed out")
                     })??;
-                *slot.lock() = crate::nsqd::tls::describe(tls.get_ref().1);
+                let (version, suite) = crate::nsqd::tls::describe(tls.get_ref().1);
+                let common_name = crate::x509::peer_common_name(tls.get_ref().1);
+                *slot.lock() = (version, suite, common_name);
                 Ok(Box::new(tls) as BoxStream)
             })
             .await;
@@ -99,12 +105,13 @@ impl Connection {
             ));
         }
         self.decoder.gate.tls_pending = false;
-        let (version, suite) = session.lock().clone();
+        let (version, suite, common_name) = session.lock().clone();
         {
             let mut info = self.client.info.lock();
             info.tls = true;
             info.tls_version = version;
             info.tls_cipher_suite = suite;
+            info.tls_common_name = common_name;
         }
         self.respond(OK);
         Ok(())
