@@ -18,6 +18,7 @@ complete -c nsqd -l http-client-connect-timeout -d 'Timeout for establishing out
 complete -c nsqd -l http-client-request-timeout -d 'Timeout for outgoing HTTP requests' -r
 complete -c nsqd -l http-read-timeout -d 'Time a client has to send an HTTP(S) request\'s head (counted from when the connection opens or its previous response ends), and then its body; slower clients are disconnected. Not in NSQ' -r
 complete -c nsqd -l max-http-connections -d 'Most connections served at once by each of the HTTP and HTTPS listeners; beyond it new clients wait to be accepted (0 = no limit). Not in NSQ' -r
+complete -c nsqd -l auth-required -d 'Also require the auth server\'s approval (--auth-http-address) on the HTTP API: any of tcp, http, https, comma-separated. HTTP(S) requests then carry `Authorization: Bearer <secret>`. TCP clients need AUTH whenever --auth-http-address is set, as in NSQ. Not in NSQ' -r
 complete -c nsqd -l topology-region -d 'Region of this node (topology-aware consumption experiment)' -r
 complete -c nsqd -l topology-zone -d 'Zone of this node (topology-aware consumption experiment)' -r
 complete -c nsqd -l data-path -d 'Directory for disk queues and nsqd.dat (default: the current directory)' -r

@@ -63,6 +63,13 @@ impl Default for Limits {
     }
 }
 
+/// Set on every request of an HTTPS connection: what the client's
+/// certificate said (an empty common name without one).
+#[derive(Debug, Clone)]
+pub struct TlsPeer {
+    pub common_name: std::sync::Arc<str>,
+}
+
 /// Serve `app` on `listener` until `shutdown`, over TLS when `tls` is given.
 /// `name` labels log lines ("HTTP", "HTTPS").
 pub async fn serve(
@@ -121,7 +128,7 @@ pub async fn serve(
             // Held for the connection's life.
             let _slot = slot;
             match tls {
-                None => serve_connection(stream, remote, app, limits, shutdown).await,
+                None => serve_connection(stream, remote, None, app, limits, shutdown).await,
                 Some(acceptor) => {
                     let handshake =
                         tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream));
@@ -139,7 +146,10 @@ pub async fn serve(
                             }
                         },
                     };
-                    serve_connection(stream, remote, app, limits, shutdown).await
+                    let peer = TlsPeer {
+                        common_name: crate::x509::peer_common_name(stream.get_ref().1).into(),
+                    };
+                    serve_connection(stream, remote, Some(peer), app, limits, shutdown).await
                 }
             }
         });
@@ -152,6 +162,7 @@ pub async fn serve(
 async fn serve_connection<S>(
     stream: S,
     remote: SocketAddr,
+    tls: Option<TlsPeer>,
     app: Router,
     limits: Limits,
     shutdown: CancellationToken,
@@ -163,6 +174,9 @@ async fn serve_connection<S>(
         let deadline = tokio::time::Instant::now() + limits.read_timeout;
         let mut req = req.map(|body| axum::body::Body::new(TimedBody::new(body, deadline)));
         req.extensions_mut().insert(ConnectInfo(remote));
+        if let Some(peer) = &tls {
+            req.extensions_mut().insert(peer.clone());
+        }
         tower::ServiceExt::oneshot(app.clone(), req)
     });
     let mut builder = hyper::server::conn::http1::Builder::new();

@@ -2,10 +2,18 @@
 //! as NSQ does it: a client sends AUTH with a secret, nsqd asks the auth
 //! server what that secret may do, caches the answer for its TTL, and
 //! checks SUB, PUB, MPUB and DPUB against it.
+//!
+//! Beyond NSQ, `--auth-required=http,https` puts the HTTP API behind the
+//! same server: each request carries its secret (`Authorization: Bearer
+//! <secret>`), answers are cached per secret and client for their TTL
+//! ([`HttpAuth`]), and an `admin` permission covers creating, deleting,
+//! emptying and pausing topics and channels.
 
 use super::Nsqd;
 use regex::Regex;
 use serde::Deserialize;
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// What a secret may do, until `expires`.
@@ -24,6 +32,7 @@ struct Grant {
     channels: Vec<Regex>,
     subscribe: bool,
     publish: bool,
+    admin: bool,
 }
 
 /// The permission a command needs.
@@ -31,6 +40,10 @@ struct Grant {
 pub enum Permission {
     Subscribe,
     Publish,
+    /// Create, delete, empty, pause, unpause and configure (HTTP only;
+    /// accepted from the auth server only with `--auth-required=http` or
+    /// `https`).
+    Admin,
 }
 
 impl Authorization {
@@ -49,6 +62,7 @@ impl Authorization {
             let has = match permission {
                 Permission::Subscribe => g.subscribe,
                 Permission::Publish => g.publish,
+                Permission::Admin => g.admin,
             };
             has && g.topic.is_match(topic) && g.channels.iter().any(|c| c.is_match(channel))
         })
@@ -136,7 +150,7 @@ pub async fn query(
                 return Err(format!("HTTP {}", response.status()));
             }
             let answer: Answer = response.json().await.map_err(|e| e.to_string())?;
-            parse(secret.clone(), answer)
+            parse(secret.clone(), answer, nsqd.opts.http_auth_required())
         }
         .await;
         match answer {
@@ -147,17 +161,20 @@ pub async fn query(
     Err(errors.join("; "))
 }
 
-fn parse(secret: bytes::Bytes, answer: Answer) -> Result<Authorization, String> {
+/// Validate an auth server's answer. `admin` is a permission only when
+/// the HTTP API is guarded; otherwise it is unknown, as in NSQ.
+fn parse(secret: bytes::Bytes, answer: Answer, admin_known: bool) -> Result<Authorization, String> {
     if answer.ttl <= 0 {
         return Err("invalid TTL".into());
     }
     let mut grants = Vec::new();
     for g in answer.authorizations {
-        let (mut subscribe, mut publish) = (false, false);
+        let (mut subscribe, mut publish, mut admin) = (false, false, false);
         for p in &g.permissions {
             match p.as_str() {
                 "subscribe" => subscribe = true,
                 "publish" => publish = true,
+                "admin" if admin_known => admin = true,
                 other => return Err(format!("unknown permission {other:?}")),
             }
         }
@@ -172,6 +189,7 @@ fn parse(secret: bytes::Bytes, answer: Answer) -> Result<Authorization, String> 
             channels,
             subscribe,
             publish,
+            admin,
         });
     }
     Ok(Authorization {
@@ -183,12 +201,131 @@ fn parse(secret: bytes::Bytes, answer: Answer) -> Result<Authorization, String> 
     })
 }
 
+/// Why an HTTP request was refused (`--auth-required=http`/`https`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpAuthError {
+    /// No `Authorization: Bearer <secret>` header (401 `AUTH_REQUIRED`).
+    Missing,
+    /// The auth server refused the secret or could not be asked (401
+    /// `AUTH_FAILED`; the reason is logged).
+    Failed,
+    /// Known, but with no authorizations at all (403 `UNAUTHORIZED`).
+    NoGrants,
+}
+
+/// The HTTP API's view of the auth server: what each (secret, client)
+/// may do, cached for the TTL the auth server gave, shared by the HTTP
+/// and HTTPS listeners.
+#[derive(Default)]
+pub struct HttpAuth {
+    cache: parking_lot::Mutex<HashMap<CacheKey, Arc<Authorization>>>,
+}
+
+/// Everything the auth server is told: its answer may depend on any of it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct CacheKey {
+    secret: bytes::Bytes,
+    remote_ip: String,
+    tls: bool,
+    common_name: String,
+}
+
+/// Entries kept before the expired ones are dropped (and, if that is not
+/// enough, all of them): a flood of made-up secrets cannot grow it further.
+const MAX_CACHED: usize = 4096;
+
+impl HttpAuth {
+    /// What the secret in `authorization` (an `Authorization` header's
+    /// value) may do, for a client at `remote_ip`.
+    pub async fn authorize(
+        &self,
+        nsqd: &Nsqd,
+        authorization: Option<&[u8]>,
+        asker: &Asker<'_>,
+    ) -> Result<Arc<Authorization>, HttpAuthError> {
+        let secret = authorization
+            .and_then(bearer_secret)
+            .ok_or(HttpAuthError::Missing)?;
+        let key = CacheKey {
+            secret: bytes::Bytes::copy_from_slice(secret),
+            remote_ip: asker.remote_ip.clone(),
+            tls: asker.tls,
+            common_name: asker.common_name.to_string(),
+        };
+        let cached = self.cache.lock().get(&key).cloned();
+        let auth = match cached {
+            Some(auth) if !auth.is_expired() => auth,
+            _ => {
+                let auth = query(nsqd, &key.secret, asker).await.map_err(|e| {
+                    tracing::warn!("[{}] HTTP auth failed: {e}", asker.remote_ip);
+                    HttpAuthError::Failed
+                })?;
+                let auth = Arc::new(auth);
+                let mut cache = self.cache.lock();
+                if cache.len() >= MAX_CACHED {
+                    cache.retain(|_, a| !a.is_expired());
+                    if cache.len() >= MAX_CACHED {
+                        cache.clear();
+                    }
+                }
+                cache.insert(key, auth.clone());
+                auth
+            }
+        };
+        if auth.grant_count() == 0 {
+            return Err(HttpAuthError::NoGrants);
+        }
+        Ok(auth)
+    }
+}
+
+/// The secret of `Bearer <secret>` (the scheme in any case).
+fn bearer_secret(value: &[u8]) -> Option<&[u8]> {
+    let (scheme, rest) = value.split_at_checked(7)?;
+    if !scheme.eq_ignore_ascii_case(b"bearer ") {
+        return None;
+    }
+    let secret = rest.trim_ascii();
+    (!secret.is_empty()).then_some(secret)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn auth(json: serde_json::Value) -> Result<Authorization, String> {
-        parse(bytes::Bytes::new(), serde_json::from_value(json).unwrap())
+        parse(
+            bytes::Bytes::new(),
+            serde_json::from_value(json).unwrap(),
+            false,
+        )
+    }
+
+    #[test]
+    fn admin_is_a_permission_only_when_http_is_guarded() {
+        let answer = serde_json::json!({"ttl": 60, "authorizations": [
+            {"topic": "^orders$", "channels": [".*"], "permissions": ["admin"]}
+        ]});
+        assert!(auth(answer.clone()).is_err(), "unknown, as in NSQ");
+        let a = parse(
+            bytes::Bytes::new(),
+            serde_json::from_value(answer).unwrap(),
+            true,
+        )
+        .unwrap();
+        assert!(a.allows(Permission::Admin, "orders", ""));
+        assert!(a.allows(Permission::Admin, "orders", "billing"));
+        assert!(!a.allows(Permission::Publish, "orders", ""));
+        assert!(!a.allows(Permission::Admin, "orders2", ""));
+    }
+
+    #[test]
+    fn bearer_secrets() {
+        assert_eq!(bearer_secret(b"Bearer s3cr3t"), Some(&b"s3cr3t"[..]));
+        assert_eq!(bearer_secret(b"bearer  s3cr3t "), Some(&b"s3cr3t"[..]));
+        assert_eq!(bearer_secret(b"Basic dXNlcjpw"), None);
+        assert_eq!(bearer_secret(b"Bearer "), None);
+        assert_eq!(bearer_secret(b"Bear"), None);
     }
 
     #[test]

@@ -5,7 +5,17 @@
 //! Routing is one explicit table (method, path) → handler, so that an unknown
 //! path is a 404 and a known path with the wrong method a 405, both with
 //! NSQ's JSON bodies.
+//!
+//! With `--auth-required` naming the listener, every request but `/ping`
+//! carries a secret (`Authorization: Bearer <secret>`) that the auth server
+//! approves: 401 `AUTH_REQUIRED` without one, 401 `AUTH_FAILED` when the
+//! auth server refuses it (or cannot be asked), 403 `UNAUTHORIZED` when it
+//! does not allow what is asked (`publish` for `/pub` and `/mpub`, `admin`
+//! for creating, deleting, emptying, pausing and `/channel/config`, which
+//! also needs `publish` on a dead-letter topic it names, `subscribe` or
+//! `admin` to see a channel in `/stats` and `/metrics` and to peek at it).
 
+use super::auth::{Asker, Authorization, HttpAuth, HttpAuthError, Permission};
 use super::stats::{self, StatsFilter};
 use super::Nsqd;
 use crate::http_api::{
@@ -14,7 +24,7 @@ use crate::http_api::{
 use crate::protocol::names::is_valid_name;
 use crate::protocol::NSQ_VERSION;
 use axum::body::to_bytes;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
@@ -23,8 +33,21 @@ use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub fn router(nsqd: Arc<Nsqd>) -> Router {
-    Router::new().fallback(dispatch).with_state(nsqd)
+/// What one listener's handlers share.
+#[derive(Clone)]
+struct Api {
+    nsqd: Arc<Nsqd>,
+    /// The auth server's answers, when this listener requires them.
+    guard: Option<Arc<HttpAuth>>,
+    /// The HTTPS listener (the auth server is told `tls=true`).
+    https: bool,
+}
+
+/// nsqd's API for one listener: `guard` when `--auth-required` names it.
+pub fn router(nsqd: Arc<Nsqd>, guard: Option<Arc<HttpAuth>>, https: bool) -> Router {
+    Router::new()
+        .fallback(dispatch)
+        .with_state(Api { nsqd, guard, https })
 }
 
 /// The routes: path, allowed method.
@@ -49,36 +72,128 @@ const ROUTES: &[(&str, Method)] = &[
     ("/channel/peek", Method::GET),
 ];
 
-async fn dispatch(State(nsqd): State<Arc<Nsqd>>, req: Request) -> Response {
+async fn dispatch(State(api): State<Api>, req: Request) -> Response {
+    let nsqd = &api.nsqd;
     let path = req.uri().path().to_string();
     if let Some(resp) = route_rejection(ROUTES, &req) {
         return resp;
     }
+    if path == "/ping" {
+        return crate::http_api::ping(nsqd.health());
+    }
+    let auth = match &api.guard {
+        None => None,
+        Some(guard) => match authenticate(&api, guard, &req).await {
+            Ok(auth) => Some(auth),
+            Err(resp) => return resp,
+        },
+    };
+    let auth = auth.as_deref();
     let query = crate::http_api::raw_query(&req).into_owned();
     let result = match path.as_str() {
-        "/ping" => return crate::http_api::ping(nsqd.health()),
-        "/info" => info(&nsqd),
-        "/pub" => publish(&nsqd, &query, req).await,
-        "/mpub" => multi_publish(&nsqd, &query, req).await,
-        "/stats" => stats_handler(&nsqd, &query),
-        "/metrics" => Ok(metrics(&nsqd)),
-        "/topic/create" => topic_create(&nsqd, &query),
-        "/topic/delete" => topic_action(&nsqd, &query, TopicAction::Delete),
-        "/topic/empty" => topic_action(&nsqd, &query, TopicAction::Empty),
-        "/topic/pause" => topic_action(&nsqd, &query, TopicAction::Pause),
-        "/topic/unpause" => topic_action(&nsqd, &query, TopicAction::Unpause),
-        "/channel/create" => channel_action(&nsqd, &query, ChannelAction::Create),
-        "/channel/delete" => channel_action(&nsqd, &query, ChannelAction::Delete),
-        "/channel/empty" => channel_action(&nsqd, &query, ChannelAction::Empty),
-        "/channel/pause" => channel_action(&nsqd, &query, ChannelAction::Pause),
-        "/channel/unpause" => channel_action(&nsqd, &query, ChannelAction::Unpause),
-        "/channel/config" => channel_config(&nsqd, &query),
-        "/channel/peek" => channel_peek(&nsqd, &query),
+        "/info" => info(nsqd),
+        "/pub" => publish(nsqd, auth, &query, req).await,
+        "/mpub" => multi_publish(nsqd, auth, &query, req).await,
+        "/stats" => stats_handler(nsqd, auth, &query),
+        "/metrics" => Ok(metrics(nsqd, auth)),
+        "/topic/create" => topic_create(nsqd, auth, &query),
+        "/topic/delete" => topic_action(nsqd, auth, &query, TopicAction::Delete),
+        "/topic/empty" => topic_action(nsqd, auth, &query, TopicAction::Empty),
+        "/topic/pause" => topic_action(nsqd, auth, &query, TopicAction::Pause),
+        "/topic/unpause" => topic_action(nsqd, auth, &query, TopicAction::Unpause),
+        "/channel/create" => channel_action(nsqd, auth, &query, ChannelAction::Create),
+        "/channel/delete" => channel_action(nsqd, auth, &query, ChannelAction::Delete),
+        "/channel/empty" => channel_action(nsqd, auth, &query, ChannelAction::Empty),
+        "/channel/pause" => channel_action(nsqd, auth, &query, ChannelAction::Pause),
+        "/channel/unpause" => channel_action(nsqd, auth, &query, ChannelAction::Unpause),
+        "/channel/config" => channel_config(nsqd, auth, &query),
+        "/channel/peek" => channel_peek(nsqd, auth, &query),
         _ => Err(ApiError(StatusCode::NOT_FOUND, "NOT_FOUND")),
     };
     match result {
         Ok(resp) => resp,
         Err(ApiError(status, text)) => error(status, text),
+    }
+}
+
+/// Ask the auth server (or its cached answer) about the request's secret.
+/// (The request body is not `Sync`: nothing borrowed from the request is
+/// held across the wait.)
+fn authenticate(
+    api: &Api,
+    guard: &Arc<HttpAuth>,
+    req: &Request,
+) -> impl std::future::Future<Output = Result<Arc<Authorization>, Response>> + Send + 'static {
+    let remote_ip = req
+        .extensions()
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_default();
+    let common_name = req
+        .extensions()
+        .get::<crate::http_server::TlsPeer>()
+        .map(|p| p.common_name.clone())
+        .unwrap_or_else(|| "".into());
+    let header = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.as_bytes().to_vec());
+    let (nsqd, guard, tls) = (api.nsqd.clone(), guard.clone(), api.https);
+    async move {
+        let asker = Asker {
+            remote_ip,
+            tls,
+            common_name: &common_name,
+        };
+        guard
+            .authorize(&nsqd, header.as_deref(), &asker)
+            .await
+            .map_err(auth_error)
+    }
+}
+
+fn auth_error(e: HttpAuthError) -> Response {
+    match e {
+        HttpAuthError::Missing => {
+            let mut resp = error(StatusCode::UNAUTHORIZED, "AUTH_REQUIRED");
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer realm=\"nsqd\""),
+            );
+            resp
+        }
+        HttpAuthError::Failed => error(StatusCode::UNAUTHORIZED, "AUTH_FAILED"),
+        HttpAuthError::NoGrants => error(StatusCode::FORBIDDEN, "UNAUTHORIZED"),
+    }
+}
+
+/// 403 `UNAUTHORIZED` unless the request's authorization (if one is
+/// required) allows `permission` on (topic, channel).
+fn permit(
+    auth: Option<&Authorization>,
+    permission: Permission,
+    topic: &str,
+    channel: &str,
+) -> Result<(), ApiError> {
+    match auth {
+        Some(a) if !a.allows(permission, topic, channel) => {
+            Err(ApiError(StatusCode::FORBIDDEN, "UNAUTHORIZED"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Leave out of `/stats` what `auth` may not see: channels it can neither
+/// subscribe to nor administer, topics it can neither publish to nor
+/// administer and has no visible channel in, and their producers.
+fn restrict(stats: &mut stats::Stats, auth: Option<&Authorization>) {
+    if let Some(a) = auth {
+        let either =
+            |p: Permission, q: Permission, t: &str, c: &str| a.allows(p, t, c) || a.allows(q, t, c);
+        stats.retain(
+            |t| either(Permission::Publish, Permission::Admin, t, ""),
+            |t, c| either(Permission::Subscribe, Permission::Admin, t, c),
+        );
     }
 }
 
@@ -187,7 +302,12 @@ async fn put_and_wait(
     nsqd.wait_durable(&ticket).await.map_err(|_| exiting)
 }
 
-async fn publish(nsqd: &Nsqd, raw_query: &str, req: Request) -> ApiResult {
+async fn publish(
+    nsqd: &Nsqd,
+    auth: Option<&Authorization>,
+    raw_query: &str,
+    req: Request,
+) -> ApiResult {
     let max = nsqd.settings.max_msg_size;
     if content_length(&req).is_some_and(|n| n > max as u64) {
         return Err(ApiError(StatusCode::PAYLOAD_TOO_LARGE, "MSG_TOO_BIG"));
@@ -197,7 +317,9 @@ async fn publish(nsqd: &Nsqd, raw_query: &str, req: Request) -> ApiResult {
         return Err(ApiError(StatusCode::BAD_REQUEST, "MSG_EMPTY"));
     }
     let q = Query::parse(raw_query)?;
-    let topic = nsqd.get_or_create_topic(topic_param(&q)?);
+    let name = topic_param(&q)?;
+    permit(auth, Permission::Publish, name, "")?;
+    let topic = nsqd.get_or_create_topic(name);
     let mut defer = Duration::ZERO;
     if let Some(d) = q.get("defer") {
         let ms: i64 = d
@@ -212,13 +334,20 @@ async fn publish(nsqd: &Nsqd, raw_query: &str, req: Request) -> ApiResult {
     Ok(ok_text("OK"))
 }
 
-async fn multi_publish(nsqd: &Nsqd, raw_query: &str, req: Request) -> ApiResult {
+async fn multi_publish(
+    nsqd: &Nsqd,
+    auth: Option<&Authorization>,
+    raw_query: &str,
+    req: Request,
+) -> ApiResult {
     let (max_body, max_msg) = (nsqd.settings.max_body_size, nsqd.settings.max_msg_size);
     if content_length(&req).is_some_and(|n| n > max_body as u64) {
         return Err(ApiError(StatusCode::PAYLOAD_TOO_LARGE, "BODY_TOO_BIG"));
     }
     let q = Query::parse(raw_query)?;
-    let topic = nsqd.get_or_create_topic(topic_param(&q)?);
+    let name = topic_param(&q)?;
+    permit(auth, Permission::Publish, name, "")?;
+    let topic = nsqd.get_or_create_topic(name);
     let binary = !matches!(q.get("binary"), None | Some("false") | Some("0"));
     let body = read_body(req, max_body, "BODY_TOO_BIG").await?;
     let bodies = if binary {
@@ -273,8 +402,9 @@ fn split_binary(body: &Bytes, max_msg: usize, max_body: usize) -> Result<Vec<Byt
 }
 
 /// Prometheus text format (version 0.0.4).
-fn metrics(nsqd: &Nsqd) -> Response {
-    let stats = stats::collect(nsqd, &StatsFilter::default());
+fn metrics(nsqd: &Nsqd, auth: Option<&Authorization>) -> Response {
+    let mut stats = stats::collect(nsqd, &StatsFilter::default());
+    restrict(&mut stats, auth);
     (
         StatusCode::OK,
         [(
@@ -286,7 +416,7 @@ fn metrics(nsqd: &Nsqd) -> Response {
         .into_response()
 }
 
-fn stats_handler(nsqd: &Nsqd, raw_query: &str) -> ApiResult {
+fn stats_handler(nsqd: &Nsqd, auth: Option<&Authorization>, raw_query: &str) -> ApiResult {
     let q = Query::parse(raw_query)?;
     let filter = StatsFilter {
         topic: q.get("topic").map(str::to_string),
@@ -294,7 +424,8 @@ fn stats_handler(nsqd: &Nsqd, raw_query: &str) -> ApiResult {
         include_clients: bool_param(&q, "include_clients", true),
         include_mem: bool_param(&q, "include_mem", true),
     };
-    let stats = stats::collect(nsqd, &filter);
+    let mut stats = stats::collect(nsqd, &filter);
+    restrict(&mut stats, auth);
     if q.get("format") == Some("json") {
         Ok(ok_json(&stats))
     } else {
@@ -302,9 +433,11 @@ fn stats_handler(nsqd: &Nsqd, raw_query: &str) -> ApiResult {
     }
 }
 
-fn topic_create(nsqd: &Nsqd, raw_query: &str) -> ApiResult {
+fn topic_create(nsqd: &Nsqd, auth: Option<&Authorization>, raw_query: &str) -> ApiResult {
     let q = Query::parse(raw_query)?;
-    nsqd.get_or_create_topic(topic_param(&q)?);
+    let name = topic_param(&q)?;
+    permit(auth, Permission::Admin, name, "")?;
+    nsqd.get_or_create_topic(name);
     Ok(ok_empty())
 }
 
@@ -315,11 +448,17 @@ enum TopicAction {
     Unpause,
 }
 
-fn topic_action(nsqd: &Nsqd, raw_query: &str, action: TopicAction) -> ApiResult {
+fn topic_action(
+    nsqd: &Nsqd,
+    auth: Option<&Authorization>,
+    raw_query: &str,
+    action: TopicAction,
+) -> ApiResult {
     let q = Query::parse(raw_query)?;
     let name = q
         .get("topic")
         .ok_or(ApiError(StatusCode::BAD_REQUEST, "MISSING_ARG_TOPIC"))?;
+    permit(auth, Permission::Admin, name, "")?;
     let not_found = ApiError(StatusCode::NOT_FOUND, "TOPIC_NOT_FOUND");
     match action {
         TopicAction::Delete => {
@@ -353,7 +492,12 @@ enum ChannelAction {
     Unpause,
 }
 
-fn channel_action(nsqd: &Nsqd, raw_query: &str, action: ChannelAction) -> ApiResult {
+fn channel_action(
+    nsqd: &Nsqd,
+    auth: Option<&Authorization>,
+    raw_query: &str,
+    action: ChannelAction,
+) -> ApiResult {
     let q = Query::parse(raw_query)?;
     let bad = |text| ApiError(StatusCode::BAD_REQUEST, text);
     let topic_name = q.get("topic").ok_or(bad("MISSING_ARG_TOPIC"))?;
@@ -364,6 +508,7 @@ fn channel_action(nsqd: &Nsqd, raw_query: &str, action: ChannelAction) -> ApiRes
     if !is_valid_name(channel_name.as_bytes()) {
         return Err(bad("INVALID_ARG_CHANNEL"));
     }
+    permit(auth, Permission::Admin, topic_name, channel_name)?;
     let topic = nsqd
         .get_topic(topic_name)
         .ok_or(ApiError(StatusCode::NOT_FOUND, "TOPIC_NOT_FOUND"))?;
@@ -399,7 +544,7 @@ const MAX_PEEK: usize = 1000;
 /// messages the channel would deliver, changing nothing. Each has `id`,
 /// `timestamp` (ns), `attempts` (deliveries so far) and its body as `body`
 /// (text) when it is UTF-8, else as `body_base64`.
-fn channel_peek(nsqd: &Nsqd, raw_query: &str) -> ApiResult {
+fn channel_peek(nsqd: &Nsqd, auth: Option<&Authorization>, raw_query: &str) -> ApiResult {
     use base64::Engine;
     let q = Query::parse(raw_query)?;
     let bad = |text| ApiError(StatusCode::BAD_REQUEST, text);
@@ -413,6 +558,9 @@ fn channel_peek(nsqd: &Nsqd, raw_query: &str) -> ApiResult {
             .filter(|n| (1..=MAX_PEEK).contains(n))
             .ok_or(bad("INVALID_N"))?,
     };
+    // Reading a channel's messages: as for seeing it in `/stats`.
+    permit(auth, Permission::Subscribe, topic_name, channel_name)
+        .or_else(|_| permit(auth, Permission::Admin, topic_name, channel_name))?;
     let channel = nsqd
         .get_topic(topic_name)
         .ok_or(ApiError(StatusCode::NOT_FOUND, "TOPIC_NOT_FOUND"))?
@@ -444,7 +592,7 @@ fn channel_peek(nsqd: &Nsqd, raw_query: &str) -> ApiResult {
 /// `/channel/config` (beyond NSQ): a channel's dead-letter settings,
 /// `max_attempts` (0: no limit; `default`: the daemon's) and
 /// `dead_letter_topic` (`default`: `<topic>.dead-letter`), each optional.
-fn channel_config(nsqd: &Nsqd, raw_query: &str) -> ApiResult {
+fn channel_config(nsqd: &Nsqd, auth: Option<&Authorization>, raw_query: &str) -> ApiResult {
     let q = Query::parse(raw_query)?;
     let bad = |text| ApiError(StatusCode::BAD_REQUEST, text);
     let topic_name = q.get("topic").ok_or(bad("MISSING_ARG_TOPIC"))?;
@@ -455,25 +603,35 @@ fn channel_config(nsqd: &Nsqd, raw_query: &str) -> ApiResult {
     if !is_valid_name(channel_name.as_bytes()) {
         return Err(bad("INVALID_ARG_CHANNEL"));
     }
+    // `None`: unchanged; `Some(None)`: back to the default.
+    let max_attempts = match q.get("max_attempts") {
+        None => None,
+        Some("default") => Some(None),
+        Some(v) => Some(Some(
+            v.parse::<u16>().map_err(|_| bad("INVALID_MAX_ATTEMPTS"))?,
+        )),
+    };
+    let topic = match q.get("dead_letter_topic") {
+        None => None,
+        Some("default") => Some(None),
+        Some(t) if is_valid_name(t.as_bytes()) && !crate::protocol::names::is_ephemeral(t) => {
+            Some(Some(t.to_string()))
+        }
+        Some(_) => return Err(bad("INVALID_DEAD_LETTER_TOPIC")),
+    };
+    permit(auth, Permission::Admin, topic_name, channel_name)?;
+    // Dead letters are published to the topic named: that needs `publish`.
+    if let Some(Some(t)) = &topic {
+        permit(auth, Permission::Publish, t, "")?;
+    }
     let channel = nsqd
         .get_topic(topic_name)
         .ok_or(ApiError(StatusCode::NOT_FOUND, "TOPIC_NOT_FOUND"))?
         .get_channel(channel_name)
         .ok_or(ApiError(StatusCode::NOT_FOUND, "CHANNEL_NOT_FOUND"))?;
     let current = channel.dead_letter_config();
-    let max_attempts = match q.get("max_attempts") {
-        None => current.own_max_attempts,
-        Some("default") => None,
-        Some(v) => Some(v.parse::<u16>().map_err(|_| bad("INVALID_MAX_ATTEMPTS"))?),
-    };
-    let topic = match q.get("dead_letter_topic") {
-        None => current.own_topic,
-        Some("default") => None,
-        Some(t) if is_valid_name(t.as_bytes()) && !crate::protocol::names::is_ephemeral(t) => {
-            Some(t.to_string())
-        }
-        Some(_) => return Err(bad("INVALID_DEAD_LETTER_TOPIC")),
-    };
+    let max_attempts = max_attempts.unwrap_or(current.own_max_attempts);
+    let topic = topic.unwrap_or(current.own_topic);
     // (A topic not there yet is marked when the first dead letter arrives.)
     if let Some(dead) = topic.as_deref().and_then(|t| nsqd.get_topic(t)) {
         dead.mark_dead_letter();

@@ -108,6 +108,17 @@ pub struct Options {
     )]
     pub max_http_connections: usize,
 
+    /// Also require the auth server's approval (--auth-http-address) on the
+    /// HTTP API: any of tcp, http, https, comma-separated. HTTP(S) requests
+    /// then carry `Authorization: Bearer <secret>`. TCP clients need AUTH
+    /// whenever --auth-http-address is set, as in NSQ. Not in NSQ.
+    #[arg(
+        long = "auth-required",
+        value_delimiter = ',',
+        value_name = "LISTENERS"
+    )]
+    pub auth_required: Vec<String>,
+
     /// Region of this node (topology-aware consumption experiment).
     #[arg(long = "topology-region", default_value = "")]
     pub topology_region: String,
@@ -380,6 +391,18 @@ impl Options {
                 )))
             }
         }
+        for l in &self.auth_required {
+            if !matches!(l.as_str(), "tcp" | "http" | "https") {
+                return Err(OptionsError(format!(
+                    "--auth-required takes tcp, http and https, not {l:?}"
+                )));
+            }
+        }
+        if !self.auth_required.is_empty() && self.auth_http_addresses.is_empty() {
+            return Err(OptionsError(
+                "--auth-required needs --auth-http-address".into(),
+            ));
+        }
         if self.http_read_timeout.is_zero() {
             return Err(OptionsError("--http-read-timeout must be > 0".into()));
         }
@@ -421,6 +444,17 @@ impl Options {
     /// The longest defer a DPUB or `/pub?defer=` may ask for.
     pub fn max_defer(&self) -> Duration {
         self.max_defer_timeout.unwrap_or(self.max_req_timeout)
+    }
+
+    /// Whether requests on the `listener` ("http" or "https") need the
+    /// auth server's approval (`--auth-required`).
+    pub fn auth_required_on(&self, listener: &str) -> bool {
+        self.auth_required.iter().any(|l| l == listener)
+    }
+
+    /// Whether any HTTP listener is guarded by the auth server.
+    pub fn http_auth_required(&self) -> bool {
+        self.auth_required_on("http") || self.auth_required_on("https")
     }
 
     /// The limits of the HTTP and HTTPS listeners.

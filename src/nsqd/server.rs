@@ -68,6 +68,9 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
         nsqd.settings.node_id
     );
 
+    // One cache of the auth server's answers for both HTTP listeners.
+    let http_auth = Arc::new(super::auth::HttpAuth::default());
+    let guard = |listener: &str| opts.auth_required_on(listener).then(|| http_auth.clone());
     let tracker = TaskTracker::new();
     tracing::info!("TCP: listening on {}", addrs.tcp);
     tracker.spawn(tcp::serve(nsqd.clone(), tcp_listener, tracker.clone()));
@@ -81,7 +84,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
             let port = addrs.https.map(|a| a.port()).unwrap_or(0);
             axum::Router::new().fallback(move || async move { super::https::tls_required(port) })
         } else {
-            http::router(nsqd.clone())
+            http::router(nsqd.clone(), guard("http"), false)
         };
         tracker.spawn(crate::http_server::serve(
             "HTTP",
@@ -101,7 +104,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
             "HTTPS",
             tcp,
             Some(tokio_rustls::TlsAcceptor::from(config)),
-            http::router(nsqd.clone()),
+            http::router(nsqd.clone(), guard("https"), true),
             opts.http_limits(),
             nsqd.shutdown.clone(),
         ));

@@ -148,6 +148,38 @@ impl MemStats {
     }
 }
 
+impl Stats {
+    /// Keep only the channels `channel_ok` (topic, channel) accepts, the
+    /// topics `topic_ok` accepts or that kept a channel, and the producers
+    /// of the topics kept.
+    pub fn retain(
+        &mut self,
+        topic_ok: impl Fn(&str) -> bool,
+        channel_ok: impl Fn(&str, &str) -> bool,
+    ) {
+        let mut kept = std::collections::HashSet::new();
+        if let Some(topics) = &mut self.topics {
+            topics.retain_mut(|t| {
+                t.channels
+                    .retain(|c| channel_ok(&t.topic_name, &c.channel_name));
+                let keep = !t.channels.is_empty() || topic_ok(&t.topic_name);
+                if keep {
+                    kept.insert(t.topic_name.clone());
+                }
+                keep
+            });
+        }
+        if let Some(producers) = &mut self.producers {
+            producers.retain(|p| {
+                !p.pub_counts.is_empty() && p.pub_counts.iter().all(|c| kept.contains(&c.topic))
+            });
+            if producers.is_empty() {
+                self.producers = None;
+            }
+        }
+    }
+}
+
 /// What `/stats` was asked for.
 #[derive(Debug, Default, Clone)]
 pub struct StatsFilter {

@@ -6,84 +6,33 @@ use crate::support;
 use bytes::Bytes;
 use nsq::protocol::{Command, Frame};
 use serde_json::json;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener};
-use std::sync::{Arc, Mutex};
+use std::net::TcpListener;
+use support::auth_server::AuthServer;
 use support::{wait_until, Nsqd};
 
-/// An HTTP auth server: answers by secret, records each request.
-struct AuthServer {
-    addr: SocketAddr,
-    requests: Arc<Mutex<Vec<String>>>,
-}
-
-impl AuthServer {
-    fn start() -> AuthServer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let log = requests.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { break };
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut head = String::new();
-                let mut length = 0;
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                        break;
-                    }
-                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                        length = v.trim().parse().unwrap_or(0);
-                    }
-                    head.push_str(&line);
-                }
-                let mut body = vec![0u8; length];
-                let _ = reader.read_exact(&mut body);
-                let request = format!("{head}\n{}", String::from_utf8_lossy(&body));
-                let secret = ["alice", "short", "nobody", "mallory"]
-                    .into_iter()
-                    .find(|s| {
-                        request.contains(&format!("secret={s}"))
-                            || request.contains(&format!("\"{s}\""))
-                    })
-                    .unwrap_or("");
-                log.lock().unwrap().push(request);
-                let grants = json!([{"topic": "^orders$", "channels": [".*"], "permissions": ["subscribe", "publish"]}]);
-                let (status, answer) = match secret {
-                    "alice" => (
-                        "200 OK",
-                        json!({"ttl": 3600, "identity": "alice", "identity_url": "https://id/alice", "authorizations": grants}),
-                    ),
-                    "short" => (
-                        "200 OK",
-                        json!({"ttl": 1, "identity": "short", "authorizations": grants}),
-                    ),
-                    "nobody" => ("200 OK", json!({"ttl": 60, "authorizations": []})),
-                    _ => ("403 Forbidden", json!({"message": "no"})),
-                };
-                let body = answer.to_string();
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-            }
-        });
-        AuthServer { addr, requests }
-    }
-
-    fn count(&self, secret: &str) -> usize {
-        self.requests
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|r| {
-                r.contains(&format!("secret={secret}")) || r.contains(&format!("\"{secret}\""))
-            })
-            .count()
-    }
+/// The auth server of these tests: alice may publish and subscribe on
+/// `orders` for an hour, short for a second, nobody has no grants, and
+/// anyone else is refused.
+fn auth_server() -> AuthServer {
+    let grants =
+        json!([{"topic": "^orders$", "channels": [".*"], "permissions": ["subscribe", "publish"]}]);
+    let answers = [
+        (
+            "alice",
+            json!({"ttl": 3600, "identity": "alice", "identity_url": "https://id/alice", "authorizations": grants}),
+        ),
+        (
+            "short",
+            json!({"ttl": 1, "identity": "short", "authorizations": grants}),
+        ),
+        ("nobody", json!({"ttl": 60, "authorizations": []})),
+    ];
+    AuthServer::start(
+        answers
+            .into_iter()
+            .map(|(s, a)| (s.to_string(), (200, a)))
+            .collect(),
+    )
 }
 
 fn nsqd_with(auth: &AuthServer, extra: &[&str]) -> Nsqd {
@@ -114,7 +63,7 @@ fn pub_cmd(topic: &str) -> Command {
 
 #[test]
 fn allowed_denied_and_first() {
-    let auth = AuthServer::start();
+    let auth = auth_server();
     let nsqd = nsqd_with(&auth, &[]);
     // Nothing before AUTH.
     let mut c = nsqd.connect();
@@ -161,7 +110,7 @@ fn allowed_denied_and_first() {
 
 #[test]
 fn no_grants_bad_secret_and_server_down() {
-    let auth = AuthServer::start();
+    let auth = auth_server();
     let nsqd = nsqd_with(&auth, &[]);
     let (_, answer) = authed(&nsqd, "nobody");
     assert_eq!(
@@ -192,7 +141,7 @@ fn no_grants_bad_secret_and_server_down() {
 
 #[test]
 fn expired_authorization_is_renewed() {
-    let auth = AuthServer::start();
+    let auth = auth_server();
     let nsqd = nsqd_with(&auth, &[]);
     let (mut c, _) = authed(&nsqd, "short");
     c.publish("orders", b"first");
@@ -206,7 +155,7 @@ fn expired_authorization_is_renewed() {
 
 #[test]
 fn post_method_sends_arrays() {
-    let auth = AuthServer::start();
+    let auth = auth_server();
     let nsqd = nsqd_with(&auth, &["--auth-http-request-method=post"]);
     let (_, answer) = authed(&nsqd, "alice");
     assert!(matches!(answer, Frame::Response(_)), "{answer:?}");
@@ -231,7 +180,7 @@ fn auth_disabled_without_a_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokio_nsq_authenticates() {
     use tokio_nsq::{NSQConfigShared, NSQEvent, NSQProducerConfig, NSQTopic};
-    let auth = AuthServer::start();
+    let auth = auth_server();
     let nsqd = nsqd_with(&auth, &[]);
     let shared = NSQConfigShared::new().set_credentials(b"alice".to_vec());
     let mut producer = NSQProducerConfig::new(nsqd.tcp.to_string())
@@ -257,7 +206,7 @@ async fn tokio_nsq_authenticates() {
 /// subject's common name (`test-client`, see `Pki`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auth_sends_the_client_certificate_common_name() {
-    let auth = AuthServer::start();
+    let auth = auth_server();
     let pki = support::Pki::new();
     let mut args = pki.flags();
     args.push(format!("--auth-http-address={}", auth.addr));

@@ -15,6 +15,7 @@ mod compression;
 mod dead_letters;
 mod discovery;
 mod fair_delivery;
+mod http_auth;
 mod http_limits;
 mod interop_tokio_nsq;
 mod listeners;

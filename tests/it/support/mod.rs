@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod auth_server;
 pub mod formats;
 
 use bytes::BytesMut;
