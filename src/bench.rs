@@ -53,6 +53,28 @@ pub enum Mode {
     /// Open many subscribed connections at once; report how long they took
     /// (and, with --nsqd-pid, nsqd's memory per connection).
     Connections(ConnectionsArgs),
+    /// Create many topics (each with its channels) over HTTP, then measure
+    /// nsqd's CPU and memory while nothing happens (needs --nsqd-pid).
+    Idle(IdleArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct IdleArgs {
+    /// nsqd HTTP address.
+    #[arg(long = "nsqd-http-address", default_value = "127.0.0.1:4151")]
+    pub nsqd_http_address: String,
+    /// Topics to create.
+    #[arg(long, default_value_t = 10_000)]
+    pub topics: usize,
+    /// Channels per topic.
+    #[arg(long, default_value_t = 1)]
+    pub channels: usize,
+    /// Topic names are this prefix and a number.
+    #[arg(long = "topic-prefix", default_value = "idle")]
+    pub topic_prefix: String,
+    /// How long to watch nsqd idle.
+    #[arg(long, default_value = "10s", value_parser = duration_arg)]
+    pub runfor: Duration,
 }
 
 #[derive(Args, Debug)]
@@ -262,6 +284,9 @@ pub struct Report {
     /// nsqd's own cost, with `--nsqd-pid`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub daemon: Option<DaemonCost>,
+    /// `idle` mode: nsqd's CPU use while idle, in percent of one core.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_cpu_percent: Option<f64>,
 }
 
 /// What the run cost nsqd, from `/proc/PID/stat` and `/proc/PID/statm`.
@@ -347,10 +372,23 @@ impl Report {
             fraction_of_baseline: None,
             latency_us: None,
             daemon: None,
+            idle_cpu_percent: None,
         }
     }
 
     pub fn line(&self) -> String {
+        if self.mode == "idle" {
+            let mut s = format!("idle: {} topics", self.messages);
+            if let (Some(d), Some(cpu)) = (&self.daemon, self.idle_cpu_percent) {
+                s.push_str(&format!(
+                    "; nsqd idle for {:.1}s: CPU {cpu:.2}% of a core, RSS {:.1} MB ({:+.0} B/topic)",
+                    self.seconds,
+                    d.rss_bytes as f64 / 1e6,
+                    d.rss_bytes_per_item
+                ));
+            }
+            return s;
+        }
         let mut s = if self.mode == "connections" {
             format!(
                 "connections: {} opened and subscribed in {:.2}s = {:.0}/s",
@@ -409,6 +447,28 @@ pub fn run(args: &BenchArgs) -> Result<Vec<Report>, BenchError> {
         Mode::Pub(p) => publish(p)?,
         Mode::Sub(s) => subscribe(s)?,
         Mode::Latency(l) => latency(l)?,
+        Mode::Idle(i) => {
+            let pid = args
+                .nsqd_pid
+                .ok_or_else(|| BenchError::Usage("idle needs --nsqd-pid".into()))?;
+            let before = before.expect("read above with the pid");
+            create_topics(i)?;
+            let start = Usage::read(pid)?;
+            let started = Instant::now();
+            std::thread::sleep(i.runfor);
+            let end = Usage::read(pid)?;
+            let elapsed = started.elapsed();
+            let mut report = Report::new("idle", elapsed, i.topics as u64, 0);
+            let mut cost = end.cost_since(before, i.topics as u64);
+            cost.cpu_ns_per_item =
+                start.cpu.saturating_sub(before.cpu).as_nanos() as f64 / i.topics.max(1) as f64;
+            report.daemon = Some(cost);
+            report.idle_cpu_percent = Some(
+                end.cpu.saturating_sub(start.cpu).as_secs_f64() / elapsed.as_secs_f64() * 100.0,
+            );
+            reports.push(report);
+            return Ok(reports);
+        }
         Mode::Connections(c) => {
             // Measured while every connection is still open.
             let pid = args.nsqd_pid;
@@ -430,6 +490,72 @@ pub fn run(args: &BenchArgs) -> Result<Vec<Report>, BenchError> {
     }
     reports.push(report);
     Ok(reports)
+}
+
+/// `idle`: create the topics and their channels over one keep-alive HTTP
+/// connection, requests pipelined in batches.
+fn create_topics(args: &IdleArgs) -> Result<(), BenchError> {
+    let addr = &args.nsqd_http_address;
+    let io = |source| BenchError::Io {
+        addr: addr.clone(),
+        source,
+    };
+    let mut stream = TcpStream::connect(addr).map_err(|source| BenchError::Connect {
+        addr: addr.clone(),
+        source,
+    })?;
+    let mut requests = Vec::new();
+    for t in 0..args.topics {
+        let topic = format!("{}{t}", args.topic_prefix);
+        requests.push(format!("/topic/create?topic={topic}"));
+        for c in 0..args.channels {
+            requests.push(format!("/channel/create?topic={topic}&channel=ch{c}"));
+        }
+    }
+    let mut buf = Vec::new();
+    for batch in requests.chunks(256) {
+        let mut out = String::new();
+        for path in batch {
+            out.push_str(&format!(
+                "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n"
+            ));
+        }
+        stream.write_all(out.as_bytes()).map_err(io)?;
+        let mut answered = 0;
+        while answered < batch.len() {
+            // One whole response (head and Content-Length body) at the front?
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse().ok())?
+                    })
+                    .unwrap_or(0);
+                if buf.len() >= end + 4 + len {
+                    if !head.starts_with("HTTP/1.1 200") {
+                        let body = String::from_utf8_lossy(&buf[end + 4..end + 4 + len]);
+                        return Err(BenchError::Server {
+                            addr: addr.clone(),
+                            text: format!("{} {body}", head.lines().next().unwrap_or("")),
+                        });
+                    }
+                    buf.drain(..end + 4 + len);
+                    answered += 1;
+                    continue;
+                }
+            }
+            let mut chunk = [0u8; 65536];
+            let n = stream.read(&mut chunk).map_err(io)?;
+            if n == 0 {
+                return Err(io(std::io::ErrorKind::UnexpectedEof.into()));
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+    Ok(())
 }
 
 /// Open `count` subscribed connections at once; `measure` runs while they

@@ -28,6 +28,7 @@
 
 use super::backend::{BackendError, Queue, Ticket};
 use super::client_state::ClientHandle;
+use super::timers::{TimerSlot, Timers};
 use crate::diskqueue::deferred::EntryId;
 use crate::diskqueue::{Held, SyncJob};
 use crate::protocol::{Message, MessageId};
@@ -35,7 +36,7 @@ use parking_lot::Mutex;
 use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Message IDs are already well-mixed counters; hashing them again is waste.
@@ -125,6 +126,14 @@ struct State {
 }
 
 impl State {
+    /// The earliest in-flight deadline or deferred due time, if any.
+    fn next_deadline(&self) -> Option<Instant> {
+        match (self.deadlines.next(), self.deferred.peek()) {
+            (Some(a), Some(d)) => Some(a.min(d.due)),
+            (a, d) => a.or(d.map(|d| d.due)),
+        }
+    }
+
     /// Messages that could be delivered now.
     fn available(&self) -> usize {
         self.ready.len() + self.queue.depth() as usize
@@ -338,7 +347,14 @@ pub struct Channel {
     default_max_attempts: std::sync::atomic::AtomicU16,
     /// Messages moved to the dead-letter topic.
     pub dead_letter_count: AtomicU64,
+    /// The engine's timer heap and this channel's place in it, told of
+    /// every deadline the channel sets (see [`super::timers`]). Unset in
+    /// a channel made alone (unit tests drive `process_timers` by hand).
+    timer: OnceLock<(Arc<Timers>, Arc<TimerSlot>)>,
 }
+
+/// How long dead letters that could not be moved wait to be tried again.
+pub const DEAD_LETTER_RETRY: Duration = Duration::from_secs(1);
 
 /// A channel's dead-letter settings, as `/stats` and `nsqd.dat` show them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -401,6 +417,29 @@ impl Channel {
             latencies: Default::default(),
             default_max_attempts: std::sync::atomic::AtomicU16::new(0),
             dead_letter_count: AtomicU64::new(0),
+            timer: OnceLock::new(),
+        }
+    }
+
+    /// Have the engine's timer task visit this channel whenever one of its
+    /// deadlines is due, starting with those it already has (deferred
+    /// messages recovered from its store).
+    pub fn attach_timers(self: &Arc<Self>, timers: &Arc<Timers>) {
+        let slot = TimerSlot::new(Arc::downgrade(self));
+        if self.timer.set((timers.clone(), slot)).is_err() {
+            return;
+        }
+        let next = self.state.lock().next_deadline();
+        if let Some(at) = next {
+            self.note_deadline(at);
+        }
+    }
+
+    /// The channel has a deadline at `at`: the timer task must visit it by
+    /// then. Called wherever one is set.
+    fn note_deadline(&self, at: Instant) {
+        if let Some((timers, slot)) = self.timer.get() {
+            timers.note(slot, at);
         }
     }
 
@@ -420,6 +459,10 @@ impl Channel {
         let mut st = self.state.lock();
         st.max_attempts = max_attempts;
         st.dead_letter_topic = topic;
+        if !st.dead.is_empty() {
+            // Waiting for a retry: perhaps the new topic takes them now.
+            self.note_deadline(Instant::now());
+        }
     }
 
     pub fn dead_letter_config(&self) -> DeadLetterConfig {
@@ -482,6 +525,9 @@ impl Channel {
                 st.dead.push((msg, origin));
             }
         }
+        if !ok {
+            self.note_deadline(Instant::now() + DEAD_LETTER_RETRY);
+        }
     }
 
     pub fn is_paused(&self) -> bool {
@@ -519,6 +565,9 @@ impl Channel {
                     msg: msg.clone(),
                     origin: entry.map_or(Origin::Memory, Origin::Store),
                 });
+            }
+            if !msgs.is_empty() {
+                self.note_deadline(due);
             }
         }
         self.dispatch(st);
@@ -644,6 +693,7 @@ impl Channel {
         let deadline = now + timeout;
         let mut taken = 0;
         let mut dry = false;
+        let dead_before = st.dead.len();
         while taken < max {
             let Some((mut msg, origin)) = st.next_message() else {
                 dry = true;
@@ -680,6 +730,11 @@ impl Channel {
         if taken > 0 {
             client.in_flight.fetch_add(taken as i64, Relaxed);
             client.message_count.fetch_add(taken as u64, Relaxed);
+            self.note_deadline(deadline);
+        }
+        if st.dead.len() > dead_before {
+            // To be moved to the dead-letter topic by the timer task, now.
+            self.note_deadline(now);
         }
         (taken, dry)
     }
@@ -740,6 +795,7 @@ impl Channel {
                 msg: f.msg,
                 origin,
             });
+            self.note_deadline(due);
         }
         Ok(())
     }
@@ -778,6 +834,11 @@ impl Channel {
                 later += 1;
             }
         }
+        // (A channel is attached to the timers after this, normally: see
+        // `attach_timers`.)
+        if let Some(at) = st.next_deadline() {
+            self.note_deadline(at);
+        }
         tracing::info!(
             "CHANNEL({}:{}): recovered {ready} requeued and {later} deferred message(s)",
             self.topic_name,
@@ -806,6 +867,7 @@ impl Channel {
         f.deadline = new;
         st.deadlines.forget(old, id);
         st.deadlines.push(new, id);
+        self.note_deadline(new);
         Ok(())
     }
 
@@ -836,16 +898,9 @@ impl Channel {
             Self::requeue_now(&mut st, d.msg, d.origin);
             released = true;
         }
-        if !st.dead.is_empty() {
-            // Dead letters wait to be moved: come back at once.
-            return Some(now);
-        }
-        let next = match (st.deadlines.next(), st.deferred.peek()) {
-            (Some(a), Some(d)) => Some(a.min(d.due)),
-            (Some(a), None) => Some(a),
-            (None, Some(d)) => Some(d.due),
-            (None, None) => None,
-        };
+        // (Dead letters are not a deadline here: a take that finds one
+        // notes the channel due at once, a failed move notes a retry.)
+        let next = st.next_deadline();
         if released {
             self.dispatch(st);
         }

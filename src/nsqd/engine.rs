@@ -57,6 +57,9 @@ pub struct Nsqd {
     pub shutdown: CancellationToken,
     /// The TLS configuration, when `--tls-cert` and `--tls-key` are given.
     pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    /// When channels' in-flight and deferred timers are due, and dead
+    /// letters wait to be moved (see [`Nsqd::run_timers`]).
+    pub(crate) timers: Arc<super::timers::Timers>,
     /// For tasks spawned from `&self` methods.
     me: std::sync::Weak<Nsqd>,
 }
@@ -158,6 +161,7 @@ impl Nsqd {
             started: Instant::now(),
             addrs: OnceLock::new(),
             shutdown: CancellationToken::new(),
+            timers: Default::default(),
         })
     }
 
@@ -261,7 +265,7 @@ impl Nsqd {
                 return t.clone();
             }
         }
-        let topic = Topic::new(name, self.factory.clone());
+        let topic = Topic::new(name, self.factory.clone(), self.timers.clone());
         topics.insert(name.to_string(), topic.clone());
         drop(topics);
         tracing::info!("TOPIC({name}): created");
@@ -557,28 +561,19 @@ impl Nsqd {
         channel.dead_letters_moved(msgs, stored.is_ok());
     }
 
-    /// Drive in-flight timeouts and deferred messages for every channel.
+    /// Drive in-flight timeouts, deferred messages and dead letters.
     ///
-    /// Each channel reports its next deadline, so the loop sleeps exactly
-    /// until the earliest one (at most `MAX_IDLE`, to pick up new channels
-    /// and new deadlines), rather than sampling on a fixed tick.
+    /// Channels are visited only when one of their deadlines is due: the
+    /// task sleeps until the earliest deadline in one heap for the whole
+    /// engine, and is woken when an earlier one is set (see
+    /// [`super::timers`]). With no messages in flight or deferred it never
+    /// wakes, however many topics and channels exist.
     pub async fn run_timers(self: Arc<Self>) {
-        const MAX_IDLE: Duration = Duration::from_millis(50);
-        loop {
-            let now = Instant::now();
-            let mut next = now + MAX_IDLE;
-            for topic in self.topics() {
-                for ch in topic.channels() {
-                    if let Some(at) = ch.process_timers(now) {
-                        next = next.min(at);
-                    }
-                    self.move_dead_letters(&ch);
-                }
-            }
-            tokio::select! {
-                _ = self.shutdown.cancelled() => return,
-                _ = tokio::time::sleep_until(next.into()) => {}
-            }
-        }
+        self.timers
+            .run(self.shutdown.clone(), |channel, now| {
+                self.move_dead_letters(channel);
+                channel.process_timers(now)
+            })
+            .await;
     }
 }

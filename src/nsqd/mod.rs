@@ -34,6 +34,7 @@ pub(crate) mod settings;
 pub(crate) mod stats;
 pub(crate) mod statsd;
 pub(crate) mod tcp;
+pub(crate) mod timers;
 pub(crate) mod tls;
 pub(crate) mod topic;
 

@@ -12,6 +12,7 @@
 use super::backend::{BackendError, Queue, Ticket};
 use super::channel::Channel;
 use super::queues::QueueFactory;
+use super::timers::Timers;
 use crate::diskqueue::SyncJob;
 use crate::protocol::message::{now_nanos, IdGenerator};
 use crate::protocol::{Message, MessageId};
@@ -51,6 +52,8 @@ pub struct Topic {
     pub message_count: AtomicU64,
     pub message_bytes: AtomicU64,
     factory: Arc<QueueFactory>,
+    /// The engine's timer heap, which every channel is attached to.
+    timers: Arc<Timers>,
     /// For the pump task, which needs an owned handle.
     me: Weak<Topic>,
 }
@@ -62,7 +65,7 @@ pub struct TopicCounts {
 }
 
 impl Topic {
-    pub fn new(name: &str, factory: Arc<QueueFactory>) -> Arc<Self> {
+    pub fn new(name: &str, factory: Arc<QueueFactory>, timers: Arc<Timers>) -> Arc<Self> {
         let ephemeral = crate::protocol::names::is_ephemeral(name);
         Arc::new_cyclic(|me| Topic {
             name: name.to_string(),
@@ -81,6 +84,7 @@ impl Topic {
             message_count: AtomicU64::new(0),
             message_bytes: AtomicU64::new(0),
             factory,
+            timers,
             me: me.clone(),
         })
     }
@@ -250,6 +254,7 @@ impl Topic {
                 .with_default_max_attempts(self.default_max_attempts()),
         );
         ch.restore_deferred(opened.deferred);
+        ch.attach_timers(&self.timers);
         st.channels.insert(name.to_string(), ch.clone());
         self.start_pump(&mut st);
         tracing::info!("TOPIC({}): new channel({})", self.name, name);

@@ -17,6 +17,7 @@ mod discovery;
 mod fair_delivery;
 mod http_auth;
 mod http_limits;
+mod idle_timers;
 mod interop_tokio_nsq;
 mod listeners;
 mod lookupd_protocol;
