@@ -25,6 +25,9 @@ _nsq__bench() {
             nsq__bench,help)
                 cmd="nsq__bench__subcmd__help"
                 ;;
+            nsq__bench,idle)
+                cmd="nsq__bench__subcmd__idle"
+                ;;
             nsq__bench,latency)
                 cmd="nsq__bench__subcmd__latency"
                 ;;
@@ -43,6 +46,9 @@ _nsq__bench() {
             nsq__bench__subcmd__help,help)
                 cmd="nsq__bench__subcmd__help__subcmd__help"
                 ;;
+            nsq__bench__subcmd__help,idle)
+                cmd="nsq__bench__subcmd__help__subcmd__idle"
+                ;;
             nsq__bench__subcmd__help,latency)
                 cmd="nsq__bench__subcmd__help__subcmd__latency"
                 ;;
@@ -59,7 +65,7 @@ _nsq__bench() {
 
     case "${cmd}" in
         nsq__bench)
-            opts="-h -V --json --with-baseline --nsqd-pid --help --version pub sub latency baseline connections help"
+            opts="-h -V --json --with-baseline --nsqd-pid --help --version pub sub latency baseline connections idle help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -137,7 +143,7 @@ _nsq__bench() {
             return 0
             ;;
         nsq__subcmd__bench__subcmd__help)
-            opts="pub sub latency baseline connections help"
+            opts="pub sub latency baseline connections idle help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -192,6 +198,20 @@ _nsq__bench() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        nsq__subcmd__bench__subcmd__help__subcmd__idle)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         nsq__subcmd__bench__subcmd__help__subcmd__latency)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -227,6 +247,44 @@ _nsq__bench() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nsq__subcmd__bench__subcmd__idle)
+            opts="-h --nsqd-http-address --topics --channels --topic-prefix --runfor --json --with-baseline --nsqd-pid --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --nsqd-http-address)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --topics)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --channels)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --topic-prefix)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --runfor)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --nsqd-pid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

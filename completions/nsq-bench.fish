@@ -34,6 +34,7 @@ complete -c nsq-bench -n "__fish_nsq_bench_needs_command" -f -a "sub" -d 'Consum
 complete -c nsq-bench -n "__fish_nsq_bench_needs_command" -f -a "latency" -d 'Publish at a fixed rate while consuming; report end-to-end latency percentiles'
 complete -c nsq-bench -n "__fish_nsq_bench_needs_command" -f -a "baseline" -d 'Raw loopback TCP stream: this machine\'s wire speed'
 complete -c nsq-bench -n "__fish_nsq_bench_needs_command" -f -a "connections" -d 'Open many subscribed connections at once; report how long they took (and, with --nsqd-pid, nsqd\'s memory per connection)'
+complete -c nsq-bench -n "__fish_nsq_bench_needs_command" -f -a "idle" -d 'Create many topics (each with its channels) over HTTP, then measure nsqd\'s CPU and memory while nothing happens (needs --nsqd-pid)'
 complete -c nsq-bench -n "__fish_nsq_bench_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand pub" -l nsqd-tcp-address -d 'nsqd TCP address' -r
 complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand pub" -l topic -d 'Topic to use' -r
@@ -92,9 +93,19 @@ complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand connections" -l nsqd
 complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand connections" -l json -d 'Print one JSON object instead of a text line'
 complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand connections" -l with-baseline -d 'Also measure the raw-TCP baseline first and print figures as fractions of it'
 complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand connections" -s h -l help -d 'Print help'
-complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand help; and not __fish_seen_subcommand_from pub sub latency baseline connections help" -f -a "pub" -d 'Publish as fast as possible (PUB, or MPUB with --batch-size > 1)'
-complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand help; and not __fish_seen_subcommand_from pub sub latency baseline connections help" -f -a "sub" -d 'Consume and FIN as fast as possible'
-complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand help; and not __fish_seen_subcommand_from pub sub latency baseline connections help" -f -a "latency" -d 'Publish at a fixed rate while consuming; report end-to-end latency percentiles'
-complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand help; and not __fish_seen_subcommand_from pub sub latency baseline connections help" -f -a "baseline" -d 'Raw loopback TCP stream: this machine\'s wire speed'
-complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand help; and not __fish_seen_subcommand_from pub sub latency baseline connections help" -f -a "connections" -d 'Open many subscribed connections at once; report how long they took (and, with --nsqd-pid, nsqd\'s memory per connection)'
-complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand help; and not __fish_seen_subcommand_from pub sub latency baseline connections help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand idle" -l nsqd-http-address -d 'nsqd HTTP address' -r
+complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand idle" -l topics -d 'Topics to create' -r
+complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand idle" -l channels -d 'Channels per topic' -r
+complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand idle" -l topic-prefix -d 'Topic names are this prefix and a number' -r
+complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand idle" -l runfor -d 'How long to watch nsqd idle' -r
+complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand idle" -l nsqd-pid -d 'The nsqd\'s process ID (on this machine): report its CPU time per message (or per connection) and its resident memory' -r
+complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand idle" -l json -d 'Print one JSON object instead of a text line'
+complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand idle" -l with-baseline -d 'Also measure the raw-TCP baseline first and print figures as fractions of it'
+complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand idle" -s h -l help -d 'Print help'
+complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand help; and not __fish_seen_subcommand_from pub sub latency baseline connections idle help" -f -a "pub" -d 'Publish as fast as possible (PUB, or MPUB with --batch-size > 1)'
+complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand help; and not __fish_seen_subcommand_from pub sub latency baseline connections idle help" -f -a "sub" -d 'Consume and FIN as fast as possible'
+complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand help; and not __fish_seen_subcommand_from pub sub latency baseline connections idle help" -f -a "latency" -d 'Publish at a fixed rate while consuming; report end-to-end latency percentiles'
+complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand help; and not __fish_seen_subcommand_from pub sub latency baseline connections idle help" -f -a "baseline" -d 'Raw loopback TCP stream: this machine\'s wire speed'
+complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand help; and not __fish_seen_subcommand_from pub sub latency baseline connections idle help" -f -a "connections" -d 'Open many subscribed connections at once; report how long they took (and, with --nsqd-pid, nsqd\'s memory per connection)'
+complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand help; and not __fish_seen_subcommand_from pub sub latency baseline connections idle help" -f -a "idle" -d 'Create many topics (each with its channels) over HTTP, then measure nsqd\'s CPU and memory while nothing happens (needs --nsqd-pid)'
+complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand help; and not __fish_seen_subcommand_from pub sub latency baseline connections idle help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -190,3 +190,41 @@ fn connections_mode_and_daemon_cost() {
     assert_eq!(code, 1);
     assert!(err.contains("pid 0"), "{err}");
 }
+
+/// `idle` creates the topics with their channels, then reports nsqd's CPU
+/// while idle; it needs the pid.
+#[test]
+fn idle_mode_creates_topics_and_reports_idle_cpu() {
+    let nsqd = Nsqd::start(&[]);
+    let http = nsqd.http.to_string();
+    let pid = nsqd.pid().to_string();
+    let (code, out, err) = bench(&[
+        "idle",
+        "--nsqd-http-address",
+        &http,
+        "--topics",
+        "20",
+        "--channels",
+        "2",
+        "--runfor",
+        "200ms",
+        "--nsqd-pid",
+        &pid,
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let r = &json_lines(&out)[0];
+    assert_eq!(r["mode"], "idle");
+    assert!(r["idle_cpu_percent"].as_f64().is_some(), "{r}");
+    assert!(r["daemon"]["rss_bytes"].as_u64().unwrap() > 0, "{r}");
+    let stats = nsqd.stats();
+    let topics = stats["topics"].as_array().unwrap();
+    assert_eq!(topics.len(), 20);
+    assert!(topics
+        .iter()
+        .all(|t| t["channels"].as_array().unwrap().len() == 2));
+
+    let (code, _, err) = bench(&["idle", "--nsqd-http-address", &http]);
+    assert_eq!(code, 1);
+    assert!(err.contains("idle needs --nsqd-pid"), "{err}");
+}
