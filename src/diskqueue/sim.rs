@@ -586,7 +586,10 @@ mod tests {
         assert!(torn > 0 && grown > 0, "torn {torn}, grown {grown}");
         // The simulator's own counts agree that it tore and lost writes.
         assert_eq!(counted.crashes, 200);
-        assert!(counted.torn_writes > 0 && counted.lost_writes > 0, "{counted:?}");
+        assert!(
+            counted.torn_writes > 0 && counted.lost_writes > 0,
+            "{counted:?}"
+        );
     }
 
     #[test]
