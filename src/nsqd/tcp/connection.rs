@@ -9,6 +9,7 @@ use super::super::client_state::ClientHandle;
 use super::super::operations::{Durability, Subscription};
 use super::super::topic::Topic;
 use super::super::Nsqd;
+use super::read_buffer::ReadBuffer;
 use super::{BoxStream, CLIENT_TIMEOUT};
 use crate::protocol::frame::{encode_frame, encode_message_frame};
 use crate::protocol::{
@@ -24,15 +25,15 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 
 /// Stop reading from a client whose unread responses pile up past this.
 const MAX_PENDING_OUTPUT: usize = 4 << 20;
-/// Read buffer growth step.
-const READ_CHUNK: usize = 64 * 1024;
+/// Output and batch buffers larger than this are given back when idle.
+const IDLE_KEEP: usize = 4096;
 
 pub(super) struct Connection {
     pub(super) nsqd: Arc<Nsqd>,
     pub(super) client: Arc<ClientHandle>,
     pub(super) rh: ReadHalf<BoxStream>,
     pub(super) wh: WriteHalf<BoxStream>,
-    pub(super) rbuf: BytesMut,
+    pub(super) rbuf: ReadBuffer,
     pub(super) wbuf: BytesMut,
     pub(super) decoder: CommandDecoder,
     pub(super) heartbeat: Option<Duration>,
@@ -92,7 +93,7 @@ impl Connection {
             client,
             rh,
             wh,
-            rbuf: BytesMut::with_capacity(4096),
+            rbuf: ReadBuffer::new(),
             wbuf: BytesMut::new(),
             decoder,
             heartbeat: Some(CLIENT_TIMEOUT / 2),
@@ -103,7 +104,7 @@ impl Connection {
             flush_now: false,
             closing: false,
             last_command: Instant::now(),
-            batch: Vec::with_capacity(TAKE_BATCH),
+            batch: Vec::new(),
             owed_turn: false,
             pending_pub: None,
             held: VecDeque::new(),
@@ -202,12 +203,7 @@ impl Connection {
                 write_progress = Instant::now();
             }
             let can_read = !eof && self.wbuf.len() < MAX_PENDING_OUTPUT;
-            if can_read && self.rbuf.capacity() - self.rbuf.len() < 4096 {
-                // Message bodies are slices of this buffer, so its chunks are
-                // what queued messages keep alive: large chunks waste little
-                // on commands that straddle a chunk's end.
-                self.rbuf.reserve(READ_CHUNK);
-            }
+            let read_room = if can_read { self.rbuf.prepare() } else { 0 };
 
             tokio::select! {
                 biased;
@@ -231,10 +227,10 @@ impl Connection {
                     }
                     write_progress = Instant::now();
                 }
-                read = self.rh.read_buf(&mut self.rbuf), if can_read => {
-                    if read? == 0 {
-                        eof = true;
-                    }
+                read = self.rh.read_buf(&mut self.rbuf.bytes), if can_read => {
+                    let n = read?;
+                    eof = n == 0;
+                    self.rbuf.note_read(n, read_room);
                 }
                 _ = self.client.wake.notified() => {}
                 _ = self.sync_rounds.changed(), if !self.held.is_empty() => {}
@@ -259,7 +255,10 @@ impl Connection {
                     }
                     write_timer.as_mut().reset(deadline.into());
                 }
-                _ = tick(&mut ticker) => self.respond(HEARTBEAT),
+                _ = tick(&mut ticker) => {
+                    self.shrink_if_quiet();
+                    self.respond(HEARTBEAT);
+                }
             }
         }
     }
@@ -271,11 +270,30 @@ impl Connection {
         self.heartbeat.unwrap_or(CLIENT_TIMEOUT / 2)
     }
 
+    /// Give back buffers a quiet connection does not need (called once per
+    /// heartbeat interval): a burst of traffic should not pin 100 kB to a
+    /// connection that has gone idle.
+    fn shrink_if_quiet(&mut self) {
+        if self.last_command.elapsed() < self.heartbeat.unwrap_or_default() {
+            return;
+        }
+        if self.wbuf.is_empty() && self.wbuf.capacity() > IDLE_KEEP {
+            self.wbuf = BytesMut::new();
+        }
+        if self.batch.is_empty()
+            && self.batch.capacity() * std::mem::size_of::<Message>() > IDLE_KEEP
+        {
+            self.batch = Vec::new();
+        }
+        self.rbuf.shrink();
+        self.held.shrink_to_fit();
+    }
+
     /// Decode and execute every complete command in the read buffer.
     pub(super) async fn process_commands(&mut self, eof: bool) -> Result<(), ConnError> {
         let mut any = false;
         while !self.closing {
-            let decoded = self.decoder.decode_command(&mut self.rbuf, eof);
+            let decoded = self.decoder.decode_command(&mut self.rbuf.bytes, eof);
             if !any && matches!(decoded, Ok(Some(_))) {
                 // One clock read per batch of commands is precise enough
                 // for a deadline of two heartbeat intervals.
@@ -309,6 +327,7 @@ impl Connection {
             }
         }
         self.flush_pubs();
+        self.rbuf.after_commands();
         Ok(())
     }
 
@@ -585,8 +604,8 @@ mod tests {
         // Reads go through the new layer too.
         let nop: Vec<u8> = b"NOP\n".iter().map(|b| !b).collect();
         peer.write_all(&nop).await.unwrap();
-        conn.rbuf.reserve(64);
-        conn.rh.read_buf(&mut conn.rbuf).await.unwrap();
-        assert_eq!(&conn.rbuf[..], b"NOP\n");
+        conn.rbuf.prepare();
+        conn.rh.read_buf(&mut conn.rbuf.bytes).await.unwrap();
+        assert_eq!(&conn.rbuf.bytes[..], b"NOP\n");
     }
 }

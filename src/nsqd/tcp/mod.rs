@@ -23,6 +23,7 @@
 mod cmd;
 mod connection;
 pub mod negotiate;
+mod read_buffer;
 
 use super::Nsqd;
 use crate::protocol::frame::encode_frame;

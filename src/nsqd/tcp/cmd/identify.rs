@@ -77,7 +77,7 @@ impl Connection {
         let config = self.nsqd.tls.clone().expect("checked by the caller");
         let acceptor = tokio_rustls::TlsAcceptor::from(config);
         // Bytes already read past IDENTIFY start the client's handshake.
-        let early = self.rbuf.split().freeze();
+        let early = self.rbuf.bytes.split().freeze();
         let session = Arc::new(parking_lot::Mutex::new((
             String::new(),
             String::new(),
