@@ -169,6 +169,17 @@ pub struct DiskQueue<S: Storage = Fs> {
     synced_seq: u64,
     /// Number of the last metadata write planned.
     meta_seq: u64,
+    /// While opening: this queue's files as listed then (see
+    /// [`Storage::list_prefixed`]).
+    open_files: Option<Vec<std::ffi::OsString>>,
+}
+
+impl<S: Storage> Drop for DiskQueue<S> {
+    /// Closed or deleted: its files may be opened again, and must be
+    /// listed afresh then (see [`Storage::list_prefixed`]).
+    fn drop(&mut self) {
+        self.storage.forget_listing(&self.names.dir);
+    }
 }
 
 /// Where a record starts: segment number and offset.
@@ -227,7 +238,9 @@ impl<S: Storage> DiskQueue<S> {
             synced: None,
             synced_seq: 0,
             meta_seq: 0,
+            open_files: None,
         };
+        q.open_files = Some(q.storage.list_prefixed(dir, &format!("{name}."))?);
         q.recover()?;
         q.first_undeleted = q.read_file_num;
         q.remove_leftovers();
@@ -379,7 +392,7 @@ impl<S: Storage> DiskQueue<S> {
         // in a power cut). Reading resumes with the first one there, and
         // the depth the metadata gave counts them: count again.
         let (read, write) = (self.read_file_num, self.write_file_num);
-        let present = self.names.list_segments(&self.storage)?;
+        let present = self.segments()?;
         let present: Vec<u64> = present
             .into_iter()
             .filter(|n| (read..write).contains(n))
@@ -447,7 +460,7 @@ impl<S: Storage> DiskQueue<S> {
         let (file_num, pos) = durable;
         let mut cut = 0;
         let mut removed = false;
-        for num in self.names.list_segments(&self.storage)? {
+        for num in self.segments()? {
             let path = self.names.segment(num);
             if num > file_num {
                 cut += self.storage.len(&path).unwrap_or(0);
@@ -480,7 +493,7 @@ impl<S: Storage> DiskQueue<S> {
     /// given again.
     fn continue_after(&mut self, durable: Position) -> io::Result<()> {
         let next = durable.0 + 1;
-        let segments = self.names.list_segments(&self.storage)?;
+        let segments = self.segments()?;
         if !segments.iter().any(|&n| n >= self.read_file_num) {
             self.read_file_num = next;
             self.read_pos = 0;
@@ -500,7 +513,7 @@ impl<S: Storage> DiskQueue<S> {
     /// only. Sync them now, before the sync record claims them.
     fn sync_unrecorded(&mut self, durable: Position) -> io::Result<bool> {
         let mut synced = false;
-        for num in self.names.list_segments(&self.storage)? {
+        for num in self.segments()? {
             let path = self.names.segment(num);
             if num > durable.0
                 || num == durable.0 && self.storage.len(&path).unwrap_or(0) > durable.1
@@ -515,12 +528,35 @@ impl<S: Storage> DiskQueue<S> {
         Ok(synced)
     }
 
+    /// Every segment number on disk, ascending. While opening, from the
+    /// listing taken then and the write segments the opening may have
+    /// created since, each checked to be there still (one `stat` each
+    /// instead of reading a directory of, perhaps, 40,000 files).
+    fn segments(&self) -> io::Result<Vec<u64>> {
+        let Some(files) = &self.open_files else {
+            return self.names.list_segments(&self.storage);
+        };
+        let mut nums: Vec<u64> = files
+            .iter()
+            .filter_map(|n| self.names.segment_number(n.to_str()?))
+            .chain([self.write_file_num, self.write_file_num + 1])
+            .collect();
+        nums.sort_unstable();
+        nums.dedup();
+        nums.retain(|&n| self.storage.exists(&self.names.segment(n)));
+        Ok(nums)
+    }
+
     /// Files a crash left behind: segments before the read position (read
     /// and released, but their removal was undone) and temporary metadata
     /// files whose rename did not happen.
     fn remove_leftovers(&mut self) {
-        let Ok(names) = self.storage.list(&self.names.dir) else {
-            return;
+        let names = match self.open_files.take() {
+            Some(names) => names,
+            None => match self.storage.list(&self.names.dir) {
+                Ok(names) => names,
+                Err(_) => return,
+            },
         };
         let meta = self.names.meta();
         let tmp_prefix = format!(
@@ -547,6 +583,8 @@ impl<S: Storage> DiskQueue<S> {
                     ));
                     self.dir_changed = true;
                 }
+                // Already gone: removed while opening (cut off, set aside).
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => self.warn(format_args!("cannot remove {}: {e}", path.display())),
             }
         }
@@ -601,7 +639,7 @@ impl<S: Storage> DiskQueue<S> {
         }
         // Segments after the write segment were started after the last
         // metadata write (rollover without a sync yet): adopt them.
-        let last_segment = self.names.list_segments(&self.storage)?.last().copied();
+        let last_segment = self.segments()?.last().copied();
         if let Some(last) = last_segment.filter(|&n| n > m.write_file_num) {
             self.warn(format_args!(
                 "segments up to {last} were written after the last metadata update: reading them too"
@@ -617,7 +655,7 @@ impl<S: Storage> DiskQueue<S> {
     /// write after the last one. Messages read before may come again
     /// (at-least-once), none is lost.
     fn rebuild_from_segments(&mut self) -> io::Result<()> {
-        let segments = self.names.list_segments(&self.storage)?;
+        let segments = self.segments()?;
         let (Some(&first), Some(&last)) = (segments.first(), segments.last()) else {
             return Ok(()); // a new, empty queue
         };

@@ -3,11 +3,13 @@
 //! power (see `sim.rs`). [`Fs`], the real file system, is the default type
 //! parameter everywhere: production code names neither.
 
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Where files live. Paths are absolute or relative to the process, as
 /// for `std::fs`; every file is in one directory per queue.
@@ -26,6 +28,21 @@ pub trait Storage: Clone + Send + Sync + 'static {
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// The names of the files in `dir`.
     fn list(&self, dir: &Path) -> io::Result<Vec<OsString>>;
+    /// The names in `dir` starting with `prefix`: the files of one queue,
+    /// looked up when it is opened. A queue's files are created only by
+    /// that queue while it is open, so one listing of the directory can
+    /// answer for every queue not opened since it was taken; a queue that
+    /// is closed or deleted calls [`forget_listing`](Self::forget_listing).
+    /// [`Fs`] keeps such a listing: opening 10,000 topics then reads the
+    /// directory once, not 10,000 times. This default lists every time.
+    fn list_prefixed(&self, dir: &Path, prefix: &str) -> io::Result<Vec<OsString>> {
+        let mut names = self.list(dir)?;
+        names.retain(|n| n.to_str().is_some_and(|n| n.starts_with(prefix)));
+        Ok(names)
+    }
+    /// Files in `dir` changed other than by a queue's opening: the next
+    /// [`list_prefixed`](Self::list_prefixed) reads the directory again.
+    fn forget_listing(&self, _dir: &Path) {}
     /// Make the creations, renames and removals in `dir` durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
     /// Replace `path` by `contents` at once: temporary file, fsync, rename
@@ -60,6 +77,10 @@ pub trait StorageFile: Send + Sync + 'static {
     /// Make the contents (and length) durable: `fdatasync`.
     fn sync_data(&self) -> io::Result<()>;
 }
+
+/// [`Fs`]'s directory listings, sorted, by directory.
+static LISTINGS: parking_lot::Mutex<Option<HashMap<PathBuf, Arc<Vec<String>>>>> =
+    parking_lot::Mutex::new(None);
 
 /// The real file system.
 #[derive(Debug, Clone, Copy, Default)]
@@ -108,6 +129,40 @@ impl Storage for Fs {
             .collect()
     }
 
+    fn list_prefixed(&self, dir: &Path, prefix: &str) -> io::Result<Vec<OsString>> {
+        let listing = {
+            let mut guard = LISTINGS.lock();
+            let listings = guard.get_or_insert_with(HashMap::new);
+            match listings.get(dir) {
+                Some(l) => l.clone(),
+                None => {
+                    // Queue names are ASCII: other names are no queue's.
+                    let mut names: Vec<String> = self
+                        .list(dir)?
+                        .into_iter()
+                        .filter_map(|n| n.into_string().ok())
+                        .collect();
+                    names.sort_unstable();
+                    let l = Arc::new(names);
+                    listings.insert(dir.to_path_buf(), l.clone());
+                    l
+                }
+            }
+        };
+        let from = listing.partition_point(|n| n.as_str() < prefix);
+        Ok(listing[from..]
+            .iter()
+            .take_while(|n| n.starts_with(prefix))
+            .map(OsString::from)
+            .collect())
+    }
+
+    fn forget_listing(&self, dir: &Path) {
+        if let Some(listings) = LISTINGS.lock().as_mut() {
+            listings.remove(dir);
+        }
+    }
+
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         File::open(dir)?.sync_all()
     }
@@ -151,6 +206,33 @@ impl StorageFile for File {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fs_answers_queue_files_from_one_listing_until_told_to_forget() {
+        let dir = tempfile::tempdir().unwrap();
+        let touch = |name: &str| std::fs::write(dir.path().join(name), b"").unwrap();
+        touch("a.diskqueue.000000.dat");
+        touch("ab.diskqueue.000000.dat");
+        touch("b.diskqueue.meta.dat");
+        let names = |prefix| {
+            let mut v: Vec<String> = Fs
+                .list_prefixed(dir.path(), prefix)
+                .unwrap()
+                .into_iter()
+                .map(|n| n.into_string().unwrap())
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(names("a."), ["a.diskqueue.000000.dat"]);
+        assert_eq!(names("b."), ["b.diskqueue.meta.dat"]);
+        // Not read again: a file made behind its back is not seen...
+        touch("c.diskqueue.000000.dat");
+        assert!(names("c.").is_empty());
+        // ...until a queue closes and the listing is forgotten.
+        Fs.forget_listing(dir.path());
+        assert_eq!(names("c."), ["c.diskqueue.000000.dat"]);
+    }
 
     #[test]
     fn boot_id_is_read_on_linux() {

@@ -41,6 +41,8 @@ pub struct Nsqd {
     unhealthy: AtomicBool,
     /// Serialises `nsqd.dat` writes; true while loading it (no writes then).
     metadata_lock: Mutex<bool>,
+    /// Wakes the metadata writer (`run_metadata_writer`).
+    metadata_wanted: tokio::sync::Notify,
     /// Held for the life of the process: one nsqd per data path.
     _data_path_lock: Option<std::fs::File>,
     /// Bumped after every sync round, to wake publishers awaiting one.
@@ -123,7 +125,7 @@ impl Nsqd {
         if let Some(saved) = saved {
             nsqd.restore(saved);
         }
-        nsqd.persist_metadata();
+        nsqd.write_metadata();
         Ok(nsqd)
     }
 
@@ -153,6 +155,7 @@ impl Nsqd {
             health: Mutex::new(None),
             unhealthy: AtomicBool::new(false),
             metadata_lock: Mutex::new(false),
+            metadata_wanted: tokio::sync::Notify::new(),
             _data_path_lock: lock,
             sync_rounds: watch::channel(0).0,
             lookup_events: tokio::sync::broadcast::channel(4096).0,
@@ -204,8 +207,35 @@ impl Nsqd {
         *self.metadata_lock.lock() = false;
     }
 
-    /// Write `nsqd.dat` with the durable topics and channels as they are now.
+    /// Have `nsqd.dat` rewritten soon, in the background (as NSQ does).
+    /// The file lists every topic and channel, so writing it for each of
+    /// 10,000 topics created one after the other cost minutes; requests
+    /// that come while a write runs share the next one. A topic or channel
+    /// created just before a crash and missing from the file loses nothing:
+    /// its queue files stay, and are found when it is created again.
     pub fn persist_metadata(&self) {
+        if self.factory.disk.is_some() {
+            self.metadata_wanted.notify_one();
+        }
+    }
+
+    /// Write `nsqd.dat` whenever [`persist_metadata`](Self::persist_metadata)
+    /// asks, until shutdown (which writes it once more, in `close`).
+    pub async fn run_metadata_writer(self: Arc<Self>) {
+        loop {
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return,
+                _ = self.metadata_wanted.notified() => {}
+            }
+            let nsqd = self.clone();
+            if let Err(e) = tokio::task::spawn_blocking(move || nsqd.write_metadata()).await {
+                tracing::error!("metadata writer failed: {e}");
+            }
+        }
+    }
+
+    /// Write `nsqd.dat` with the durable topics and channels as they are now.
+    pub fn write_metadata(&self) {
         if self.factory.disk.is_none() {
             return;
         }
@@ -525,7 +555,7 @@ impl Nsqd {
     /// Shutdown: record the topology, then put every queued, in-flight and
     /// deferred message on disk so that it is delivered after a restart.
     pub fn close(&self) {
-        self.persist_metadata();
+        self.write_metadata();
         for topic in self.topics() {
             if let Err(e) = topic.persist() {
                 tracing::error!("TOPIC({}): failed to persist messages: {e}", topic.name);

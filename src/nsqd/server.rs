@@ -111,6 +111,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
     }
     tracker.spawn(nsqd.clone().run_timers());
     tracker.spawn(nsqd.clone().run_syncer());
+    tracker.spawn(nsqd.clone().run_metadata_writer());
     super::lookup::start(&nsqd, &tracker);
     tracker.spawn(super::statsd::run(nsqd.clone()));
     Ok(Running {

@@ -121,13 +121,15 @@ fn per_channel_settings_over_http_persist_in_nsqd_dat() {
         let r = nsqd.http("POST", path, b"");
         assert_eq!((r.status, r.text().as_str()), (status, text), "{path}");
     }
-    let dat = std::fs::read_to_string(nsqd.data.path().join("nsqd.dat")).unwrap();
-    assert!(
-        dat.contains(
-            r#"{"name":"c","paused":false,"max_attempts":1,"dead_letter_topic":"graveyard"}"#
-        ),
-        "{dat}"
-    );
+    // nsqd.dat is written in the background, soon after the change.
+    let dat_path = nsqd.data.path().join("nsqd.dat");
+    wait_until("nsqd.dat to hold the channel's settings", || {
+        std::fs::read_to_string(&dat_path).is_ok_and(|dat| {
+            dat.contains(
+                r#"{"name":"c","paused":false,"max_attempts":1,"dead_letter_topic":"graveyard"}"#,
+            )
+        })
+    });
     assert!(nsqd.stop().success());
     let nsqd = Nsqd::start_in(nsqd.into_data(), &[]);
     let ch = nsqd.channel_stats("t", "c").unwrap();
