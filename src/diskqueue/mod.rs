@@ -164,7 +164,9 @@ pub struct DiskQueue<S: Storage = Fs> {
     /// to the owner's deferred store), by where they start.
     skip: std::collections::BTreeSet<Position>,
     /// The sync record (see `synced.rs`), once opened.
-    synced: Option<Arc<S::File>>,
+    /// (Opened by each job that writes it, not held: 10,000 idle topics
+    /// must not hold 20,000 descriptors.)
+    synced: Option<PathBuf>,
     /// Sequence number of the last sync record planned.
     synced_seq: u64,
     /// Number of the last metadata write planned.
@@ -434,7 +436,7 @@ impl<S: Storage> DiskQueue<S> {
             // found without it.
             self.storage.sync_dir(&self.names.dir)?;
         }
-        self.synced = Some(Arc::new(file));
+        self.synced = Some(self.names.synced());
         Ok(())
     }
 
@@ -1322,9 +1324,9 @@ struct Part<S: Storage> {
     dir: Option<PathBuf>,
     /// Where, what, and its number (newer metadata is never overwritten).
     meta: Option<(PathBuf, Meta, u64)>,
-    /// The sync record's file, and the sequence number and position to
+    /// The sync record's path, and the sequence number and position to
     /// record there.
-    record: Option<(Arc<S::File>, u64, Position)>,
+    record: Option<(PathBuf, u64, Position)>,
     state: Arc<SyncState>,
     seq: u64,
 }
@@ -1382,8 +1384,9 @@ impl<S: Storage> SyncJob<S> {
                     *meta_written = *n;
                 }
             }
-            if let Some((file, seq, durable)) = &part.record {
+            if let Some((path, seq, durable)) = &part.record {
                 if confirmed.seq < *seq {
+                    let file = self.storage.open_write(path, false)?;
                     let slot = 1 - confirmed.slot;
                     let w = synced::durable_write(slot, *seq, *durable);
                     file.write_all_at(&w.bytes, w.at)?;

@@ -1048,3 +1048,40 @@ fn deferred_due_time_survives_a_clean_restart() {
         published.elapsed()
     );
 }
+
+/// Idle durable topics and channels hold no file open (a queue opens its
+/// files when it has something to read or write, and its sync record only
+/// while syncing): 10,000 topics must fit a default descriptor limit, and
+/// must come back after a restart.
+#[test]
+fn idle_queues_hold_no_file_descriptors() {
+    let nsqd = Nsqd::start(&[]);
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{}/fd", nsqd.pid()))
+            .unwrap()
+            .count()
+    };
+    let before = fds();
+    for i in 0..200 {
+        for path in [
+            format!("/topic/create?topic=idle{i}"),
+            format!("/channel/create?topic=idle{i}&channel=c"),
+        ] {
+            assert_eq!(nsqd.http("POST", &path, b"").status, 200, "{path}");
+        }
+    }
+    // Let the background syncer visit them all once.
+    wait_until("every queue's sync record to exist", || {
+        (0..200).all(|i| {
+            nsqd.data
+                .path()
+                .join(format!("idle{i}:c.nsqrs-synced.dat"))
+                .exists()
+        })
+    });
+    let after = fds();
+    assert!(
+        after < before + 20,
+        "{before} descriptors before, {after} with 400 idle queues"
+    );
+}
