@@ -71,15 +71,23 @@ pub fn init_tool(name: &'static str) {
         .try_init();
 }
 
-/// Install the logger; `prefix` is e.g. `"[nsqd] "`.
+/// The installed logger's level setter (see [`set_level`]).
+static SET_LEVEL: std::sync::OnceLock<Box<dyn Fn(Level) + Send + Sync>> =
+    std::sync::OnceLock::new();
+
+/// Install the logger; `prefix` is e.g. `"[nsqd] "`. Its level can be
+/// changed later with [`set_level`] (nsqd's `PUT /config/log_level`).
 pub fn init(prefix: &str, level: Level) {
-    let _ = tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_writer(std::io::stderr)
-        .event_format(NsqFormat {
-            prefix: prefix.to_string(),
-        })
-        .try_init();
+    let set = init_reloadable(prefix, level);
+    let _ = SET_LEVEL.set(Box::new(set));
+}
+
+/// Change the level of the logger [`init`] installed, at once (no-op
+/// without one, as in tests that embed the engine).
+pub fn set_level(level: Level) {
+    if let Some(set) = SET_LEVEL.get() {
+        set(level);
+    }
 }
 
 /// Install the logger with a level that can be changed later (nsqadmin's
