@@ -11,15 +11,22 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use std::collections::HashMap;
 
-/// Check a request against a route table (path, allowed method). `Some`
-/// is the response to send instead: 404, 405, or NSQ's redirect of a known
-/// path with a trailing slash.
+/// Check a request against a route table (path, allowed method; a path
+/// may appear once per method, and a `:name` segment matches any non-empty
+/// segment, as httprouter's parameters do). `Some` is the response to send
+/// instead: 404, 405, or NSQ's redirect of a known path with a trailing
+/// slash.
 pub fn route_rejection(routes: &[(&str, Method)], req: &Request) -> Option<Response> {
     let path = req.uri().path();
     let method = req.method();
-    let Some((_, allowed)) = routes.iter().find(|(p, _)| *p == path) else {
+    let allowed: Vec<&Method> = routes
+        .iter()
+        .filter(|(p, _)| path_matches(p, path))
+        .map(|(_, m)| m)
+        .collect();
+    if allowed.is_empty() {
         if let Some(trimmed) = path.strip_suffix('/') {
-            if routes.iter().any(|(p, _)| *p == trimmed) {
+            if routes.iter().any(|(p, _)| path_matches(p, trimmed)) {
                 let status = if method == Method::GET {
                     StatusCode::MOVED_PERMANENTLY
                 } else {
@@ -35,8 +42,35 @@ pub fn route_rejection(routes: &[(&str, Method)], req: &Request) -> Option<Respo
             }
         }
         return Some(error(StatusCode::NOT_FOUND, "NOT_FOUND"));
-    };
-    (method != allowed).then(|| error(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED"))
+    }
+    (!allowed.contains(&method))
+        .then(|| error(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED"))
+}
+
+/// Whether `path` matches a route `pattern` (`:name` segments match any
+/// non-empty segment).
+pub fn path_matches(pattern: &str, path: &str) -> bool {
+    if !pattern.contains(':') {
+        return pattern == path;
+    }
+    let (mut want, mut got) = (pattern.split('/'), path.split('/'));
+    loop {
+        match (want.next(), got.next()) {
+            (None, None) => return true,
+            (Some(w), Some(g)) if w.starts_with(':') && !g.is_empty() => {}
+            (Some(w), Some(g)) if w == g => {}
+            _ => return false,
+        }
+    }
+}
+
+/// The value of the `:name` segment of `pattern` in `path` (which matches it).
+pub fn path_param<'a>(pattern: &str, path: &'a str, name: &str) -> Option<&'a str> {
+    pattern
+        .split('/')
+        .zip(path.split('/'))
+        .find(|(w, _)| w.strip_prefix(':') == Some(name))
+        .map(|(_, g)| g)
 }
 
 /// `/ping`: plain text, without the NSQ header (as NSQ answers it).
@@ -101,6 +135,34 @@ pub fn ok_text(text: impl Into<Body>) -> Response {
         )
             .into_response(),
     )
+}
+
+/// A `/config/:opt` value: NSQ writes strings as they are (no JSON
+/// quotes, no JSON content type) and everything else as compact JSON.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConfigValue {
+    Text(String),
+    Json(serde_json::Value),
+    /// JSON text already rendered (for numbers Go formats differently
+    /// from serde_json, such as `1` for the float 1.0).
+    RawJson(String),
+}
+
+impl ConfigValue {
+    pub fn into_response(self) -> Response {
+        match self {
+            ConfigValue::Text(s) => ok_text(s),
+            ConfigValue::Json(v) => ok_json(&v),
+            ConfigValue::RawJson(s) => with_nsq_header(
+                (
+                    StatusCode::OK,
+                    [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+                    s,
+                )
+                    .into_response(),
+            ),
+        }
+    }
 }
 
 pub fn ok_empty() -> Response {

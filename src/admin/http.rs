@@ -12,9 +12,9 @@ use super::assets;
 use super::cluster::{Cluster, Sources};
 use super::history::Summary;
 use super::notify::{basic_auth_user, AdminAction, Notifier};
-use super::options::{Cidr, ConfigValue, LogLevel, Options};
+use super::options::{Cidr, LogLevel, Options};
 use super::types::*;
-use crate::http_api::{error, ok_json, ok_text, Query};
+use crate::http_api::{error, ok_json, Query};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
@@ -893,8 +893,7 @@ async fn config(ctx: &Ctx, body: Body, opt: &str) -> Response {
         *ctx.admin.opts.write() = Arc::new(new);
     }
     match ctx.admin.opts().config_value(opt) {
-        Some(ConfigValue::Text(s)) => ok_text(s),
-        Some(ConfigValue::Json(v)) => ok_json(&v),
+        Some(value) => value.into_response(),
         None => fail(StatusCode::BAD_REQUEST, "INVALID_OPTION"),
     }
 }

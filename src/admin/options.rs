@@ -311,12 +311,7 @@ impl Options {
     }
 }
 
-/// A `/config` value: NSQ writes strings as they are and the rest as JSON.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ConfigValue {
-    Text(String),
-    Json(serde_json::Value),
-}
+pub use crate::http_api::ConfigValue;
 
 /// NSQ's base-path rule: a leading slash, then cleaned (`/a/b/` → `/a/b`).
 pub fn normalize_base_path(p: &str) -> String {
