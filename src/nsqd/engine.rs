@@ -50,8 +50,14 @@ pub struct Nsqd {
     /// Topic and channel changes, for the nsqlookupd connections.
     lookup_events: tokio::sync::broadcast::Sender<LookupEvent>,
     /// What each connected nsqlookupd said in its IDENTIFY response, by
-    /// its `--lookupd-tcp-address`.
-    lookupd_info: Mutex<BTreeMap<String, LookupdInfo>>,
+    /// the id of the task that keeps its connection.
+    lookupd_info: Mutex<BTreeMap<u64, LookupdInfo>>,
+    /// The nsqlookupds to register with: `--lookupd-tcp-address`, replaced
+    /// by `PUT /config/nsqlookupd_tcp_addresses` (`None` once set to JSON
+    /// `null`, which NSQ keeps and shows as `null`).
+    lookupd_addresses: watch::Sender<Option<Vec<String>>>,
+    /// `--log-level`, changed by `PUT /config/log_level`.
+    log_level: Mutex<super::options::LogLevel>,
     pub start_time: i64,
     pub started: Instant,
     pub addrs: OnceLock<BoundAddrs>,
@@ -143,6 +149,8 @@ impl Nsqd {
             disk,
             sync_wake: Arc::new(Notify::new()),
         });
+        let lookupd_addresses = watch::channel(Some(opts.lookupd_tcp_addresses.clone())).0;
+        let log_level = Mutex::new(opts.daemon.log_level);
         Arc::new_cyclic(|me| Nsqd {
             me: me.clone(),
             tls,
@@ -160,6 +168,8 @@ impl Nsqd {
             sync_rounds: watch::channel(0).0,
             lookup_events: tokio::sync::broadcast::channel(4096).0,
             lookupd_info: Mutex::new(BTreeMap::new()),
+            lookupd_addresses,
+            log_level,
             start_time: crate::sys::unix_seconds(),
             started: Instant::now(),
             addrs: OnceLock::new(),
@@ -307,7 +317,7 @@ impl Nsqd {
             topic: name.to_string(),
             channel: None,
         });
-        if !restoring && !self.opts.lookupd_tcp_addresses.is_empty() {
+        if !restoring && !self.lookupd_addresses().is_empty() {
             if let (Ok(rt), Some(me)) = (tokio::runtime::Handle::try_current(), self.me.upgrade()) {
                 rt.spawn(super::lookup::precreate_channels(me, topic.clone()));
             }
@@ -352,10 +362,67 @@ impl Nsqd {
         out
     }
 
-    pub fn set_lookupd_info(&self, tcp_address: &str, info: LookupdInfo) {
-        self.lookupd_info
-            .lock()
-            .insert(tcp_address.to_string(), info);
+    pub fn set_lookupd_info(&self, peer: u64, info: LookupdInfo) {
+        self.lookupd_info.lock().insert(peer, info);
+    }
+
+    /// A removed nsqlookupd is no longer asked about channels.
+    pub fn forget_lookupd_info(&self, peer: u64) {
+        self.lookupd_info.lock().remove(&peer);
+    }
+
+    /// The nsqlookupd TCP addresses as set now (flag or `/config`).
+    pub fn lookupd_addresses(&self) -> Vec<String> {
+        self.lookupd_addresses.borrow().clone().unwrap_or_default()
+    }
+
+    /// The addresses as `/config` shows them (`None`: JSON `null`).
+    pub fn lookupd_addresses_setting(&self) -> Option<Vec<String>> {
+        self.lookupd_addresses.borrow().clone()
+    }
+
+    /// Follow the nsqlookupd addresses as they change.
+    pub fn watch_lookupd_addresses(&self) -> watch::Receiver<Option<Vec<String>>> {
+        self.lookupd_addresses.subscribe()
+    }
+
+    /// Replace the nsqlookupd addresses: new ones are connected to (and
+    /// told about every topic and channel), removed ones disconnected.
+    pub fn set_lookupd_addresses(&self, addresses: Option<Vec<String>>) {
+        self.lookupd_addresses.send_replace(addresses);
+    }
+
+    /// The TCP port registered with nsqlookupd: `--broadcast-tcp-port`, or
+    /// the port bound (0 before binding).
+    pub fn broadcast_tcp_port(&self) -> u16 {
+        match self.opts.broadcast_tcp_port {
+            0 => self.addrs.get().map(|a| a.tcp.port()).unwrap_or(0),
+            p => p,
+        }
+    }
+
+    /// The HTTP port registered with nsqlookupd (and in the statsd prefix):
+    /// `--broadcast-http-port`, or the port bound (0 without one).
+    pub fn broadcast_http_port(&self) -> u16 {
+        match self.opts.broadcast_http_port {
+            0 => self
+                .addrs
+                .get()
+                .and_then(|a| a.http)
+                .map(|a| a.port())
+                .unwrap_or(0),
+            p => p,
+        }
+    }
+
+    pub fn log_level(&self) -> super::options::LogLevel {
+        *self.log_level.lock()
+    }
+
+    /// Change the log level, at once.
+    pub fn set_log_level(&self, level: super::options::LogLevel) {
+        *self.log_level.lock() = level;
+        crate::logging::set_level(level.as_tracing());
     }
 
     /// HTTP addresses of the nsqlookupds that have identified themselves.

@@ -70,7 +70,12 @@ const ROUTES: &[(&str, Method)] = &[
     ("/channel/unpause", Method::POST),
     ("/channel/config", Method::POST),
     ("/channel/peek", Method::GET),
+    (CONFIG, Method::GET),
+    (CONFIG, Method::PUT),
 ];
+
+/// `/config/:opt`, as NSQ routes it.
+const CONFIG: &str = "/config/:opt";
 
 async fn dispatch(State(api): State<Api>, req: Request) -> Response {
     let nsqd = &api.nsqd;
@@ -108,7 +113,10 @@ async fn dispatch(State(api): State<Api>, req: Request) -> Response {
         "/channel/unpause" => channel_action(nsqd, auth, &query, ChannelAction::Unpause),
         "/channel/config" => channel_config(nsqd, auth, &query),
         "/channel/peek" => channel_peek(nsqd, auth, &query),
-        _ => Err(ApiError(StatusCode::NOT_FOUND, "NOT_FOUND")),
+        p => match crate::http_api::path_param(CONFIG, p, "opt") {
+            Some(opt) => config(nsqd, auth, opt, req).await,
+            None => Err(ApiError(StatusCode::NOT_FOUND, "NOT_FOUND")),
+        },
     };
     match result {
         Ok(resp) => resp,
@@ -399,6 +407,31 @@ fn split_binary(body: &Bytes, max_msg: usize, max_body: usize) -> Result<Vec<Byt
         pos = end;
     }
     Ok(out)
+}
+
+/// `GET /config/:opt` answers an option's value; `PUT` changes
+/// `nsqlookupd_tcp_addresses` or `log_level` and answers the new value.
+/// The body is checked before the name, as NSQ does: empty or over
+/// `--max-msg-size` is 413 `INVALID_VALUE`.
+async fn config(
+    nsqd: &Nsqd,
+    auth: Option<&Authorization>,
+    opt: &str,
+    req: Request,
+) -> ApiResult {
+    // Behind --auth-required: nsqd's settings are everyone's business, so
+    // an admin grant for every topic and channel (`.*`) is needed.
+    permit(auth, Permission::Admin, "", "")?;
+    if req.method() == Method::PUT {
+        let body = read_body(req, nsqd.settings.max_msg_size, "INVALID_VALUE").await?;
+        if body.is_empty() {
+            return Err(ApiError(StatusCode::PAYLOAD_TOO_LARGE, "INVALID_VALUE"));
+        }
+        super::config::set(nsqd, opt, &body)?;
+    }
+    super::config::value(nsqd, opt)
+        .map(|v| v.into_response())
+        .ok_or(ApiError(StatusCode::BAD_REQUEST, "INVALID_OPTION"))
 }
 
 /// Prometheus text format (version 0.0.4).

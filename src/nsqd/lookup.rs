@@ -5,6 +5,11 @@
 //! not up yet) is retried with backoff, and everything is registered again
 //! on each new connection; NSQ retries only on its next ping, so a
 //! restarted lookupd waits up to 15 s to learn about it.
+//!
+//! The set of nsqlookupds can change at run time (`PUT
+//! /config/nsqlookupd_tcp_addresses`): a supervisor starts a task for each
+//! new address and stops the task of each removed one, which closes its
+//! connection at once (so that nsqlookupd drops this nsqd).
 
 use super::Nsqd;
 use crate::protocol::lookup::{self, PeerIdentity};
@@ -15,6 +20,8 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// How often each lookupd is pinged (NSQ's fixed interval).
 const PING_INTERVAL: Duration = Duration::from_secs(15);
@@ -73,39 +80,90 @@ enum PeerError {
     TooBig(i32),
 }
 
-/// Start one task per configured lookupd.
-pub fn start(nsqd: &Arc<Nsqd>, tracker: &tokio_util::task::TaskTracker) {
-    for addr in &nsqd.opts.lookupd_tcp_addresses {
-        tracing::info!("LOOKUP({addr}): adding peer");
-        let events = nsqd.lookup_events();
-        tracker.spawn(peer_loop(nsqd.clone(), addr.clone(), events));
+/// Start the supervisor of the nsqlookupd connections.
+pub fn start(nsqd: &Arc<Nsqd>, tracker: &TaskTracker) {
+    tracker.spawn(supervise(nsqd.clone(), tracker.clone()));
+}
+
+/// Keep one connection task per nsqlookupd address, following changes to
+/// the addresses until shutdown. A repeated address gets one connection.
+async fn supervise(nsqd: Arc<Nsqd>, tracker: TaskTracker) {
+    let mut addresses = nsqd.watch_lookupd_addresses();
+    let mut peers: Vec<(String, CancellationToken)> = Vec::new();
+    let mut next_id = 0u64;
+    loop {
+        let wanted = addresses.borrow_and_update().clone().unwrap_or_default();
+        peers.retain(|(addr, stop)| {
+            let keep = wanted.contains(addr);
+            if !keep {
+                tracing::info!("LOOKUP({addr}): removing peer");
+                stop.cancel();
+            }
+            keep
+        });
+        for addr in wanted {
+            if peers.iter().any(|(a, _)| *a == addr) {
+                continue;
+            }
+            tracing::info!("LOOKUP({addr}): adding peer");
+            let stop = nsqd.shutdown.child_token();
+            next_id += 1;
+            let events = nsqd.lookup_events();
+            tracker.spawn(peer_loop(
+                nsqd.clone(),
+                next_id,
+                addr.clone(),
+                events,
+                stop.clone(),
+            ));
+            peers.push((addr, stop));
+        }
+        tokio::select! {
+            _ = nsqd.shutdown.cancelled() => return,
+            changed = addresses.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+        }
     }
 }
 
-async fn peer_loop(nsqd: Arc<Nsqd>, addr: String, mut events: broadcast::Receiver<LookupEvent>) {
+/// Keep a connection to the nsqlookupd at `addr` until `stop`.
+async fn peer_loop(
+    nsqd: Arc<Nsqd>,
+    id: u64,
+    addr: String,
+    mut events: broadcast::Receiver<LookupEvent>,
+    stop: CancellationToken,
+) {
+    tokio::select! {
+        _ = stop.cancelled() => {}
+        _ = keep_connected(&nsqd, id, &addr, &mut events) => {}
+    }
+    // Dropping the connection (with the future above) closed it.
+    nsqd.forget_lookupd_info(id);
+}
+
+async fn keep_connected(
+    nsqd: &Arc<Nsqd>,
+    id: u64,
+    addr: &str,
+    events: &mut broadcast::Receiver<LookupEvent>,
+) {
     let mut retry = RETRY_MIN;
     loop {
-        let connected = tokio::select! {
-            _ = nsqd.shutdown.cancelled() => return,
-            c = connect(&nsqd, &addr) => c,
-        };
-        match connected {
+        match connect(nsqd, id, addr).await {
             Ok(peer) => {
                 retry = RETRY_MIN;
-                let result = tokio::select! {
-                    _ = nsqd.shutdown.cancelled() => return,
-                    r = serve(&addr, peer, &mut events) => r,
-                };
-                if let Err(e) = result {
-                    tracing::error!("LOOKUPD({addr}): {e}; reconnecting");
+                match serve(addr, peer, events).await {
+                    Ok(()) => return,
+                    Err(e) => tracing::error!("LOOKUPD({addr}): {e}; reconnecting"),
                 }
             }
             Err(e) => {
                 tracing::error!("LOOKUPD({addr}): cannot connect: {e}");
-                tokio::select! {
-                    _ = nsqd.shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(retry) => {}
-                }
+                tokio::time::sleep(retry).await;
                 retry = (retry * 2).min(RETRY_MAX);
             }
         }
@@ -148,7 +206,7 @@ impl Peer {
 }
 
 /// Connect, IDENTIFY, and register everything nsqd has now.
-async fn connect(nsqd: &Arc<Nsqd>, addr: &str) -> Result<Peer, PeerError> {
+async fn connect(nsqd: &Arc<Nsqd>, id: u64, addr: &str) -> Result<Peer, PeerError> {
     let stream = tokio::time::timeout(IO_TIMEOUT, TcpStream::connect(addr))
         .await
         .map_err(|_| PeerError::Timeout)??;
@@ -158,20 +216,11 @@ async fn connect(nsqd: &Arc<Nsqd>, addr: &str) -> Result<Peer, PeerError> {
         max_response: nsqd.settings.max_body_size.clamp(1024, i32::MAX as usize) as i32,
     };
     let opts = &nsqd.opts;
-    let addrs = nsqd.addrs.get().copied();
-    let tcp_port = match opts.broadcast_tcp_port {
-        0 => addrs.map(|a| a.tcp.port()).unwrap_or(0),
-        p => p,
-    };
-    let http_port = match opts.broadcast_http_port {
-        0 => addrs.and_then(|a| a.http).map(|a| a.port()).unwrap_or(0),
-        p => p,
-    };
     let identify = PeerIdentity {
         broadcast_address: opts.effective_broadcast_address(),
         hostname: crate::sys::hostname(),
-        http_port: i64::from(http_port),
-        tcp_port: i64::from(tcp_port),
+        http_port: i64::from(nsqd.broadcast_http_port()),
+        tcp_port: i64::from(nsqd.broadcast_tcp_port()),
         topology_region: opts.topology_region.clone(),
         topology_zone: opts.topology_zone.clone(),
         version: NSQ_VERSION.to_string(),
@@ -185,7 +234,7 @@ async fn connect(nsqd: &Arc<Nsqd>, addr: &str) -> Result<Peer, PeerError> {
                 info.broadcast_address,
                 info.http_port
             );
-            nsqd.set_lookupd_info(addr, info);
+            nsqd.set_lookupd_info(id, info);
         }
         Err(_) => {
             return Err(PeerError::Refused(
@@ -249,7 +298,7 @@ async fn serve(
 pub async fn precreate_channels(nsqd: Arc<Nsqd>, topic: Arc<super::topic::Topic>) {
     let lookupds = nsqd.lookupd_http_addresses();
     if lookupds.is_empty() {
-        if !nsqd.opts.lookupd_tcp_addresses.is_empty() {
+        if !nsqd.lookupd_addresses().is_empty() {
             tracing::error!(
                 "no available nsqlookupd to query for channels to pre-create for topic {}",
                 topic.name

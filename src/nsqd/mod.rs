@@ -19,6 +19,7 @@ pub(crate) mod auth;
 pub(crate) mod backend;
 pub(crate) mod channel;
 pub(crate) mod client_state;
+pub(crate) mod config;
 pub(crate) mod engine;
 pub(crate) mod http;
 pub(crate) mod https;

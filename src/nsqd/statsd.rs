@@ -168,16 +168,10 @@ pub async fn run(nsqd: Arc<Nsqd>) {
             return;
         }
     };
-    let http_port = nsqd
-        .addrs
-        .get()
-        .and_then(|a| a.http)
-        .map(|a| a.port())
-        .unwrap_or(0);
     let prefix = prefix(
         &opts.statsd_prefix,
         &opts.effective_broadcast_address(),
-        http_port,
+        nsqd.broadcast_http_port(),
     );
     let mut last = HashMap::new();
     let mut ticker = tokio::time::interval_at(

@@ -31,6 +31,7 @@ mod operators;
 mod protocol_props;
 mod relay_tools;
 mod released_shapes;
+mod runtime_config;
 mod stalled_clients;
 mod tls;
 mod tools;

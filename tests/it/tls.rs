@@ -274,20 +274,68 @@ async fn https_get(
     path: &str,
     config: Arc<rustls::ClientConfig>,
 ) -> String {
+    https_request(addr, "GET", path, b"", config).await
+}
+
+/// A request over HTTPS by hand: the whole response as text.
+async fn https_request(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    config: Arc<rustls::ClientConfig>,
+) -> String {
     let tcp = TcpStream::connect(addr).await.unwrap();
     let connector = tokio_rustls::TlsConnector::from(config);
     let mut tls = connector
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
         .await
         .unwrap();
-    tls.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .await
-    .unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    tls.write_all(head.as_bytes()).await.unwrap();
+    tls.write_all(body).await.unwrap();
     let mut out = Vec::new();
     let _ = tls.read_to_end(&mut out).await;
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The HTTPS listener has the same API, `/config` included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runtime_config_over_https() {
+    let pki = Pki::new();
+    let nsqd = start(&pki, &[]);
+    support::wait_until("HTTPS listening", || {
+        nsqd.log_text().contains("HTTPS: listening on ")
+    });
+    let https = nsqd
+        .log_text()
+        .split("HTTPS: listening on ")
+        .nth(1)
+        .and_then(|rest| rest.lines().next())
+        .map(|a| a.trim().parse::<std::net::SocketAddr>().unwrap())
+        .expect("HTTPS address in the log");
+    let put = https_request(
+        https,
+        "PUT",
+        "/config/log_level",
+        b"error",
+        pki.client_config(false),
+    )
+    .await;
+    assert!(put.starts_with("HTTP/1.1 200"), "{put}");
+    assert!(put.ends_with("\r\n\r\n4"), "{put}");
+    let get = https_get(https, "/config/log_level", pki.client_config(false)).await;
+    assert!(get.ends_with("\r\n\r\n4"), "{get}");
+    let http = nsqd.http;
+    let r = tokio::task::spawn_blocking(move || {
+        crate::support::http_request(http, "GET", "/config/log_level", b"")
+    })
+    .await
+    .unwrap();
+    assert_eq!(r.text(), "4");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
