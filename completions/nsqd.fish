@@ -4,13 +4,13 @@ complete -c nsqd -l verbose -d 'Deprecated (no effect); accepted for compatibili
 complete -c nsqd -l log-prefix -d 'Prefix of every log line' -r
 complete -c nsqd -l node-id -d 'Unique part for message IDs, in [0,1024) (default: derived from the hostname)' -r
 complete -c nsqd -l worker-id -d 'Deprecated (no effect); accepted for compatibility' -r
-complete -c nsqd -l tcp-address -d 'Address to listen on for TCP clients (host:port)' -r
-complete -c nsqd -l http-address -d 'Address to listen on for HTTP clients (host:port; empty disables)' -r
-complete -c nsqd -l https-address -d 'Address to listen on for HTTPS clients (used only with --tls-cert and --tls-key)' -r
+complete -c nsqd -l tcp-address -d 'Address to listen on for TCP clients (host:port, or a unix socket path)' -r
+complete -c nsqd -l http-address -d 'Address to listen on for HTTP clients (host:port, or a unix socket path; empty disables)' -r
+complete -c nsqd -l https-address -d 'Address to listen on for HTTPS clients (host:port; used only with --tls-cert and --tls-key)' -r
 complete -c nsqd -l broadcast-address -d 'Address this node is registered under with nsqlookupd (default: the hostname)' -r
-complete -c nsqd -l broadcast-tcp-port -d 'TCP port registered with nsqlookupd (0 = the port actually bound)' -r
-complete -c nsqd -l broadcast-http-port -d 'HTTP port registered with nsqlookupd (0 = the port actually bound)' -r
-complete -c nsqd -l lookupd-tcp-address -d 'nsqlookupd TCP address to register with (repeatable)' -r
+complete -c nsqd -l broadcast-tcp-port -d 'TCP port registered with nsqlookupd (0 = the port actually bound; none on a unix socket, so set it to register one)' -r
+complete -c nsqd -l broadcast-http-port -d 'HTTP port registered with nsqlookupd (0 = the port actually bound; none on a unix socket, so set it to register one)' -r
+complete -c nsqd -l lookupd-tcp-address -d 'nsqlookupd TCP address to register with (host:port, or a unix socket path; repeatable)' -r
 complete -c nsqd -l auth-http-address -d 'Authorization server address (host:port or URL; repeatable)' -r
 complete -c nsqd -l auth-http-request-method -d 'HTTP method for auth requests: get or post' -r -f -a "get\t''
 post\t''"

@@ -17,16 +17,15 @@
 
 pub mod long_target;
 
+use crate::listen::{Listener, PeerAddr};
 use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -70,11 +69,11 @@ pub struct TlsPeer {
     pub common_name: std::sync::Arc<str>,
 }
 
-/// Serve `app` on `listener` until `shutdown`, over TLS when `tls` is given.
-/// `name` labels log lines ("HTTP", "HTTPS").
+/// Serve `app` on `listener` (TCP or a unix socket) until `shutdown`, over
+/// TLS when `tls` is given. `name` labels log lines ("HTTP", "HTTPS").
 pub async fn serve(
     name: &'static str,
-    listener: TcpListener,
+    listener: Listener,
     tls: Option<TlsAcceptor>,
     app: Router,
     limits: Limits,
@@ -122,7 +121,6 @@ pub async fn serve(
         if slots.as_ref().is_some_and(|s| s.available_permits() > 0) {
             warned_full = false;
         }
-        let _ = stream.set_nodelay(true);
         let (app, tls, shutdown) = (app.clone(), tls.clone(), shutdown.clone());
         connections.spawn(async move {
             // Held for the connection's life.
@@ -154,6 +152,8 @@ pub async fn serve(
             }
         });
     }
+    // Closed now (a unix socket's file removed), not after the requests.
+    drop(listener);
     connections.close();
     connections.wait().await;
 }
@@ -161,7 +161,7 @@ pub async fn serve(
 /// Serve HTTP/1.1 on one connection until it closes or `shutdown`.
 async fn serve_connection<S>(
     stream: S,
-    remote: SocketAddr,
+    remote: PeerAddr,
     tls: Option<TlsPeer>,
     app: Router,
     limits: Limits,
@@ -173,7 +173,9 @@ async fn serve_connection<S>(
         // The head is in: the body gets the read timeout from now.
         let deadline = tokio::time::Instant::now() + limits.read_timeout;
         let mut req = req.map(|body| axum::body::Body::new(TimedBody::new(body, deadline)));
-        req.extensions_mut().insert(ConnectInfo(remote));
+        if let PeerAddr::Tcp(addr) = remote {
+            req.extensions_mut().insert(ConnectInfo(addr));
+        }
         if let Some(peer) = &tls {
             req.extensions_mut().insert(peer.clone());
         }

@@ -25,7 +25,7 @@ pub struct Options {
     #[arg(long = "log-prefix", default_value = "[nsqlookupd] ")]
     pub log_prefix: String,
 
-    /// Address to listen on for nsqd connections (host:port).
+    /// Address to listen on for nsqd connections (host:port, or a unix socket path).
     #[arg(
         long = "tcp-address",
         default_value = "0.0.0.0:4160",
@@ -33,7 +33,7 @@ pub struct Options {
     )]
     pub tcp_address: String,
 
-    /// Address to listen on for HTTP clients (host:port).
+    /// Address to listen on for HTTP clients (host:port, or a unix socket path).
     #[arg(
         long = "http-address",
         default_value = "0.0.0.0:4161",

@@ -4,13 +4,12 @@
 use super::options::Options;
 use super::registration_db::RegistrationDb;
 use super::{http, tcp};
+use crate::listen::{Listener, LocalAddr};
 use crate::protocol::NSQ_VERSION;
 use parking_lot::RwLock;
 use serde::Serialize;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -18,8 +17,8 @@ use tokio_util::task::TaskTracker;
 pub struct Lookupd {
     pub opts: Options,
     pub db: RwLock<RegistrationDb>,
-    pub tcp_addr: SocketAddr,
-    pub http_addr: SocketAddr,
+    pub tcp_addr: LocalAddr,
+    pub http_addr: LocalAddr,
     pub shutdown: CancellationToken,
 }
 
@@ -30,15 +29,17 @@ impl Lookupd {
         struct Response {
             broadcast_address: String,
             hostname: String,
-            http_port: u16,
-            tcp_port: u16,
+            http_port: i64,
+            tcp_port: i64,
             version: &'static str,
         }
         serde_json::to_vec(&Response {
             broadcast_address: self.opts.effective_broadcast_address(),
             hostname: crate::sys::hostname(),
-            http_port: self.http_addr.port(),
-            tcp_port: self.tcp_addr.port(),
+            // -1 for a unix socket (beyond NSQ, whose nsqlookupd has none),
+            // as nsqd's `/info` shows one.
+            http_port: self.http_addr.info_port(),
+            tcp_port: self.tcp_addr.info_port(),
             version: NSQ_VERSION,
         })
         .expect("plain struct serializes")
@@ -59,8 +60,10 @@ pub struct Running {
     tracker: TaskTracker,
 }
 
-async fn bind(what: &'static str, addr: &str) -> Result<TcpListener, StartError> {
-    crate::listen::bind_tcp(addr)
+/// Bind `addr`: `host:port` or a unix socket path (beyond NSQ, whose
+/// nsqlookupd listens on TCP only).
+async fn bind(what: &'static str, addr: &str) -> Result<Listener, StartError> {
+    crate::listen::bind(addr)
         .await
         .map_err(|source| StartError {
             what,
@@ -72,10 +75,9 @@ async fn bind(what: &'static str, addr: &str) -> Result<TcpListener, StartError>
 pub async fn start(opts: Options) -> Result<Running, StartError> {
     let tcp_listener = bind("TCP", &opts.tcp_address).await?;
     let http_listener = bind("HTTP", &opts.http_address).await?;
-    let local = |l: &TcpListener| l.local_addr().expect("bound socket has an address");
     let lookupd = Arc::new(Lookupd {
-        tcp_addr: local(&tcp_listener),
-        http_addr: local(&http_listener),
+        tcp_addr: tcp_listener.local_addr(),
+        http_addr: http_listener.local_addr(),
         opts,
         db: RwLock::new(RegistrationDb::new()),
         shutdown: CancellationToken::new(),

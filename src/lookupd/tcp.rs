@@ -7,14 +7,13 @@
 
 use super::registration_db::{Category, LastUpdate, PeerInfo, Registration};
 use super::server::Lookupd;
+use crate::listen::{Listener, PeerAddr, Stream};
 use crate::protocol::lookup::{frame, topic_channel, PeerIdentity, MAGIC_V1};
 use crate::protocol::names::is_ephemeral;
 use crate::protocol::ProtocolError;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
 use tokio_util::task::TaskTracker;
 
 /// Longest command line accepted: real ones are a few hundred bytes.
@@ -30,7 +29,7 @@ fn fail(code: &'static str, text: impl Into<String>) -> ProtocolError {
     ProtocolError::fatal(code, text)
 }
 
-pub async fn serve(lookupd: Arc<Lookupd>, listener: TcpListener, tracker: TaskTracker) {
+pub async fn serve(lookupd: Arc<Lookupd>, listener: Listener, tracker: TaskTracker) {
     loop {
         let accepted = tokio::select! {
             _ = lookupd.shutdown.cancelled() => return,
@@ -38,7 +37,6 @@ pub async fn serve(lookupd: Arc<Lookupd>, listener: TcpListener, tracker: TaskTr
         };
         match accepted {
             Ok((stream, addr)) => {
-                let _ = stream.set_nodelay(true);
                 tracker.spawn(handle(lookupd.clone(), stream, addr));
             }
             Err(e) => {
@@ -49,7 +47,7 @@ pub async fn serve(lookupd: Arc<Lookupd>, listener: TcpListener, tracker: TaskTr
     }
 }
 
-async fn handle(lookupd: Arc<Lookupd>, stream: TcpStream, addr: SocketAddr) {
+async fn handle(lookupd: Arc<Lookupd>, stream: Stream, addr: PeerAddr) {
     let shutdown = lookupd.shutdown.clone();
     let mut conn = V1Conn {
         lookupd,
@@ -66,8 +64,8 @@ async fn handle(lookupd: Arc<Lookupd>, stream: TcpStream, addr: SocketAddr) {
 
 struct V1Conn {
     lookupd: Arc<Lookupd>,
-    addr: SocketAddr,
-    stream: BufReader<TcpStream>,
+    addr: PeerAddr,
+    stream: BufReader<Stream>,
     /// Set by IDENTIFY: who this connection is.
     peer: Option<Arc<PeerInfo>>,
 }
@@ -177,7 +175,9 @@ impl V1Conn {
             Ok(Ok(_)) => {}
             _ => return Err(read_body),
         }
-        let id = self.addr.to_string();
+        // The producer's identity: its connection (unique on a unix socket
+        // too, where every peer's address shows as `@`).
+        let id = self.addr.key();
         let fields = PeerIdentity::parse(&body)
             .ok_or_else(|| fail("E_BAD_BODY", "IDENTIFY failed to decode JSON body"))?;
         if fields.broadcast_address.is_empty()
@@ -188,7 +188,7 @@ impl V1Conn {
             return Err(fail("E_BAD_BODY", "IDENTIFY missing fields"));
         }
         let peer = Arc::new(PeerInfo {
-            remote_address: id.clone(),
+            remote_address: self.addr.to_string(),
             id,
             hostname: fields.hostname,
             broadcast_address: fields.broadcast_address,

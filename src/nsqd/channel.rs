@@ -1100,7 +1100,10 @@ mod tests {
     }
 
     fn client(id: u64) -> Arc<ClientHandle> {
-        Arc::new(ClientHandle::new(id, "127.0.0.1:1".parse().unwrap()))
+        Arc::new(ClientHandle::new(
+            id,
+            crate::listen::PeerAddr::Tcp("127.0.0.1:1".parse().unwrap()),
+        ))
     }
 
     fn msgs(n: u64) -> Vec<Message> {

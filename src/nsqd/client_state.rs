@@ -3,10 +3,10 @@
 //!
 //! Counters are atomics so that the hot path never takes a lock to count.
 
+use crate::listen::PeerAddr;
 use crate::protocol::{ConnState, Message};
 use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU64, Ordering::Relaxed};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -36,7 +36,7 @@ pub struct ClientInfo {
 
 pub struct ClientHandle {
     pub id: u64,
-    pub remote_addr: SocketAddr,
+    pub remote_addr: PeerAddr,
     /// Unix seconds.
     pub connect_ts: i64,
     pub info: Mutex<ClientInfo>,
@@ -62,8 +62,12 @@ pub struct ClientHandle {
 }
 
 impl ClientHandle {
-    pub fn new(id: u64, remote_addr: SocketAddr) -> Self {
-        let ip = remote_addr.ip().to_string();
+    pub fn new(id: u64, remote_addr: PeerAddr) -> Self {
+        // Go's host part of the remote address: empty on a unix socket.
+        let ip = remote_addr
+            .ip()
+            .map(|ip| ip.to_string())
+            .unwrap_or_default();
         ClientHandle {
             id,
             remote_addr,

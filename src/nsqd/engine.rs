@@ -11,21 +11,22 @@ use super::queues::{DiskSettings, QueueFactory};
 use super::settings::Settings;
 use super::topic::Topic;
 use crate::diskqueue::{self, SyncJob};
+use crate::listen::{LocalAddr, PeerAddr};
 use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
-/// Addresses actually bound (port 0 resolved).
-#[derive(Debug, Clone, Copy)]
+/// Addresses actually bound (port 0 resolved; TCP and HTTP may be unix
+/// sockets).
+#[derive(Debug, Clone)]
 pub struct BoundAddrs {
-    pub tcp: SocketAddr,
-    pub http: Option<SocketAddr>,
-    pub https: Option<SocketAddr>,
+    pub tcp: LocalAddr,
+    pub http: Option<LocalAddr>,
+    pub https: Option<LocalAddr>,
 }
 
 pub struct Nsqd {
@@ -393,23 +394,24 @@ impl Nsqd {
     }
 
     /// The TCP port registered with nsqlookupd: `--broadcast-tcp-port`, or
-    /// the port bound (0 before binding).
+    /// the port bound (0 before binding, and on a unix socket, as NSQ).
     pub fn broadcast_tcp_port(&self) -> u16 {
         match self.opts.broadcast_tcp_port {
-            0 => self.addrs.get().map(|a| a.tcp.port()).unwrap_or(0),
+            0 => self.addrs.get().and_then(|a| a.tcp.port()).unwrap_or(0),
             p => p,
         }
     }
 
     /// The HTTP port registered with nsqlookupd (and in the statsd prefix):
-    /// `--broadcast-http-port`, or the port bound (0 without one).
+    /// `--broadcast-http-port`, or the port bound (0 without one, and on a
+    /// unix socket, as NSQ).
     pub fn broadcast_http_port(&self) -> u16 {
         match self.opts.broadcast_http_port {
             0 => self
                 .addrs
                 .get()
-                .and_then(|a| a.http)
-                .map(|a| a.port())
+                .and_then(|a| a.http.as_ref())
+                .and_then(LocalAddr::port)
                 .unwrap_or(0),
             p => p,
         }
@@ -430,7 +432,7 @@ impl Nsqd {
         self.lookupd_info
             .lock()
             .values()
-            .filter(|i| !i.broadcast_address.is_empty() && i.http_port != 0)
+            .filter(|i| !i.broadcast_address.is_empty() && i.http_port > 0)
             .map(|i| match i.broadcast_address.contains(':') {
                 true => format!("[{}]:{}", i.broadcast_address, i.http_port),
                 false => format!("{}:{}", i.broadcast_address, i.http_port),
@@ -514,7 +516,7 @@ impl Nsqd {
         }
     }
 
-    pub fn register_client(&self, addr: SocketAddr) -> Arc<ClientHandle> {
+    pub fn register_client(&self, addr: PeerAddr) -> Arc<ClientHandle> {
         let id = self.next_client_id.fetch_add(1, Relaxed);
         let handle = Arc::new(ClientHandle::new(id, addr));
         self.clients.lock().insert(id, handle.clone());

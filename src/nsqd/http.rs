@@ -231,11 +231,11 @@ fn info(nsqd: &Nsqd) -> ApiResult {
         version: NSQ_VERSION,
         broadcast_address: opts.effective_broadcast_address(),
         hostname: crate::sys::hostname(),
+        // -1 for a unix socket, as NSQ; 0 with no HTTP listener.
         http_port: addrs
-            .and_then(|a| a.http)
-            .map(|a| a.port() as i64)
-            .unwrap_or(-1),
-        tcp_port: addrs.map(|a| a.tcp.port() as i64).unwrap_or(-1),
+            .and_then(|a| a.http.as_ref())
+            .map_or(0, |a| a.info_port()),
+        tcp_port: addrs.map_or(0, |a| a.tcp.info_port()),
         start_time: nsqd.start_time,
         max_heartbeat_interval: opts.max_heartbeat_interval.as_nanos(),
         max_output_buffer_size: nsqd.settings.max_output_buffer_size,
@@ -686,6 +686,36 @@ mod tests {
         assert_eq!(q.get("flag"), Some(""));
         assert!(Query::parse("topic=%zz").is_err());
         assert!(Query::parse("a=1;b=2").is_err());
+    }
+
+    #[tokio::test]
+    async fn info_ports_as_nsq_shows_them() {
+        use super::super::engine::BoundAddrs;
+        use crate::listen::LocalAddr;
+        let ports = |http: Option<LocalAddr>, tcp: LocalAddr| {
+            let nsqd = Nsqd::new(
+                super::super::Options::parse_args(["nsqd"].map(std::ffi::OsString::from)).unwrap(),
+            );
+            let _ = nsqd.addrs.set(BoundAddrs {
+                tcp,
+                http,
+                https: None,
+            });
+            let body = info(&nsqd).unwrap().into_body();
+            let bytes = futures_util::FutureExt::now_or_never(to_bytes(body, 1 << 20))
+                .unwrap()
+                .unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            (
+                v["tcp_port"].as_i64().unwrap(),
+                v["http_port"].as_i64().unwrap(),
+            )
+        };
+        let tcp = |p| LocalAddr::Tcp(std::net::SocketAddr::from(([127, 0, 0, 1], p)));
+        let unix = || LocalAddr::Unix("/run/nsqd.sock".into());
+        assert_eq!(ports(Some(tcp(4151)), tcp(4150)), (4150, 4151));
+        assert_eq!(ports(Some(unix()), unix()), (-1, -1), "unix sockets");
+        assert_eq!(ports(None, tcp(4150)), (4150, 0), "no HTTP listener");
     }
 
     #[test]

@@ -18,7 +18,6 @@ use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -64,8 +63,9 @@ impl LookupEvent {
 pub struct LookupdInfo {
     #[serde(default)]
     pub broadcast_address: String,
+    /// -1 when its HTTP API is on a unix socket (ours; NSQ's has none).
     #[serde(default)]
-    pub http_port: u16,
+    pub http_port: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -171,7 +171,7 @@ async fn keep_connected(
 }
 
 struct Peer {
-    stream: BufReader<TcpStream>,
+    stream: BufReader<crate::listen::Stream>,
     max_response: i32,
 }
 
@@ -205,12 +205,12 @@ impl Peer {
     }
 }
 
-/// Connect, IDENTIFY, and register everything nsqd has now.
+/// Connect (over TCP, or a unix socket for a path), IDENTIFY, and register
+/// everything nsqd has now.
 async fn connect(nsqd: &Arc<Nsqd>, id: u64, addr: &str) -> Result<Peer, PeerError> {
-    let stream = tokio::time::timeout(IO_TIMEOUT, TcpStream::connect(addr))
+    let stream = tokio::time::timeout(IO_TIMEOUT, crate::listen::connect(addr))
         .await
         .map_err(|_| PeerError::Timeout)??;
-    let _ = stream.set_nodelay(true);
     let mut peer = Peer {
         stream: BufReader::new(stream),
         max_response: nsqd.settings.max_body_size.clamp(1024, i32::MAX as usize) as i32,

@@ -36,7 +36,7 @@ pub struct Options {
     #[arg(long = "worker-id", hide = true, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
     pub worker_id: Option<String>,
 
-    /// Address to listen on for TCP clients (host:port).
+    /// Address to listen on for TCP clients (host:port, or a unix socket path).
     #[arg(
         long = "tcp-address",
         default_value = "0.0.0.0:4150",
@@ -44,7 +44,8 @@ pub struct Options {
     )]
     pub tcp_address: String,
 
-    /// Address to listen on for HTTP clients (host:port; empty disables).
+    /// Address to listen on for HTTP clients (host:port, or a unix socket
+    /// path; empty disables).
     #[arg(
         long = "http-address",
         default_value = "0.0.0.0:4151",
@@ -52,7 +53,8 @@ pub struct Options {
     )]
     pub http_address: String,
 
-    /// Address to listen on for HTTPS clients (used only with --tls-cert and --tls-key).
+    /// Address to listen on for HTTPS clients (host:port; used only with
+    /// --tls-cert and --tls-key).
     #[arg(
         long = "https-address",
         default_value = "0.0.0.0:4152",
@@ -64,15 +66,18 @@ pub struct Options {
     #[arg(long = "broadcast-address", value_name = "ADDR")]
     pub broadcast_address: Option<String>,
 
-    /// TCP port registered with nsqlookupd (0 = the port actually bound).
+    /// TCP port registered with nsqlookupd (0 = the port actually bound;
+    /// none on a unix socket, so set it to register one).
     #[arg(long = "broadcast-tcp-port", default_value_t = 0, value_name = "PORT")]
     pub broadcast_tcp_port: u16,
 
-    /// HTTP port registered with nsqlookupd (0 = the port actually bound).
+    /// HTTP port registered with nsqlookupd (0 = the port actually bound;
+    /// none on a unix socket, so set it to register one).
     #[arg(long = "broadcast-http-port", default_value_t = 0, value_name = "PORT")]
     pub broadcast_http_port: u16,
 
-    /// nsqlookupd TCP address to register with (repeatable).
+    /// nsqlookupd TCP address to register with (host:port, or a unix socket
+    /// path; repeatable).
     #[arg(long = "lookupd-tcp-address", action = ArgAction::Append, value_name = "ADDR")]
     pub lookupd_tcp_addresses: Vec<String>,
 

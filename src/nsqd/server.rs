@@ -3,9 +3,9 @@
 
 use super::engine::BoundAddrs;
 use super::{http, tcp, Nsqd, Options};
+use crate::listen::Listener;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
 use tokio_util::task::TaskTracker;
 
 /// A startup failure, printed as one line by the binary.
@@ -28,14 +28,19 @@ pub struct Running {
     tracker: TaskTracker,
 }
 
-async fn bind(what: &'static str, addr: &str) -> Result<TcpListener, StartError> {
-    crate::listen::bind_tcp(addr)
-        .await
-        .map_err(|source| StartError::Bind {
-            what,
-            addr: addr.to_string(),
-            source,
-        })
+/// Bind `addr`: `host:port`, or a unix socket path where TCP and HTTP
+/// take one (as NSQ's nsqd); HTTPS is TCP only, as NSQ's.
+async fn bind(what: &'static str, addr: &str, unix: bool) -> Result<Listener, StartError> {
+    let bound = if unix {
+        crate::listen::bind(addr).await
+    } else {
+        crate::listen::bind_tcp(addr).await.map(Listener::from)
+    };
+    bound.map_err(|source| StartError::Bind {
+        what,
+        addr: addr.to_string(),
+        source,
+    })
 }
 
 /// Bind and start serving; returns once the listeners are up.
@@ -43,24 +48,23 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
     // The data path first: a second nsqd on it must fail before binding.
     let nsqd = Nsqd::open(opts)?;
     let opts = nsqd.opts.clone();
-    let tcp_listener = bind("TCP", &opts.tcp_address).await?;
+    let tcp_listener = bind("TCP", &opts.tcp_address, true).await?;
     let http_listener = if opts.http_address.is_empty() {
         None
     } else {
-        Some(bind("HTTP", &opts.http_address).await?)
+        Some(bind("HTTP", &opts.http_address, true).await?)
     };
     // HTTPS only with a certificate, as NSQ.
     let https_listener = match (&nsqd.tls, opts.https_address.is_empty()) {
-        (Some(_), false) => Some(bind("HTTPS", &opts.https_address).await?),
+        (Some(_), false) => Some(bind("HTTPS", &opts.https_address, false).await?),
         _ => None,
     };
-    let local = |l: &TcpListener| l.local_addr().expect("bound socket has an address");
     let addrs = BoundAddrs {
-        tcp: local(&tcp_listener),
-        http: http_listener.as_ref().map(local),
-        https: https_listener.as_ref().map(local),
+        tcp: tcp_listener.local_addr(),
+        http: http_listener.as_ref().map(Listener::local_addr),
+        https: https_listener.as_ref().map(Listener::local_addr),
     };
-    let _ = nsqd.addrs.set(addrs);
+    let _ = nsqd.addrs.set(addrs.clone());
     tracing::info!(
         "nsqd v{} (nsq-rs {}) node id {}",
         crate::protocol::NSQ_VERSION,
@@ -77,11 +81,11 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
     if let Some(listener) = http_listener {
         tracing::info!(
             "HTTP: listening on {}",
-            addrs.http.expect("set with listener")
+            addrs.http.as_ref().expect("set with listener")
         );
         // --tls-required=true: the plain listener only points to HTTPS.
         let app = if opts.tls_required == "true" {
-            let port = addrs.https.map(|a| a.port()).unwrap_or(0);
+            let port = addrs.https.as_ref().and_then(|a| a.port()).unwrap_or(0);
             axum::Router::new().fallback(move || async move { super::https::tls_required(port) })
         } else {
             http::router(nsqd.clone(), guard("http"), false)
@@ -98,7 +102,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
     if let (Some(tcp), Some(config)) = (https_listener, nsqd.tls.clone()) {
         tracing::info!(
             "HTTPS: listening on {}",
-            addrs.https.expect("set with listener")
+            addrs.https.as_ref().expect("set with listener")
         );
         tracker.spawn(crate::http_server::serve(
             "HTTPS",

@@ -491,7 +491,9 @@ pub fn render_text(nsqd: &Nsqd, stats: &Stats) -> String {
 }
 
 fn client_name(c: &ClientStats) -> String {
-    let port = c.remote_address.rsplit(':').next().unwrap_or("");
+    let port = crate::listen::split_host_port(&c.remote_address)
+        .map(|(_, port)| port)
+        .unwrap_or("");
     format!("{} {}:{} {}", c.version, c.hostname, port, c.user_agent)
 }
 

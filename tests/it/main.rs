@@ -35,3 +35,4 @@ mod runtime_config;
 mod stalled_clients;
 mod tls;
 mod tools;
+mod unix_sockets;

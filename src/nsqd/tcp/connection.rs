@@ -584,7 +584,8 @@ mod tests {
     async fn stream_upgrades_in_place() {
         let opts = crate::nsqd::Options::parse_args(["nsqd".into()]).unwrap();
         let nsqd = Nsqd::new(opts);
-        let client = nsqd.register_client("127.0.0.1:1".parse().unwrap());
+        let client =
+            nsqd.register_client(crate::listen::PeerAddr::Tcp("127.0.0.1:1".parse().unwrap()));
         let (server_side, mut peer) = tokio::io::duplex(4096);
         let mut conn = Connection::new(nsqd, client, Box::new(server_side));
 

@@ -26,19 +26,18 @@ pub mod negotiate;
 mod read_buffer;
 
 use super::Nsqd;
+use crate::listen::{Listener, PeerAddr};
 use crate::protocol::frame::encode_frame;
 use crate::protocol::{FrameType, MAGIC_V2};
 use bytes::BytesMut;
 use connection::Connection;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 use tokio_util::task::TaskTracker;
 
-/// Any byte stream a connection can run over: plain TCP now, TLS or a
-/// compressed stream after an in-place upgrade.
+/// Any byte stream a connection can run over: TCP or a unix socket, TLS or
+/// a compressed stream after an in-place upgrade.
 pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for T {}
 pub type BoxStream = Box<dyn Stream>;
@@ -46,14 +45,13 @@ pub type BoxStream = Box<dyn Stream>;
 /// nsqd's fixed client timeout; the default heartbeat is half of it.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Accept TCP clients until shutdown.
-pub async fn serve(nsqd: Arc<Nsqd>, listener: TcpListener, tracker: TaskTracker) {
+/// Accept clients (on TCP or a unix socket) until shutdown.
+pub async fn serve(nsqd: Arc<Nsqd>, listener: Listener, tracker: TaskTracker) {
     loop {
         tokio::select! {
             _ = nsqd.shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, addr)) => {
-                    let _ = stream.set_nodelay(true);
                     tracker.spawn(handle_connection(nsqd.clone(), stream, addr));
                 }
                 Err(e) => {
@@ -66,7 +64,7 @@ pub async fn serve(nsqd: Arc<Nsqd>, listener: TcpListener, tracker: TaskTracker)
     }
 }
 
-async fn handle_connection(nsqd: Arc<Nsqd>, mut stream: TcpStream, addr: SocketAddr) {
+async fn handle_connection(nsqd: Arc<Nsqd>, mut stream: crate::listen::Stream, addr: PeerAddr) {
     tracing::debug!("TCP: new client({addr})");
     let mut magic = [0u8; 4];
     tokio::select! {

@@ -427,6 +427,19 @@ pub fn https_request(
     exchange_http(&mut tls, "localhost", method, path, headers, body)
 }
 
+/// [`http_request`] over a unix socket.
+pub fn http_request_unix(
+    socket: &std::path::Path,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> HttpResponse {
+    let mut s = std::os::unix::net::UnixStream::connect(socket)
+        .unwrap_or_else(|e| panic!("connect {}: {e}", socket.display()));
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    exchange_http(&mut s, "localhost", method, path, &[], body)
+}
+
 fn exchange_http(
     s: &mut impl ReadWrite,
     host: &str,
@@ -514,13 +527,34 @@ pub fn run_binary_within(
     args: &[&str],
     limit: Duration,
 ) -> Option<(i32, String, String)> {
+    run_binary_with_input(path, args, None, limit)
+}
+
+/// [`run_binary_within`], with `input` (if any) written to its stdin,
+/// which is then closed.
+pub fn run_binary_with_input(
+    path: &str,
+    args: &[&str],
+    input: Option<&[u8]>,
+    limit: Duration,
+) -> Option<(i32, String, String)> {
     let mut child = Process::new(path)
         .args(args)
-        .stdin(Stdio::null())
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn binary");
+    if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
+        let input = input.to_vec();
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+    }
     // Drain both pipes in the background so the child never blocks on them.
     let drain = |mut pipe: Box<dyn Read + Send>| {
         std::thread::spawn(move || {
@@ -556,6 +590,20 @@ pub fn spawn_daemon(
     program: &str,
     args: &[String],
 ) -> (Child, SocketAddr, SocketAddr, Arc<Mutex<Vec<String>>>) {
+    let (child, tcp, http, log) = spawn_daemon_anywhere(program, args);
+    let parse = |a: String| -> SocketAddr {
+        a.parse()
+            .unwrap_or_else(|e| panic!("{program} address {a:?}: {e}"))
+    };
+    (child, parse(tcp), parse(http), log)
+}
+
+/// [`spawn_daemon`] for a daemon that may listen on unix sockets: the
+/// addresses as logged (`host:port` or a path).
+pub fn spawn_daemon_anywhere(
+    program: &str,
+    args: &[String],
+) -> (Child, String, String, Arc<Mutex<Vec<String>>>) {
     let mut child = Process::new(program)
         .args(args)
         .stdin(Stdio::null())
@@ -586,8 +634,8 @@ pub fn spawn_daemon(
     while tcp.is_none() || http.is_none() {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
-            Ok(("tcp", a)) => tcp = Some(a.parse().expect("tcp addr")),
-            Ok((_, a)) => http = Some(a.parse().expect("http addr")),
+            Ok(("tcp", a)) => tcp = Some(a),
+            Ok((_, a)) => http = Some(a),
             Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();

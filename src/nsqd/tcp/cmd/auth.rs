@@ -52,7 +52,12 @@ impl Connection {
                 (info.tls, info.tls_common_name.clone())
             };
             let asker = Asker {
-                remote_ip: client.remote_addr.ip().to_string(),
+                // Empty on a unix socket, as NSQ sends it.
+                remote_ip: client
+                    .remote_addr
+                    .ip()
+                    .map(|ip| ip.to_string())
+                    .unwrap_or_default(),
                 tls,
                 common_name: &common_name,
             };
