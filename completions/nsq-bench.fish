@@ -36,7 +36,7 @@ complete -c nsq-bench -n "__fish_nsq_bench_needs_command" -f -a "baseline" -d 'R
 complete -c nsq-bench -n "__fish_nsq_bench_needs_command" -f -a "connections" -d 'Open many subscribed connections at once; report how long they took (and, with --nsqd-pid, nsqd\'s memory per connection)'
 complete -c nsq-bench -n "__fish_nsq_bench_needs_command" -f -a "idle" -d 'Create many topics (each with its channels) over HTTP, then measure nsqd\'s CPU and memory while nothing happens (needs --nsqd-pid)'
 complete -c nsq-bench -n "__fish_nsq_bench_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand pub" -l nsqd-tcp-address -d 'nsqd TCP address' -r
+complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand pub" -l nsqd-tcp-address -d 'nsqd TCP address (host:port, or a unix socket path)' -r
 complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand pub" -l topic -d 'Topic to use' -r
 complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand pub" -l runfor -d 'How long to run' -r
 complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand pub" -l size -d 'Message body size in bytes' -r
@@ -51,7 +51,7 @@ complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand pub" -l via-client -
 complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand pub" -l json -d 'Print one JSON object instead of a text line'
 complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand pub" -l with-baseline -d 'Also measure the raw-TCP baseline first and print figures as fractions of it'
 complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand pub" -s h -l help -d 'Print help'
-complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand sub" -l nsqd-tcp-address -d 'nsqd TCP address' -r
+complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand sub" -l nsqd-tcp-address -d 'nsqd TCP address (host:port, or a unix socket path)' -r
 complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand sub" -l topic -d 'Topic to use' -r
 complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand sub" -l runfor -d 'How long to run' -r
 complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand sub" -l channel -d 'Channel to consume from' -r
@@ -65,7 +65,7 @@ complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand sub" -l via-client -
 complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand sub" -l json -d 'Print one JSON object instead of a text line'
 complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand sub" -l with-baseline -d 'Also measure the raw-TCP baseline first and print figures as fractions of it'
 complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand sub" -s h -l help -d 'Print help'
-complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand latency" -l nsqd-tcp-address -d 'nsqd TCP address' -r
+complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand latency" -l nsqd-tcp-address -d 'nsqd TCP address (host:port, or a unix socket path)' -r
 complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand latency" -l topic -d 'Topic to use' -r
 complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand latency" -l runfor -d 'How long to run' -r
 complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand latency" -l channel -d 'Channel to consume from' -r
@@ -85,7 +85,7 @@ complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand baseline" -l nsqd-pi
 complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand baseline" -l json -d 'Print one JSON object instead of a text line'
 complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand baseline" -l with-baseline -d 'Also measure the raw-TCP baseline first and print figures as fractions of it'
 complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand baseline" -s h -l help -d 'Print help'
-complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand connections" -l nsqd-tcp-address -d 'nsqd TCP address' -r
+complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand connections" -l nsqd-tcp-address -d 'nsqd TCP address (host:port, or a unix socket path)' -r
 complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand connections" -l count -d 'Connections to open, all at once' -r
 complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand connections" -l topic -d 'Topic each connection subscribes to' -r
 complete -c nsq-bench -n "__fish_nsq_bench_using_subcommand connections" -l channel -d 'Channel each connection subscribes to' -r

@@ -1,11 +1,11 @@
 complete -c nsq-tail -l topic -d 'NSQ topic (may be given multiple times)' -r
 complete -c nsq-tail -l channel -d 'NSQ channel (default: a new ephemeral one, tailNNNNNN#ephemeral)' -r
-complete -c nsq-tail -l nsqd-tcp-address -d 'nsqd TCP address (host:port; may be given multiple times)' -r
+complete -c nsq-tail -l nsqd-tcp-address -d 'nsqd TCP address (host:port, or a unix socket path; may be given multiple times)' -r
 complete -c nsq-tail -l lookupd-http-address -d 'nsqlookupd HTTP address (host:port; may be given multiple times)' -r
 complete -c nsq-tail -s n -d 'Exit after this many messages (0: run until interrupted)' -r
 complete -c nsq-tail -l max-in-flight -d 'Messages in flight at once' -r
 complete -c nsq-tail -l timeout -d 'With -n: fail (status 1) if the messages have not all arrived after this long (e.g. 30s)' -r
-complete -c nsq-tail -l nsqd-http-address -d 'nsqd HTTP address for --peek (may be given multiple times)' -r
+complete -c nsq-tail -l nsqd-http-address -d 'nsqd HTTP address for --peek (host:port, or a unix socket path; may be given multiple times)' -r
 complete -c nsq-tail -l lookupd-poll-interval -d 'How often to ask nsqlookupd for producers' -r
 complete -c nsq-tail -l dial-timeout -d 'Give up connecting to an nsqd (TCP connect and IDENTIFY) after this long' -r
 complete -c nsq-tail -l consumer-opt -l producer-opt -d 'go-nsq option as key=value, as NSQ\'s tools take it (may be given multiple times): heartbeat_interval, msg_timeout, output_buffer_size, output_buffer_timeout, dial_timeout, user_agent; others are ignored with a warning' -r

@@ -2,7 +2,7 @@ complete -c nsq-to-file -l topic -d 'NSQ topic (may be given multiple times)' -r
 complete -c nsq-to-file -l topic-pattern -d 'Only archive topics matching this regular expression (applies to --topic, and to topics found through nsqlookupd when none is given)' -r
 complete -c nsq-to-file -l topic-refresh -d 'How often to look for new topics in nsqlookupd (without --topic)' -r
 complete -c nsq-to-file -l channel -d 'NSQ channel' -r
-complete -c nsq-to-file -l nsqd-tcp-address -d 'nsqd TCP address (host:port; may be given multiple times)' -r
+complete -c nsq-to-file -l nsqd-tcp-address -d 'nsqd TCP address (host:port, or a unix socket path; may be given multiple times)' -r
 complete -c nsq-to-file -l lookupd-http-address -d 'nsqlookupd HTTP address (host:port; may be given multiple times)' -r
 complete -c nsq-to-file -l max-in-flight -d 'Messages in flight, and the most written between two syncs' -r
 complete -c nsq-to-file -l output-dir -d 'Directory for finished files' -r -F

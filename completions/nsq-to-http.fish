@@ -1,6 +1,6 @@
 complete -c nsq-to-http -l topic -d 'NSQ topic' -r
 complete -c nsq-to-http -l channel -d 'NSQ channel' -r
-complete -c nsq-to-http -l nsqd-tcp-address -d 'nsqd TCP address (host:port; may be given multiple times)' -r
+complete -c nsq-to-http -l nsqd-tcp-address -d 'nsqd TCP address (host:port, or a unix socket path; may be given multiple times)' -r
 complete -c nsq-to-http -l lookupd-http-address -d 'nsqlookupd HTTP address (host:port; may be given multiple times)' -r
 complete -c nsq-to-http -l get -d 'URL to GET for each message, with `%s` replaced by the message (query-escaped); may be given multiple times' -r
 complete -c nsq-to-http -l post -d 'URL to POST each message to, as the request body; may be given multiple times' -r

@@ -1,8 +1,8 @@
 complete -c nsq-to-nsq -l topic -d 'NSQ topic to read (may be given multiple times)' -r
 complete -c nsq-to-nsq -l channel -d 'NSQ channel' -r
-complete -c nsq-to-nsq -l nsqd-tcp-address -d 'nsqd TCP address (host:port; may be given multiple times)' -r
+complete -c nsq-to-nsq -l nsqd-tcp-address -d 'nsqd TCP address (host:port, or a unix socket path; may be given multiple times)' -r
 complete -c nsq-to-nsq -l lookupd-http-address -d 'nsqlookupd HTTP address (host:port; may be given multiple times)' -r
-complete -c nsq-to-nsq -l destination-nsqd-tcp-address -d 'Destination nsqd TCP address (may be given multiple times)' -r
+complete -c nsq-to-nsq -l destination-nsqd-tcp-address -d 'Destination nsqd TCP address (host:port, or a unix socket path; may be given multiple times)' -r
 complete -c nsq-to-nsq -l destination-topic -d 'Publish everything to this topic (default: the topic it came from)' -r
 complete -c nsq-to-nsq -l mode -d 'With several destinations: round-robin (each message to the next), hostpool (in turn, skipping destinations that fail for a while) or epsilon-greedy (mostly the fastest)' -r -f -a "round-robin\t''
 hostpool\t''

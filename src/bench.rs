@@ -79,7 +79,7 @@ pub struct IdleArgs {
 
 #[derive(Args, Debug)]
 pub struct ConnectionsArgs {
-    /// nsqd TCP address.
+    /// nsqd TCP address (host:port, or a unix socket path).
     #[arg(long = "nsqd-tcp-address", default_value = "127.0.0.1:4150")]
     pub nsqd_tcp_address: String,
     /// Connections to open, all at once.
@@ -95,7 +95,7 @@ pub struct ConnectionsArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct Target {
-    /// nsqd TCP address.
+    /// nsqd TCP address (host:port, or a unix socket path).
     #[arg(long = "nsqd-tcp-address", default_value = "127.0.0.1:4150")]
     pub nsqd_tcp_address: String,
     /// Topic to use.
@@ -605,13 +605,13 @@ fn connections<T>(
 }
 
 /// Connect, SUB and RDY 1, and wait for the `OK`: a consumer as nsqd holds it.
-async fn open_subscribed(addr: &str, hello: &[u8]) -> Result<tokio::net::TcpStream, BenchError> {
+async fn open_subscribed(addr: &str, hello: &[u8]) -> Result<crate::listen::Stream, BenchError> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let io = |source| BenchError::Io {
         addr: addr.to_string(),
         source,
     };
-    let mut s = tokio::net::TcpStream::connect(addr)
+    let mut s = crate::listen::connect(addr)
         .await
         .map_err(|source| BenchError::Connect {
             addr: addr.to_string(),
@@ -636,10 +636,69 @@ fn cores() -> usize {
         .unwrap_or(2)
 }
 
+/// A blocking connection to nsqd over TCP or a unix socket.
+enum RawStream {
+    Tcp(TcpStream),
+    Unix(std::os::unix::net::UnixStream),
+}
+
+impl RawStream {
+    fn connect(addr: &str) -> std::io::Result<RawStream> {
+        match crate::listen::endpoint(addr) {
+            crate::listen::Endpoint::Unix(path) => Ok(RawStream::Unix(
+                std::os::unix::net::UnixStream::connect(path)?,
+            )),
+            crate::listen::Endpoint::Tcp(_) => {
+                let sock = addr.to_socket_addrs()?.next().ok_or_else(|| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        format!("{addr} resolves to no address"),
+                    )
+                })?;
+                let stream = TcpStream::connect_timeout(&sock, Duration::from_secs(5))?;
+                stream.set_nodelay(true).ok();
+                Ok(RawStream::Tcp(stream))
+            }
+        }
+    }
+
+    fn set_read_timeout(&self, t: Option<Duration>) -> std::io::Result<()> {
+        match self {
+            RawStream::Tcp(s) => s.set_read_timeout(t),
+            RawStream::Unix(s) => s.set_read_timeout(t),
+        }
+    }
+}
+
+impl Read for RawStream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            RawStream::Tcp(s) => s.read(buf),
+            RawStream::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for RawStream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            RawStream::Tcp(s) => s.write(buf),
+            RawStream::Unix(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            RawStream::Tcp(s) => s.flush(),
+            RawStream::Unix(s) => s.flush(),
+        }
+    }
+}
+
 /// A raw connection: connected, magic sent.
 struct Raw {
     addr: String,
-    stream: TcpStream,
+    stream: RawStream,
     rbuf: BytesMut,
     scratch: Vec<u8>,
     decoder: FrameDecoder,
@@ -647,22 +706,10 @@ struct Raw {
 
 impl Raw {
     fn connect(addr: &str) -> Result<Raw, BenchError> {
-        let sock = addr
-            .to_socket_addrs()
-            .map_err(|source| BenchError::Connect {
-                addr: addr.into(),
-                source,
-            })?
-            .next()
-            .ok_or_else(|| BenchError::Usage(format!("{addr} resolves to no address")))?;
-        let mut stream =
-            TcpStream::connect_timeout(&sock, Duration::from_secs(5)).map_err(|source| {
-                BenchError::Connect {
-                    addr: addr.into(),
-                    source,
-                }
-            })?;
-        stream.set_nodelay(true).ok();
+        let mut stream = RawStream::connect(addr).map_err(|source| BenchError::Connect {
+            addr: addr.into(),
+            source,
+        })?;
         stream
             .write_all(MAGIC_V2)
             .map_err(|source| BenchError::Connect {

@@ -1,5 +1,6 @@
-//! One connection to nsqd: TCP connect (bounded by a timeout), the `  V2`
-//! magic, IDENTIFY with feature negotiation, then frames in and commands out.
+//! One connection to nsqd: TCP (or unix socket) connect, bounded by a
+//! timeout, the `  V2` magic, IDENTIFY with feature negotiation, then frames
+//! in and commands out.
 //!
 //! [`Connection`] is also usable on its own, request by request (tools,
 //! tests); the producer and consumer take it apart into a socket and a
@@ -11,7 +12,6 @@ use crate::protocol::{Command, Frame, FrameDecoder, MAGIC_V2};
 use bytes::{Bytes, BytesMut};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio_util::codec::Decoder;
 
 /// Connection settings, most of them sent in IDENTIFY. `None` leaves nsqd's
@@ -175,7 +175,7 @@ impl Connection {
             addr: addr.to_string(),
             source: std::sync::Arc::new(source),
         };
-        let stream = tokio::time::timeout(config.connect_timeout, TcpStream::connect(addr))
+        let stream = tokio::time::timeout(config.connect_timeout, crate::listen::connect(addr))
             .await
             .map_err(|_| {
                 connect_err(std::io::Error::new(
@@ -184,7 +184,6 @@ impl Connection {
                 ))
             })?
             .map_err(connect_err)?;
-        stream.set_nodelay(true).ok();
         let mut conn = Connection {
             addr: addr.to_string(),
             stream: Box::new(stream),

@@ -2,8 +2,9 @@
 //! talk to nsqd. It lives in the library, beside the server, so that both
 //! sides share one [`crate::protocol`] and agree on every byte.
 //!
-//! * [`Connection`] (`conn.rs`): one TCP connection, magic and IDENTIFY
-//!   done, frames in and commands out; usable request by request.
+//! * [`Connection`] (`conn.rs`): one TCP (or unix socket) connection,
+//!   magic and IDENTIFY done, frames in and commands out; usable request by
+//!   request.
 //! * [`Producer`] (`producer.rs`): publishes; many publishes may be
 //!   outstanding on one connection (pipelining), answered in order as nsqd
 //!   guarantees.
@@ -12,7 +13,8 @@
 //!   or TOUCH.
 //! * [`ClientError`] (`error.rs`): one error type, nsqd's own text included.
 //! * [`api`]: nsqlookupd's and nsqd's HTTP answers, read as tolerantly as
-//!   go-nsq reads them.
+//!   go-nsq reads them; [`http`]: requests to nsqd's HTTP API over TCP or
+//!   a unix socket.
 //!
 //! Each producer or consumer connection runs in one task that reads and
 //! writes concurrently and batches whatever commands are waiting into a
@@ -23,6 +25,7 @@ pub mod api;
 mod conn;
 mod consumer;
 mod error;
+pub mod http;
 mod producer;
 
 pub mod tls;

@@ -67,11 +67,15 @@ pub fn client_config(opts: &TlsOptions) -> Result<Arc<rustls::ClientConfig>, Str
     Ok(Arc::new(config))
 }
 
-/// The name to check nsqd's certificate against: the host of `addr`.
+/// The name to check nsqd's certificate against: the host of `addr`, or
+/// `localhost` for a unix socket path.
 pub fn server_name(addr: &str) -> Result<ServerName<'static>, String> {
-    let host = match addr.rsplit_once(':') {
-        Some((host, _)) => host.trim_start_matches('[').trim_end_matches(']'),
-        None => addr,
+    let host = match crate::listen::endpoint(addr) {
+        crate::listen::Endpoint::Unix(_) => "localhost",
+        crate::listen::Endpoint::Tcp(_) => match addr.rsplit_once(':') {
+            Some((host, _)) => host.trim_start_matches('[').trim_end_matches(']'),
+            None => addr,
+        },
     };
     ServerName::try_from(host.to_string()).map_err(|e| format!("{host}: {e}"))
 }

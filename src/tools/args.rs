@@ -8,7 +8,8 @@ use std::time::Duration;
 /// nsqd addresses, for a tool that talks to nsqd directly only.
 #[derive(Args, Debug, Clone, Default)]
 pub struct NsqdTcp {
-    /// nsqd TCP address (host:port; may be given multiple times).
+    /// nsqd TCP address (host:port, or a unix socket path; may be given
+    /// multiple times).
     #[arg(long = "nsqd-tcp-address", action = ArgAction::Append, value_name = "ADDR")]
     pub nsqd_tcp_addresses: Vec<String>,
 }
@@ -16,7 +17,8 @@ pub struct NsqdTcp {
 /// Where to find nsqd: directly, or through nsqlookupd.
 #[derive(Args, Debug, Clone, Default)]
 pub struct Sources {
-    /// nsqd TCP address (host:port; may be given multiple times).
+    /// nsqd TCP address (host:port, or a unix socket path; may be given
+    /// multiple times).
     #[arg(long = "nsqd-tcp-address", action = ArgAction::Append, value_name = "ADDR")]
     pub nsqd_tcp_addresses: Vec<String>,
 

@@ -27,7 +27,8 @@ pub struct StatArgs {
     #[arg(long, value_name = "CHANNEL")]
     pub channel: String,
 
-    /// nsqd HTTP address (host:port, no scheme; may be given multiple times).
+    /// nsqd HTTP address (host:port, no scheme, or a unix socket path; may
+    /// be given multiple times).
     #[arg(long = "nsqd-http-address", action = ArgAction::Append, value_name = "ADDR")]
     pub nsqd_http_addresses: Vec<String>,
 
@@ -228,10 +229,8 @@ pub async fn run(args: StatArgs) -> Result<(), Failure> {
     if args.interval.is_zero() {
         return Err(usage("--interval should be positive"));
     }
-    let http = reqwest::Client::builder()
-        .connect_timeout(args.connect_timeout)
-        .timeout(args.request_timeout)
-        .build()?;
+    let http =
+        crate::client::http::NodeHttp::new(Some(args.connect_timeout), args.request_timeout)?;
     let color = !args.json && std::io::stdout().is_terminal();
     colored::control::set_override(color);
     let stdout = std::io::stdout();
@@ -282,18 +281,17 @@ pub async fn run(args: StatArgs) -> Result<(), Failure> {
 }
 
 /// Sum the channel over every node with the topic.
-async fn poll(http: &reqwest::Client, args: &StatArgs) -> Result<Counts, Failure> {
+async fn poll(http: &crate::client::http::NodeHttp, args: &StatArgs) -> Result<Counts, Failure> {
     let nodes = if args.lookupd_http_addresses.is_empty() {
         args.nsqd_http_addresses.clone()
     } else {
-        producers(http, args).await?
+        producers(http.tcp(), args).await?
     };
     let mut sum = Counts::default();
     let mut found = false;
     for node in nodes {
-        let url = format!("http://{node}/stats");
         let reply = http
-            .get(&url)
+            .get(&node, "/stats")?
             .query(&[
                 ("format", "json"),
                 ("topic", args.topic.as_str()),

@@ -61,7 +61,8 @@ pub struct TailArgs {
     #[arg(long, requires = "channel")]
     pub peek: bool,
 
-    /// nsqd HTTP address for --peek (may be given multiple times).
+    /// nsqd HTTP address for --peek (host:port, or a unix socket path; may
+    /// be given multiple times).
     #[arg(long = "nsqd-http-address", action = ArgAction::Append, value_name = "ADDR")]
     pub nsqd_http_addresses: Vec<String>,
 
@@ -206,14 +207,12 @@ async fn peek(args: &TailArgs) -> Result<(), Failure> {
     } else {
         args.total.min(1000)
     };
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()?;
+    let http = crate::client::http::NodeHttp::new(None, Duration::from_secs(10))?;
     let mut out = std::io::stdout().lock();
     for topic in &args.topics {
         let mut nodes = args.nsqd_http_addresses.clone();
         for lookupd in &args.sources.lookupd_http_addresses {
-            let found = crate::client::api::lookup(&http, lookupd, topic).await?;
+            let found = crate::client::api::lookup(http.tcp(), lookupd, topic).await?;
             nodes.extend(found.producers.iter().filter_map(|p| p.http_addr()));
         }
         if nodes.is_empty() {
@@ -223,9 +222,8 @@ async fn peek(args: &TailArgs) -> Result<(), Failure> {
         }
         nodes.dedup();
         for node in nodes {
-            let url = format!("{}/channel/peek", crate::client::api::base_url(&node));
             let reply = http
-                .get(&url)
+                .get(&node, "/channel/peek")?
                 .query(&[
                     ("topic", topic.as_str()),
                     ("channel", channel),

@@ -60,7 +60,8 @@ pub struct ToNsqArgs {
     #[command(flatten)]
     pub sources: Sources,
 
-    /// Destination nsqd TCP address (may be given multiple times).
+    /// Destination nsqd TCP address (host:port, or a unix socket path; may
+    /// be given multiple times).
     #[arg(long = "destination-nsqd-tcp-address", action = ArgAction::Append, required = true, value_name = "ADDR")]
     pub destinations: Vec<String>,
 

@@ -2,7 +2,8 @@
 //! `--http-address` given a path), and the tools reaching nsqd there.
 
 use crate::support::{
-    self, http_request_unix, signal, spawn_daemon_anywhere, wait_until, DEADLINE,
+    self, http_request_unix, run_binary_with_input, signal, spawn_daemon_anywhere, wait_until,
+    DEADLINE,
 };
 use nsq::protocol::{Command, Frame, FrameDecoder, MAGIC_V2};
 use std::io::{Read, Write};
@@ -179,6 +180,120 @@ fn nsqd_serves_tcp_and_http_on_unix_sockets() {
     // A clean exit removes both socket files.
     assert!(nsqd.stop().success());
     assert!(!tcp.exists() && !http.exists());
+}
+
+#[test]
+fn tools_reach_nsqd_on_unix_sockets() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tcp, http) = (dir.path().join("tcp.sock"), dir.path().join("http.sock"));
+    let nsqd = Daemon::nsqd(&[
+        path_arg("tcp-address", &tcp),
+        path_arg("http-address", &http),
+    ]);
+    let ok = |r: support::HttpResponse| assert_eq!(r.status, 200, "{}", r.text());
+    ok(http_request_unix(
+        &http,
+        "POST",
+        "/topic/create?topic=lines",
+        b"",
+    ));
+    ok(http_request_unix(
+        &http,
+        "POST",
+        "/channel/create?topic=lines&channel=c",
+        b"",
+    ));
+
+    // nsq-pub → nsq-tail through the TCP socket.
+    let addr = format!("--nsqd-tcp-address={}", tcp.display());
+    let input: String = (1..=100).map(|i| format!("{i}\n")).collect();
+    let (code, _, err) = run_binary_with_input(
+        env!("CARGO_BIN_EXE_nsq-pub"),
+        &["--topic=lines", &addr],
+        Some(input.as_bytes()),
+        DEADLINE,
+    )
+    .expect("nsq-pub exits");
+    assert_eq!((code, err.as_str()), (0, ""));
+    // The channel holds them: nsq-stat and nsq-tail --peek read them over
+    // the HTTP socket.
+    let http_addr = format!("--nsqd-http-address={}", http.display());
+    let (code, out, err) = support::run_binary_within(
+        env!("CARGO_BIN_EXE_nsq-stat"),
+        &[
+            "--topic=lines",
+            "--channel=c",
+            &http_addr,
+            "--json",
+            "--count=1",
+            "--interval=100ms",
+        ],
+        DEADLINE,
+    )
+    .expect("nsq-stat exits");
+    assert_eq!(code, 0, "{err}");
+    let row: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(row["depth"], 100, "{out}");
+    let (code, out, err) = support::run_binary_within(
+        env!("CARGO_BIN_EXE_nsq-tail"),
+        &[
+            "--topic=lines",
+            "--channel=c",
+            "--peek",
+            &http_addr,
+            "-n",
+            "3",
+        ],
+        DEADLINE,
+    )
+    .expect("nsq-tail --peek exits");
+    assert_eq!((code, out.as_str()), (0, "1\n2\n3\n"), "{err}");
+    let (code, out, err) = support::run_binary_within(
+        env!("CARGO_BIN_EXE_nsq-tail"),
+        &["--topic=lines", "--channel=c", &addr, "-n", "100"],
+        DEADLINE,
+    )
+    .expect("nsq-tail exits");
+    assert_eq!(code, 0, "{err}");
+    let mut got: Vec<u32> = out.lines().map(|l| l.parse().unwrap()).collect();
+    got.sort();
+    assert_eq!(got, (1..=100).collect::<Vec<u32>>());
+
+    // nsq-bench publishes over the socket.
+    let (code, _, err) = support::run_binary_within(
+        env!("CARGO_BIN_EXE_nsq-bench"),
+        &["pub", &addr, "--topic=bench", "--runfor=200ms", "--size=10"],
+        DEADLINE,
+    )
+    .expect("nsq-bench exits");
+    assert_eq!(code, 0, "{err}");
+    let count = |topic: &str| {
+        let (_, stats) = get(&http, &format!("/stats?format=json&topic={topic}"));
+        let stats: serde_json::Value = serde_json::from_str(&stats).unwrap();
+        stats["topics"][0]["message_count"].as_u64().unwrap_or(0)
+    };
+    assert!(count("bench") > 0);
+
+    // nsq-to-nsq relays from the socket to the same nsqd's socket.
+    let mut relay = std::process::Command::new(env!("CARGO_BIN_EXE_nsq-to-nsq"))
+        .args([
+            "--topic=bench",
+            "--channel=relay",
+            &addr,
+            &format!("--destination-nsqd-tcp-address={}", tcp.display()),
+            "--destination-topic=copy",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let relayed = std::panic::catch_unwind(|| wait_until("relayed", || count("copy") > 0));
+    let _ = relay.kill();
+    let _ = relay.wait();
+    drop(nsqd);
+    if let Err(e) = relayed {
+        std::panic::resume_unwind(e);
+    }
 }
 
 #[test]
