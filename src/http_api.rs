@@ -151,6 +151,8 @@ pub enum ConfigValue {
 impl ConfigValue {
     pub fn into_response(self) -> Response {
         match self {
+            // Go sniffs no content type for an empty body.
+            ConfigValue::Text(s) if s.is_empty() => ok_empty(),
             ConfigValue::Text(s) => ok_text(s),
             ConfigValue::Json(v) => ok_json(&v),
             ConfigValue::RawJson(s) => with_nsq_header(
@@ -228,4 +230,41 @@ fn unescape(s: &str) -> Option<String> {
         i += 1;
     }
     Some(String::from_utf8_lossy(&out).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_values_typed_as_go_writes_them() {
+        let content_type = |v: ConfigValue| {
+            v.into_response()
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .map(|h| h.to_str().unwrap().to_string())
+        };
+        assert_eq!(
+            content_type(ConfigValue::Text("x".into())).as_deref(),
+            Some("text/plain; charset=utf-8")
+        );
+        assert_eq!(content_type(ConfigValue::Text(String::new())), None);
+        assert_eq!(
+            content_type(ConfigValue::RawJson("[1]".into())).as_deref(),
+            Some("application/json; charset=utf-8")
+        );
+    }
+
+    #[test]
+    fn route_patterns() {
+        assert!(path_matches("/config/:opt", "/config/log_level"));
+        assert!(!path_matches("/config/:opt", "/config/"));
+        assert!(!path_matches("/config/:opt", "/config/a/b"));
+        assert!(!path_matches("/config/:opt", "/configs/a"));
+        assert!(path_matches("/ping", "/ping"));
+        assert_eq!(
+            path_param("/config/:opt", "/config/log_level", "opt"),
+            Some("log_level")
+        );
+    }
 }

@@ -47,6 +47,12 @@ fn values_as_nsq_answers_them() {
     assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
     assert_eq!(r.header("x-nsq-content-type"), Some("nsq; version=1.0"));
 
+    // An empty string is an empty body, with no content type (Go sniffs
+    // none).
+    let r = get("tls_cert");
+    assert_eq!((r.status, r.body.len()), (200, 0));
+    assert_eq!(r.header("content-type"), None);
+
     // Only config-file names of flags.
     error(&get("lookupd_tcp_address"), 400, "INVALID_OPTION");
     error(&get("client_timeout"), 400, "INVALID_OPTION");
