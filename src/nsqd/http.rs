@@ -413,12 +413,7 @@ fn split_binary(body: &Bytes, max_msg: usize, max_body: usize) -> Result<Vec<Byt
 /// `nsqlookupd_tcp_addresses` or `log_level` and answers the new value.
 /// The body is checked before the name, as NSQ does: empty or over
 /// `--max-msg-size` is 413 `INVALID_VALUE`.
-async fn config(
-    nsqd: &Nsqd,
-    auth: Option<&Authorization>,
-    opt: &str,
-    req: Request,
-) -> ApiResult {
+async fn config(nsqd: &Nsqd, auth: Option<&Authorization>, opt: &str, req: Request) -> ApiResult {
     // Behind --auth-required: nsqd's settings are everyone's business, so
     // an admin grant for every topic and channel (`.*`) is needed.
     permit(auth, Permission::Admin, "", "")?;

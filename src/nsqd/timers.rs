@@ -250,7 +250,10 @@ mod tests {
     fn due_channels_run_and_report_their_next_deadline() {
         let timers = Arc::new(Timers::default());
         let ch = channel(&timers);
-        let client = Arc::new(ClientHandle::new(1, "127.0.0.1:1".parse().unwrap()));
+        let client = Arc::new(ClientHandle::new(
+            1,
+            crate::listen::PeerAddr::Tcp("127.0.0.1:1".parse().unwrap()),
+        ));
         ch.add_client(client.clone(), 0).unwrap();
         client.ready_count.store(10, Relaxed);
         ch.put_from_topic(&msgs(2), Duration::ZERO).unwrap();
@@ -282,7 +285,10 @@ mod tests {
             let next = timers.run_due(Instant::now(), &process);
             next.is_some_and(|n| n <= at)
         };
-        let client = Arc::new(ClientHandle::new(1, "127.0.0.1:1".parse().unwrap()));
+        let client = Arc::new(ClientHandle::new(
+            1,
+            crate::listen::PeerAddr::Tcp("127.0.0.1:1".parse().unwrap()),
+        ));
         client.ready_count.store(10, Relaxed);
 
         // A deferred put.
@@ -337,7 +343,10 @@ mod tests {
         let timers = Arc::new(Timers::default());
         let ch = channel(&timers);
         ch.set_dead_letters(Some(1), None);
-        let client = Arc::new(ClientHandle::new(1, "127.0.0.1:1".parse().unwrap()));
+        let client = Arc::new(ClientHandle::new(
+            1,
+            crate::listen::PeerAddr::Tcp("127.0.0.1:1".parse().unwrap()),
+        ));
         ch.add_client(client.clone(), 0).unwrap();
         client.ready_count.store(10, Relaxed);
         let mut used = msgs(1);

@@ -230,3 +230,37 @@ async fn auth_sends_the_client_certificate_common_name() {
     );
     drop(nsqd);
 }
+
+/// On a unix socket a client has no IP: nsqd sends an empty `remote_ip`,
+/// as NSQ's does.
+#[test]
+fn auth_over_a_unix_socket_sends_no_remote_ip() {
+    let auth = auth_server();
+    let data = tempfile::tempdir().unwrap();
+    let socket = data.path().join("nsqd.sock");
+    let (mut child, _, _, _) = support::spawn_daemon_anywhere(
+        env!("CARGO_BIN_EXE_nsqd"),
+        &[
+            format!("--tcp-address={}", socket.display()),
+            "--http-address=127.0.0.1:0".into(),
+            format!("--data-path={}", data.path().display()),
+            format!("--auth-http-address={}", auth.addr),
+        ],
+    );
+    let outcome = std::panic::catch_unwind(|| {
+        let mut c = crate::unix_sockets::V2::connect(&socket);
+        c.send(Command::Identify(Bytes::from_static(b"{}")));
+        let answer = c.send(Command::Auth(Bytes::from_static(b"alice")));
+        assert!(matches!(answer, Frame::Response(_)), "{answer:?}");
+        let requests = auth.requests.lock().unwrap().join("\n");
+        assert!(
+            requests.contains("GET /auth?common_name=&remote_ip=&secret=alice&tls=false"),
+            "{requests}"
+        );
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e);
+    }
+}

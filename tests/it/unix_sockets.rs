@@ -91,13 +91,13 @@ fn get(socket: &Path, target: &str) -> (u16, String) {
 }
 
 /// A protocol V2 connection over a unix socket, magic sent.
-struct V2 {
+pub(crate) struct V2 {
     stream: UnixStream,
     buf: bytes::BytesMut,
 }
 
 impl V2 {
-    fn connect(socket: &Path) -> V2 {
+    pub(crate) fn connect(socket: &Path) -> V2 {
         let mut stream = UnixStream::connect(socket).unwrap();
         stream.set_read_timeout(Some(DEADLINE)).unwrap();
         stream.write_all(MAGIC_V2).unwrap();
@@ -107,7 +107,8 @@ impl V2 {
         }
     }
 
-    fn send(&mut self, cmd: Command) -> Frame {
+    /// Send a command; the next frame that is not a heartbeat.
+    pub(crate) fn send(&mut self, cmd: Command) -> Frame {
         self.stream.write_all(&cmd.to_bytes()).unwrap();
         loop {
             if let Some(f) = FrameDecoder::default().decode(&mut self.buf).unwrap() {
@@ -294,6 +295,39 @@ fn tools_reach_nsqd_on_unix_sockets() {
     if let Err(e) = relayed {
         std::panic::resume_unwind(e);
     }
+}
+
+/// TLS over a unix socket: the tools check nsqd's certificate for
+/// `localhost` (there is no host name in a path).
+#[test]
+fn tls_over_a_unix_socket() {
+    let pki = support::Pki::new();
+    let dir = tempfile::tempdir().unwrap();
+    let tcp = dir.path().join("tcp.sock");
+    let mut args = pki.flags();
+    args.extend([
+        path_arg("tcp-address", &tcp),
+        "--http-address=127.0.0.1:0".into(),
+        "--tls-required=tcp-https".into(),
+    ]);
+    let _nsqd = Daemon::nsqd(&args);
+    let addr = format!("--nsqd-tcp-address={}", tcp.display());
+    let ca = format!("--tls-root-ca-file={}", pki.path("ca.pem"));
+    let (code, _, err) = run_binary_with_input(
+        env!("CARGO_BIN_EXE_nsq-pub"),
+        &["--topic=s", &addr, "--tls", &ca],
+        Some(b"secret\n"),
+        DEADLINE,
+    )
+    .expect("nsq-pub exits");
+    assert_eq!((code, err.as_str()), (0, ""));
+    let (code, out, err) = support::run_binary_within(
+        env!("CARGO_BIN_EXE_nsq-tail"),
+        &["--topic=s", "--channel=c", &addr, "--tls", &ca, "-n", "1"],
+        DEADLINE,
+    )
+    .expect("nsq-tail exits");
+    assert_eq!((code, out.as_str()), (0, "secret\n"), "{err}");
 }
 
 #[test]
