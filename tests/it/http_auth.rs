@@ -393,3 +393,29 @@ fn bad_auth_required_values_are_usage_errors() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("not \"ftp\""), "{err}");
 }
+
+/// `/config/:opt` changes the whole daemon: it needs an admin grant for
+/// every topic and channel (`.*`); an admin of one topic is refused.
+#[test]
+fn runtime_config_needs_an_admin_of_everything() {
+    let auth = auth_server();
+    let nsqd = Nsqd::start(&[
+        &format!("--auth-http-address={}", auth.addr),
+        "--auth-required=http",
+    ]);
+    assert_error(
+        &request(&nsqd, None, "GET", "/config/log_level", b""),
+        401,
+        "AUTH_REQUIRED",
+    );
+    for secret in ["orders-admin", "publisher", "nobody"] {
+        let r = request(&nsqd, Some(secret), "PUT", "/config/log_level", b"debug");
+        assert_error(&r, 403, "UNAUTHORIZED");
+        let r = request(&nsqd, Some(secret), "GET", "/config/log_level", b"");
+        assert_error(&r, 403, "UNAUTHORIZED");
+    }
+    let r = request(&nsqd, Some("admin"), "PUT", "/config/log_level", b"debug");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = request(&nsqd, Some("admin"), "GET", "/config/log_level", b"");
+    assert_eq!((r.status, r.text()), (200, "1".to_string()));
+}
