@@ -771,6 +771,36 @@ impl Channel {
         Ok(f.msg.timestamp)
     }
 
+    /// FIN for each of `ids` (hex, as sent) under one lock: a consumer's
+    /// pipelined FINs. `done` gets each one's publish timestamp or error,
+    /// in order, after the lock is released.
+    pub fn finish_many(
+        &self,
+        client: &ClientHandle,
+        ids: &[[u8; 16]],
+        mut done: impl FnMut(&[u8; 16], Result<i64, InFlightError>),
+    ) {
+        let mut outcomes: Vec<Result<i64, InFlightError>> = Vec::with_capacity(ids.len());
+        let mut st = self.state.lock();
+        for raw in ids {
+            let outcome = MessageId::from_hex(raw)
+                .ok_or(InFlightError::NotInFlight)
+                .and_then(|id| Self::remove_in_flight(&mut st, client.id, id))
+                .map(|f| {
+                    st.let_go(f.origin);
+                    f.msg.timestamp
+                });
+            outcomes.push(outcome);
+        }
+        drop(st);
+        let finished = outcomes.iter().filter(|o| o.is_ok()).count() as i64;
+        client.in_flight.fetch_sub(finished, Relaxed);
+        client.finish_count.fetch_add(finished as u64, Relaxed);
+        for (raw, outcome) in ids.iter().zip(outcomes) {
+            done(raw, outcome);
+        }
+    }
+
     /// REQ: back to the queue now, or after `delay`; `client` has a free
     /// in-flight slot.
     pub fn requeue(
@@ -1228,6 +1258,44 @@ mod tests {
         ch.remove_client(1);
         assert_eq!(ch.counts().in_flight, 52);
         assert_eq!(ch.counts().depth, 48);
+    }
+
+    /// Pipelined FINs under one lock: each gets its own outcome, in order,
+    /// and only the ones done free a slot.
+    #[test]
+    fn finish_many_answers_each_in_order() {
+        let ch = channel();
+        let (a, b) = (client(1), client(2));
+        ch.add_client(a.clone(), 0).unwrap();
+        ch.add_client(b.clone(), 0).unwrap();
+        ch.put_from_topic(&msgs(4), Duration::ZERO).unwrap();
+        let (mut mine, mut theirs) = (Vec::new(), Vec::new());
+        ch.take(&a, 3, Duration::from_secs(60), &mut mine);
+        ch.take(&b, 1, Duration::from_secs(60), &mut theirs);
+        let ids = [
+            mine[0].id.to_hex(),
+            theirs[0].id.to_hex(),
+            *b"not-a-message-id",
+            mine[2].id.to_hex(),
+            mine[0].id.to_hex(),
+        ];
+        let mut got = Vec::new();
+        ch.finish_many(&a, &ids, |raw, outcome| {
+            got.push((*raw, outcome.map(|_| ())))
+        });
+        let want = [
+            Ok(()),
+            Err(InFlightError::NotOwner),
+            Err(InFlightError::NotInFlight),
+            Ok(()),
+            Err(InFlightError::NotInFlight),
+        ];
+        assert_eq!(got.iter().map(|(r, _)| *r).collect::<Vec<_>>(), ids);
+        assert_eq!(got.into_iter().map(|(_, o)| o).collect::<Vec<_>>(), want);
+        assert_eq!(a.in_flight.load(Relaxed), 1);
+        assert_eq!(a.finish_count.load(Relaxed), 2);
+        assert_eq!(b.in_flight.load(Relaxed), 1);
+        assert!(ch.finish(&a, mine[1].id).is_ok());
     }
 
     #[test]

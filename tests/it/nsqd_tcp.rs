@@ -280,6 +280,33 @@ fn subscribe_and_receive_exact_message_frame() {
     assert_eq!(client["version"], "V2");
 }
 
+/// FINs sent in one write are done together, but each failing one is
+/// answered in its place: before the response to what follows it.
+#[test]
+fn pipelined_fins_answer_in_order() {
+    let nsqd = Nsqd::start(&[]);
+    let mut a = consumer(&nsqd, "t", "c", 3);
+    let mut p = nsqd.connect();
+    for body in [b"1", b"2", b"3"] {
+        p.publish("t", body);
+    }
+    let ids: Vec<String> = (0..3)
+        .map(|_| String::from_utf8(a.expect_message().id.to_hex().to_vec()).unwrap())
+        .collect();
+    let burst = format!(
+        "FIN {}\nFIN 0000000000000000\nFIN {}\nTOUCH 0000000000000001\nFIN {}\nFIN {}\n",
+        ids[0], ids[1], ids[2], ids[2]
+    );
+    a.send_raw(burst.as_bytes());
+    a.expect_error("E_FIN_FAILED FIN 0000000000000000 failed ID not in flight");
+    a.expect_error("E_TOUCH_FAILED TOUCH 0000000000000001 failed ID not in flight");
+    a.expect_error(&format!("E_FIN_FAILED FIN {} failed ID not in flight", ids[2]));
+    wait_until("every message finished", || {
+        let ch = nsqd.channel_stats("t", "c").unwrap();
+        ch["in_flight_count"] == 0 && ch["clients"][0]["finish_count"] == 3
+    });
+}
+
 #[test]
 fn fin_errors_are_not_fatal() {
     let nsqd = Nsqd::start(&[]);

@@ -50,6 +50,8 @@ pub(super) struct Connection {
     pub(super) batch: Vec<Message>,
     /// The last take stopped at this client's share: yield to the others.
     pub(super) owed_turn: bool,
+    /// FINs decoded but not yet done (see `cmd/in_flight.rs`).
+    pub(super) pending_fins: Vec<[u8; 16]>,
     /// PUBs decoded but not yet stored (see `cmd/publish.rs`).
     pub(super) pending_pub: Option<(String, Vec<bytes::Bytes>)>,
     /// Publishes waiting for their fsync (`--sync-every=1`), oldest first.
@@ -106,6 +108,7 @@ impl Connection {
             last_command: Instant::now(),
             batch: Vec::new(),
             owed_turn: false,
+            pending_fins: Vec::new(),
             pending_pub: None,
             held: VecDeque::new(),
             auth: None,
@@ -287,6 +290,7 @@ impl Connection {
         }
         self.rbuf.shrink();
         self.held.shrink_to_fit();
+        self.pending_fins = Vec::new();
     }
 
     /// Decode and execute every complete command in the read buffer.
@@ -304,13 +308,20 @@ impl Connection {
                 // Consecutive PUBs to one topic are stored as one batch:
                 // one write instead of one per message.
                 Ok(Some(Command::Pub { topic, body })) => {
+                    self.flush_fins();
                     if let Err(e) = self.queue_pub(topic, body).await {
                         self.flush_pubs();
                         self.send_error(&e);
                     }
                 }
+                // Consecutive FINs are done under one channel lock.
+                Ok(Some(Command::Fin(raw))) => {
+                    self.flush_pubs();
+                    self.queue_fin(raw);
+                }
                 Ok(Some(cmd)) => {
                     self.flush_pubs();
+                    self.flush_fins();
                     if let Err(e) = self.execute(cmd).await {
                         self.send_error(&e);
                     }
@@ -318,15 +329,21 @@ impl Connection {
                 Ok(None) => break,
                 Err(DecodeError::Protocol(e)) => {
                     self.flush_pubs();
+                    self.flush_fins();
                     self.send_error(&e);
                 }
                 Err(DecodeError::LineTooLong) => {
-                    return Err(ConnError::Closed("command line too long"))
+                    self.flush_fins();
+                    return Err(ConnError::Closed("command line too long"));
                 }
-                Err(DecodeError::Io(e)) => return Err(e.into()),
+                Err(DecodeError::Io(e)) => {
+                    self.flush_fins();
+                    return Err(e.into());
+                }
             }
         }
         self.flush_pubs();
+        self.flush_fins();
         self.rbuf.after_commands();
         Ok(())
     }

@@ -29,7 +29,11 @@ impl Connection {
                 self.subscribe(&topic, &channel)
             }
             Command::Rdy(count) => self.ready(count),
-            Command::Fin(raw) => self.finish(&raw),
+            Command::Fin(raw) => {
+                self.queue_fin(raw);
+                self.flush_fins();
+                Ok(())
+            }
             Command::Req {
                 id: raw,
                 timeout_ms,
