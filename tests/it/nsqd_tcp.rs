@@ -300,7 +300,10 @@ fn pipelined_fins_answer_in_order() {
     a.send_raw(burst.as_bytes());
     a.expect_error("E_FIN_FAILED FIN 0000000000000000 failed ID not in flight");
     a.expect_error("E_TOUCH_FAILED TOUCH 0000000000000001 failed ID not in flight");
-    a.expect_error(&format!("E_FIN_FAILED FIN {} failed ID not in flight", ids[2]));
+    a.expect_error(&format!(
+        "E_FIN_FAILED FIN {} failed ID not in flight",
+        ids[2]
+    ));
     wait_until("every message finished", || {
         let ch = nsqd.channel_stats("t", "c").unwrap();
         ch["in_flight_count"] == 0 && ch["clients"][0]["finish_count"] == 3
