@@ -13,6 +13,8 @@ pub mod cli;
 pub mod client;
 pub mod compress;
 pub(crate) mod diskqueue;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http_api;
 pub mod http_server;
 pub mod listen;

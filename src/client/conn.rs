@@ -343,7 +343,7 @@ impl Connection {
 /// nsqd answers IDENTIFY with JSON when asked for feature negotiation, and
 /// with `OK` when it does not negotiate (older or minimal servers): then its
 /// defaults apply.
-fn parse_identify_response(data: &[u8]) -> Result<IdentifyResponse, String> {
+pub(crate) fn parse_identify_response(data: &[u8]) -> Result<IdentifyResponse, String> {
     if data == crate::protocol::OK {
         return Ok(IdentifyResponse::default());
     }

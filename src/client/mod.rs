@@ -22,7 +22,7 @@
 //! with NOP everywhere.
 
 pub mod api;
-mod conn;
+pub(crate) mod conn;
 mod consumer;
 mod error;
 pub mod http;

@@ -7,13 +7,13 @@
 
 use super::registration_db::{Category, LastUpdate, PeerInfo, Registration};
 use super::server::Lookupd;
-use crate::listen::{Listener, PeerAddr, Stream};
+use crate::listen::{Listener, PeerAddr};
 use crate::protocol::lookup::{frame, topic_channel, PeerIdentity, MAGIC_V1};
 use crate::protocol::names::is_ephemeral;
 use crate::protocol::ProtocolError;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio_util::task::TaskTracker;
 
 /// Longest command line accepted: real ones are a few hundred bytes.
@@ -47,7 +47,12 @@ pub async fn serve(lookupd: Arc<Lookupd>, listener: Listener, tracker: TaskTrack
     }
 }
 
-async fn handle(lookupd: Arc<Lookupd>, stream: Stream, addr: PeerAddr) {
+/// One connection, over any byte stream (a TCP or unix socket; in-memory
+/// when fuzzed).
+pub(crate) async fn handle<S>(lookupd: Arc<Lookupd>, stream: S, addr: PeerAddr)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let shutdown = lookupd.shutdown.clone();
     let mut conn = V1Conn {
         lookupd,
@@ -62,15 +67,15 @@ async fn handle(lookupd: Arc<Lookupd>, stream: Stream, addr: PeerAddr) {
     conn.cleanup();
 }
 
-struct V1Conn {
+struct V1Conn<S> {
     lookupd: Arc<Lookupd>,
     addr: PeerAddr,
-    stream: BufReader<Stream>,
+    stream: BufReader<S>,
     /// Set by IDENTIFY: who this connection is.
     peer: Option<Arc<PeerInfo>>,
 }
 
-impl V1Conn {
+impl<S: AsyncRead + AsyncWrite + Unpin> V1Conn<S> {
     async fn run(&mut self) {
         let mut magic = [0u8; 4];
         match tokio::time::timeout(IDLE_LIMIT, self.stream.read_exact(&mut magic)).await {

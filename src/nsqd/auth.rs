@@ -70,7 +70,7 @@ impl Authorization {
 }
 
 #[derive(Deserialize)]
-struct Answer {
+pub(crate) struct Answer {
     #[serde(default)]
     ttl: i64,
     #[serde(default)]
@@ -163,7 +163,11 @@ pub async fn query(
 
 /// Validate an auth server's answer. `admin` is a permission only when
 /// the HTTP API is guarded; otherwise it is unknown, as in NSQ.
-fn parse(secret: bytes::Bytes, answer: Answer, admin_known: bool) -> Result<Authorization, String> {
+pub(crate) fn parse(
+    secret: bytes::Bytes,
+    answer: Answer,
+    admin_known: bool,
+) -> Result<Authorization, String> {
     if answer.ttl <= 0 {
         return Err("invalid TTL".into());
     }

@@ -380,7 +380,11 @@ async fn multi_publish(
 
 /// `[i32 count]([i32 size][bytes])*`, validated as TCP MPUB's inner part;
 /// errors are 413 with the TCP code minus `E_`.
-fn split_binary(body: &Bytes, max_msg: usize, max_body: usize) -> Result<Vec<Bytes>, ApiError> {
+pub(crate) fn split_binary(
+    body: &Bytes,
+    max_msg: usize,
+    max_body: usize,
+) -> Result<Vec<Bytes>, ApiError> {
     let bad_body = ApiError(StatusCode::PAYLOAD_TOO_LARGE, "BAD_BODY");
     let read_i32 = |at: usize| -> Option<i32> {
         body.get(at..at + 4)
