@@ -221,6 +221,11 @@ fn unescape(s: &str) -> Option<String> {
             b'+' => out.push(b' '),
             b'%' => {
                 let hex = bytes.get(i + 1..i + 3)?;
+                // Two hex digits, nothing else: `from_str_radix` alone would
+                // take a sign (`%+f`), which Go refuses.
+                if !hex.iter().all(u8::is_ascii_hexdigit) {
+                    return None;
+                }
                 let v = u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?;
                 out.push(v);
                 i += 2;
@@ -265,6 +270,18 @@ mod tests {
         assert_eq!(
             path_param("/config/:opt", "/config/log_level", "opt"),
             Some("log_level")
+        );
+    }
+
+    /// Found by fuzzing (`http_query`): `%+2` was read as the byte 0x02.
+    #[test]
+    fn a_signed_escape_is_refused_as_go_does() {
+        assert!(Query::parse("topic=a%+20b").is_err());
+        assert!(Query::parse("topic=%+f").is_err());
+        assert!(Query::parse("topic=%-1").is_err());
+        assert_eq!(
+            Query::parse("topic=a%2fb").unwrap().get("topic"),
+            Some("a/b")
         );
     }
 }
