@@ -161,6 +161,9 @@ pub async fn query(
     Err(errors.join("; "))
 }
 
+/// The longest TTL honoured, in seconds (100 years).
+const MAX_TTL_SECS: u64 = 100 * 365 * 24 * 3600;
+
 /// Validate an auth server's answer. `admin` is a permission only when
 /// the HTTP API is guarded; otherwise it is unknown, as in NSQ.
 pub(crate) fn parse(
@@ -200,7 +203,9 @@ pub(crate) fn parse(
         secret,
         identity: answer.identity,
         identity_url: answer.identity_url,
-        expires: Instant::now() + Duration::from_secs(answer.ttl as u64),
+        // A TTL near i64::MAX seconds would overflow `Instant`: a century
+        // is forever enough.
+        expires: Instant::now() + Duration::from_secs((answer.ttl as u64).min(MAX_TTL_SECS)),
         grants,
     })
 }
@@ -350,6 +355,15 @@ mod tests {
             "no channel pattern: nothing"
         );
         assert_eq!(a.grant_count(), 3);
+    }
+
+    /// Found by fuzzing (`auth_json`): `{"ttl":9223372036854775807}`
+    /// panicked with "overflow when adding duration to instant".
+    #[test]
+    fn a_huge_ttl_is_capped_not_a_panic() {
+        let a = auth(serde_json::json!({"ttl": i64::MAX})).unwrap();
+        assert!(!a.is_expired());
+        assert!(a.expires > Instant::now() + Duration::from_secs(MAX_TTL_SECS - 60));
     }
 
     #[test]
