@@ -509,9 +509,11 @@ fn drain_queue(q: &mut DiskQueue, cfg: &QueueConfig, bound: usize) -> Vec<Bytes>
 }
 
 /// After whatever recovery did: the queue still stores and returns a
-/// record, and survives a reopen.
+/// record, both ways a channel takes one (moved past unread because its
+/// cache holds it, and read back from disk), and survives a reopen.
 fn queue_still_works(dir: &Path, cfg: &QueueConfig, mut q: DiskQueue) {
     let rec = vec![b'r'; cfg.min_record_size as usize];
+    skip_cached_record(&mut q, cfg);
     q.put_with([&rec[..]], |r, buf| buf.extend_from_slice(r), |r| r.len())
         .expect("put after recovery");
     assert_eq!(q.pop().as_deref(), Some(&rec[..]), "record written back");
@@ -522,6 +524,18 @@ fn queue_still_works(dir: &Path, cfg: &QueueConfig, mut q: DiskQueue) {
     let mut q = DiskQueue::open(dir, "q", cfg.clone()).expect("reopen");
     assert_eq!(q.depth(), 0, "depth after reopen");
     assert!(q.pop().is_none(), "records after reopen");
+}
+
+/// With everything read, a channel caches what it writes and moves past
+/// it on disk unread (`skip_tracked`): write a record, peek at it, skip it.
+fn skip_cached_record(q: &mut DiskQueue, cfg: &QueueConfig) {
+    let rec = vec![b'c'; cfg.min_record_size as usize];
+    q.put_with([&rec[..]], |r, buf| buf.extend_from_slice(r), |r| r.len())
+        .expect("put");
+    assert_eq!(q.peek(0, 2), [&rec[..]], "peek at the record written");
+    let held = q.skip_tracked(rec.len()).expect("skip the cached record");
+    q.release(held);
+    assert_eq!(q.depth(), 0, "depth after skipping");
 }
 
 /// Files in `dir` set aside as damaged (`*.bad`, `*.bad.N`).
@@ -581,7 +595,8 @@ pub fn diskqueue_segment(data: &[u8]) {
 /// segment files, separated in the input by `|||`. The first part is the
 /// configuration byte and the metadata (none when empty); each later part
 /// is a segment number byte and the segment's bytes. Opening never fails,
-/// reading ends, and the queue works afterwards.
+/// a peek shows what reading then delivers first, reading ends, and the
+/// queue works afterwards.
 pub fn diskqueue_recovery(data: &[u8]) {
     let mut parts = split_on(data, b"|||").into_iter();
     let Some(first) = parts.next() else {
@@ -605,7 +620,14 @@ pub fn diskqueue_recovery(data: &[u8]) {
         std::fs::write(dir.0.join(name), bytes).expect("write");
     }
     let mut q = DiskQueue::open(&dir.0, "q", cfg.clone()).expect("open");
-    drain_queue(&mut q, &cfg, total / 5 + 1);
+    // `/channel/peek` shows what reading delivers first (it stops early at
+    // damage, where reading sets the segment aside and goes on).
+    let peeked = q.peek(0, 8);
+    let read = drain_queue(&mut q, &cfg, total / 5 + 1);
+    assert!(
+        read.starts_with(&peeked),
+        "peek shows what is not read first"
+    );
     queue_still_works(&dir.0, &cfg, q);
 }
 

@@ -30,9 +30,16 @@ impl Meta {
         let text = std::str::from_utf8(text).ok()?;
         let mut lines = text.split('\n');
         let depth: i64 = lines.next()?.trim().parse().ok()?;
+        // go-diskqueue's numbers are int64: anything larger is not its.
+        let number = |s: &str| {
+            s.trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|&n| n <= i64::MAX as u64)
+        };
         let pair = |line: Option<&str>| -> Option<(u64, u64)> {
             let (a, b) = line?.trim().split_once(',')?;
-            Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
+            Some((number(a)?, number(b)?))
         };
         let (read_file_num, read_pos) = pair(lines.next())?;
         let (write_file_num, write_pos) = pair(lines.next())?;
@@ -91,7 +98,7 @@ impl Names {
         if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
-        digits.parse().ok()
+        digits.parse().ok().filter(|&n| n <= i64::MAX as u64)
     }
 
     /// Every segment number present on disk, ascending.
@@ -178,6 +185,10 @@ mod tests {
             assert_eq!(Meta::parse(bad), None, "{bad:?}");
         }
         assert_eq!(Meta::parse(b"-3\n0,0\n0,0\n").unwrap().depth, 0);
+        // Past int64, as go-diskqueue's numbers cannot be (and a later
+        // `+ 1` would overflow).
+        assert_eq!(Meta::parse(b"0\n0,0\n9223372036854775808,0\n"), None);
+        assert!(Meta::parse(b"0\n0,0\n9223372036854775807,0\n").is_some());
     }
 
     #[test]
@@ -195,5 +206,9 @@ mod tests {
         assert_eq!(n.segment_number("t:c.diskqueue.000007.dat.bad"), None);
         assert_eq!(n.segment_number("t:c.diskqueue.meta.dat"), None);
         assert_eq!(n.segment_number("t:cc.diskqueue.000007.dat"), None);
+        assert_eq!(
+            n.segment_number("t:c.diskqueue.18446744073709551615.dat"),
+            None
+        );
     }
 }

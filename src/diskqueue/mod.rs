@@ -722,7 +722,7 @@ impl<S: Storage> DiskQueue<S> {
     /// Depth from the files themselves (after damage or lost metadata).
     fn recount_depth(&mut self) {
         let mut depth = 0;
-        for num in self.read_file_num..=self.write_file_num {
+        for num in self.segments_in(self.read_file_num..=self.write_file_num) {
             let path = self.names.segment(num);
             let start = if num == self.read_file_num {
                 self.read_pos
@@ -740,6 +740,38 @@ impl<S: Storage> DiskQueue<S> {
         }
         self.depth = depth;
         self.dirty = true;
+    }
+
+    /// The segment numbers in `range` that may have a file. A short range
+    /// is taken as it is; a long one (metadata far ahead of the files, or
+    /// a gap in the numbering) is not walked number by number, only the
+    /// segments on disk are.
+    fn segments_in(&self, range: std::ops::RangeInclusive<u64>) -> Vec<u64> {
+        const WALK: u64 = 64;
+        let (first, last) = (*range.start(), *range.end());
+        if last < first {
+            return Vec::new();
+        }
+        if last - first < WALK {
+            return range.collect();
+        }
+        match self.segments() {
+            Ok(nums) => nums.into_iter().filter(|n| range.contains(n)).collect(),
+            Err(e) => {
+                self.warn(format_args!("cannot list segments: {e}"));
+                Vec::new()
+            }
+        }
+    }
+
+    /// The first segment from `num` on that may have a file, or the write
+    /// segment: numbers without a file hold nothing, and metadata far ahead
+    /// of the files must not be stepped through one number at a time.
+    fn next_segment_from(&self, num: u64) -> u64 {
+        self.segments_in(num..=self.write_file_num)
+            .first()
+            .copied()
+            .unwrap_or(self.write_file_num)
     }
 
     fn valid_size(&self, size: i32) -> bool {
@@ -951,7 +983,7 @@ impl<S: Storage> DiskQueue<S> {
                     .unwrap_or_else(|| self.names.segment_len(&self.storage, pos.0))
             };
             if pos.1 >= end {
-                pos = (pos.0 + 1, 0);
+                pos = (self.next_segment_from(pos.0 + 1), 0);
                 continue;
             }
             let Ok(file) = self.storage.open_read(&self.names.segment(pos.0)) else {
@@ -1117,7 +1149,7 @@ impl<S: Storage> DiskQueue<S> {
     fn finish_read_file(&mut self) {
         self.reader = None;
         self.finished_lens.remove(&self.read_file_num);
-        self.read_file_num += 1;
+        self.read_file_num = self.next_segment_from(self.read_file_num + 1);
         self.read_pos = 0;
         self.delete_finished_files();
         self.dirty = true;
@@ -1128,8 +1160,11 @@ impl<S: Storage> DiskQueue<S> {
     /// Delete the segments read to their end that hold no held record.
     fn delete_finished_files(&mut self) {
         let keep_from = self.resume_position().0;
-        while self.first_undeleted < keep_from {
-            let path = self.names.segment(self.first_undeleted);
+        if self.first_undeleted >= keep_from {
+            return;
+        }
+        for num in self.segments_in(self.first_undeleted..=keep_from - 1) {
+            let path = self.names.segment(num);
             if let Err(e) = self.storage.remove(&path) {
                 if e.kind() != io::ErrorKind::NotFound {
                     tracing::error!(
@@ -1139,9 +1174,9 @@ impl<S: Storage> DiskQueue<S> {
                     );
                 }
             }
-            self.first_undeleted += 1;
-            self.dir_changed = true;
         }
+        self.first_undeleted = keep_from;
+        self.dir_changed = true;
     }
 
     /// The read segment cannot be read on: move it aside and continue with
@@ -1172,7 +1207,7 @@ impl<S: Storage> DiskQueue<S> {
             }
             self.bad_segments += 1;
         }
-        self.read_file_num += 1;
+        self.read_file_num = self.next_segment_from(self.read_file_num + 1);
         self.read_pos = 0;
         self.recount_depth();
         self.ops_since_sync = self.ops_since_sync.max(self.cfg.sync_every);
@@ -1199,7 +1234,8 @@ impl<S: Storage> DiskQueue<S> {
         self.held.clear();
         self.finished_lens.clear();
         let mut first_err = None;
-        for num in self.first_undeleted.min(self.read_file_num)..=self.write_file_num {
+        let first = self.first_undeleted.min(self.read_file_num);
+        for num in self.segments_in(first..=self.write_file_num) {
             if let Err(e) = self.storage.remove(&self.names.segment(num)) {
                 if e.kind() != io::ErrorKind::NotFound && first_err.is_none() {
                     first_err = Some(e);

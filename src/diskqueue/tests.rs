@@ -188,6 +188,56 @@ fn garbage_metadata_is_set_aside_and_segments_reread() {
     assert_eq!(drain(&mut q), recs);
 }
 
+/// Found by fuzzing (`diskqueue_recovery`): metadata whose write segment
+/// is numbered far beyond the files made reading walk every number in
+/// between, recounting the depth at each one (a hang).
+#[test]
+fn metadata_far_ahead_of_the_files_is_not_walked_number_by_number() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("t.diskqueue.meta.dat"),
+        "2\n0,0\n2111111111,0\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("t.diskqueue.000002.dat"), b"\0\0\0\x01X").unwrap();
+    let start = std::time::Instant::now();
+    let mut q = DiskQueue::open(dir.path(), "t", cfg(1 << 20)).unwrap();
+    assert_eq!(drain(&mut q), vec![b"X".to_vec()]);
+    assert_eq!(q.depth(), 0);
+    q.put([&b"after"[..]]).unwrap();
+    assert_eq!(drain(&mut q), vec![b"after".to_vec()]);
+    q.put([&b"gone"[..]]).unwrap();
+    q.empty().unwrap();
+    assert_eq!(drain(&mut q), Vec::<Vec<u8>>::new());
+    assert!(start.elapsed() < std::time::Duration::from_secs(10));
+}
+
+/// As above, through the paths that move past a finished segment without
+/// reading it: metadata saying nothing is unread (depth 0, the read
+/// segment read to its end) but whose write segment is far past the read
+/// one makes the owner cache what it writes and then `skip_tracked` past
+/// it, and `peek` walk from the read position.
+#[test]
+fn skipping_and_peeking_do_not_walk_a_gap_number_by_number() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("t.diskqueue.meta.dat"),
+        "0\n2,5\n2111111111,0\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("t.diskqueue.000002.dat"), b"\0\0\0\x01X").unwrap();
+    let start = std::time::Instant::now();
+    let mut q = DiskQueue::open(dir.path(), "t", cfg(1 << 20)).unwrap();
+    assert_eq!(q.depth(), 0);
+    q.put([&b"cached"[..]]).unwrap();
+    assert_eq!(q.peek(0, 5), vec![Bytes::from_static(b"cached")]);
+    let held = q.skip_tracked(b"cached".len()).unwrap();
+    assert_eq!(q.depth(), 0);
+    q.release(held);
+    assert_eq!(q.meta().read_file_num, 2111111111);
+    assert!(start.elapsed() < std::time::Duration::from_secs(10));
+}
+
 #[test]
 fn empty_removes_segments_and_numbering_continues() {
     let dir = tempfile::tempdir().unwrap();
