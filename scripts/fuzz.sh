@@ -47,6 +47,9 @@ fi
 
 echo "== building ${#targets[@]} targets (cargo fuzz build --sanitizer none)"
 nice -n 19 cargo fuzz build --fuzz-dir fuzz --sanitizer none
+# Run the binaries themselves, built once: `cargo fuzz run` would rebuild
+# whenever the sources change, in the middle of a long run.
+bin="$CARGO_TARGET_DIR/$(rustc -vV | sed -n 's/^host: //p')/release"
 
 summary="$work/summary.tsv"
 printf 'target\tseconds\texecs\texecs/s\tcov\tft\tcorpus\tresult\n' >"$summary"
@@ -65,7 +68,7 @@ for t in "${targets[@]}"; do
     # One process (no -jobs/-workers): the machine is shared. The first
     # corpus directory receives new inputs; the committed seeds are read only.
     set +e
-    nice -n 19 cargo fuzz run --fuzz-dir fuzz --sanitizer none "$t" "$corpus" "fuzz/corpus/$t" -- \
+    nice -n 19 "$bin/$t" "$corpus" "fuzz/corpus/$t" \
         -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
         -print_final_stats=1 -artifact_prefix="$artifacts/" "${dict[@]}" ${FUZZ_ARGS:-} >"$log" 2>&1
     status=$?
