@@ -396,7 +396,7 @@ pub(crate) fn split_binary(
     }
     let bad_message = || ApiError(StatusCode::PAYLOAD_TOO_LARGE, "BAD_MESSAGE");
     let mut pos = 4;
-    let mut out = Vec::with_capacity(count as usize);
+    let mut out = Vec::with_capacity(count.min(4096) as usize);
     for _ in 0..count {
         let size = read_i32(pos).ok_or_else(bad_message)?;
         if size <= 0 || size as usize > max_msg {
