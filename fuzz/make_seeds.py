@@ -198,3 +198,39 @@ def frame(kind, data):
 seed("client_frames", "responses", frame(0, b"OK") + frame(0, b"_heartbeat_") + frame(1, b"E_INVALID x"))
 seed("client_frames", "message", frame(2, msg) + frame(0, b"CLOSE_WAIT"))
 seed("client_frames", "http_port", b"HTTP/1.1 400 Bad Request\r\n")
+
+
+# ------------------------------------------------- client certificates
+def der(tag, body):
+    n = len(body)
+    if n < 0x80:
+        head = bytes([n])
+    else:
+        octets = n.to_bytes((n.bit_length() + 7) // 8, "big")
+        head = bytes([0x80 | len(octets)]) + octets
+    return bytes([tag]) + head + body
+
+
+def name(*attrs):
+    """A Name: one RDN (SET) per (OID bytes, string tag, value bytes)."""
+    return der(0x30, b"".join(der(0x31, der(0x30, der(0x06, oid) + der(tag, value)))
+                              for oid, tag, value in attrs))
+
+
+CN, O = b"\x55\x04\x03", b"\x55\x04\x0a"
+
+
+def certificate(subject, version=True):
+    """The shape of an X.509 certificate (not signed: only its subject is read)."""
+    tbs = (der(0xa0, der(0x02, b"\x02")) if version else b"") + der(0x02, b"\x01") \
+        + der(0x30, der(0x06, b"\x2b\x65\x70")) + name((CN, 0x0c, b"issuer")) \
+        + der(0x30, der(0x17, b"260101000000Z") + der(0x17, b"360101000000Z")) + subject \
+        + der(0x30, der(0x30, der(0x06, b"\x2b\x65\x70")) + der(0x03, b"\x00" + bytes(32)))
+    return der(0x30, der(0x30, tbs) + der(0x30, der(0x06, b"\x2b\x65\x70")) + der(0x03, b"\x00" + bytes(64)))
+
+
+seed("x509_common_name", "utf8", certificate(name((O, 0x0c, b"org"), (CN, 0x0c, b"client.example"))))
+seed("x509_common_name", "printable_no_version", certificate(name((CN, 0x13, b"client")), version=False))
+seed("x509_common_name", "bmp_and_t61", certificate(name((CN, 0x1e, "h\u00e9".encode("utf-16-be")),
+                                                         (CN, 0x14, b"caf\xe9"))))
+seed("x509_common_name", "long_form_no_cn", certificate(name((O, 0x0c, b"o" * 300))))

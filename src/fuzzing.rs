@@ -46,6 +46,7 @@ pub const TARGETS: &[Target] = &[
     ("http_mpub", http_mpub),
     ("client_json", client_json),
     ("client_frames", client_frames),
+    ("x509_common_name", x509_common_name),
 ];
 
 // ------------------------------------------------------------- helpers
@@ -875,8 +876,35 @@ pub fn client_frames(data: &[u8]) {
     }
 }
 
+// ------------------------------------------------- client certificates
+
+/// The subject common name nsqd reads from a TLS client's certificate
+/// (passed to the auth server). What follows the certificate's outer
+/// element is not part of it: once a name is found, trailing bytes must
+/// not change it.
+pub fn x509_common_name(data: &[u8]) {
+    let name = crate::x509::common_name(data);
+    if name.is_some() {
+        let longer = [data, b"\x30\x03\x02\x01\x00"].concat();
+        assert_eq!(crate::x509::common_name(&longer), name, "trailing bytes");
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    /// The hand-made certificate seeds reach the subject (so fuzzing starts
+    /// from inputs that get all the way through the walker).
+    #[test]
+    fn certificate_seeds_have_the_names_they_were_made_with() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/x509_common_name");
+        let cn = |f: &str| crate::x509::common_name(&std::fs::read(dir.join(f)).expect("seed"));
+        assert_eq!(cn("utf8").as_deref(), Some("client.example"));
+        assert_eq!(cn("printable_no_version").as_deref(), Some("client"));
+        assert_eq!(cn("bmp_and_t61").as_deref(), Some("caf\u{e9}"));
+        assert_eq!(cn("long_form_no_cn"), None);
+    }
+
     /// Every entry point over its committed corpus (the hand-made seeds and
     /// the inputs that once crashed it), without any fuzzing tool.
     #[test]
