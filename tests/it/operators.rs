@@ -6,7 +6,7 @@ use crate::support;
 use serde_json::json;
 use std::collections::HashMap;
 use std::net::UdpSocket;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use support::{consumer, wait_until, Nsqd};
 
 /// Publish `n` messages to t, consume and FIN them on channel c.
@@ -86,13 +86,21 @@ fn statsd_packets_have_nsq_names() {
     let mut counters: HashMap<String, u64> = HashMap::new();
     let mut gauges: HashMap<String, String> = HashMap::new();
     let mut buf = [0u8; 2048];
+    let deadline = Instant::now() + Duration::from_secs(30);
     while counters
         .get("topic.t.channel.c.message_count")
         .copied()
         .unwrap_or(0)
         < 7
         || !gauges.contains_key("mem.heap_in_use_bytes")
+        // A push spans several packets: wait for the channel's gauges too.
+        || !gauges.contains_key("topic.t.channel.c.e2e_processing_latency_99")
+        || !gauges.contains_key("topic.t.channel.c.clients")
     {
+        assert!(
+            Instant::now() < deadline,
+            "statsd never sent them all: {counters:?} {gauges:?}"
+        );
         let n = sink.recv(&mut buf).expect("a statsd packet");
         assert!(n <= 508, "packet of {n} bytes");
         for line in std::str::from_utf8(&buf[..n]).unwrap().lines() {
