@@ -6,7 +6,7 @@ use crate::support::{run_binary, wait_until, HttpResponse, Lookupd, Nsqd, DEADLI
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,38 +21,11 @@ pub struct Admin {
 
 impl Admin {
     pub fn start(args: &[String]) -> Admin {
-        let mut child = Command::new(BIN)
-            .arg("--http-address=127.0.0.1:0")
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn nsqadmin");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let stderr = child.stderr.take().expect("piped stderr");
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Some(rest) = line.split("HTTP: listening on ").nth(1) {
-                    let _ = tx.send(rest.trim().to_string());
-                }
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let http = match rx.recv_timeout(DEADLINE) {
-            Ok(a) => a.parse().expect("http addr"),
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "nsqadmin {args:?} did not start: {}",
-                    log.lock().unwrap().join("\n")
-                );
-            }
-        };
+        let mut all = vec!["--http-address=127.0.0.1:0".to_string()];
+        all.extend_from_slice(args);
+        let (child, addrs, log) =
+            crate::support::spawn_reporting(BIN, &all, &["HTTP: listening on "]);
+        let http = addrs[0].parse().expect("http addr");
         Admin { child, http, log }
     }
 

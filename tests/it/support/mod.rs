@@ -604,6 +604,25 @@ pub fn spawn_daemon_anywhere(
     program: &str,
     args: &[String],
 ) -> (Child, String, String, Arc<Mutex<Vec<String>>>) {
+    let (child, mut addrs, log) = spawn_reporting(
+        program,
+        args,
+        &["TCP: listening on ", "HTTP: listening on "],
+    );
+    let http = addrs.pop().expect("two addresses");
+    let tcp = addrs.pop().expect("two addresses");
+    (child, tcp, http, log)
+}
+
+/// Start `program args...` with its stderr collected in the returned log,
+/// and wait for a line with each of `markers`: what follows each (the
+/// address it reports), in the order of `markers`. The child is killed if
+/// they do not all come within 20 s.
+pub fn spawn_reporting(
+    program: &str,
+    args: &[String],
+    markers: &'static [&'static str],
+) -> (Child, Vec<String>, Arc<Mutex<Vec<String>>>) {
     let mut child = Process::new(program)
         .args(args)
         .stdin(Stdio::null())
@@ -618,24 +637,20 @@ pub fn spawn_daemon_anywhere(
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines() {
             let Ok(line) = line else { break };
-            for (key, marker) in [
-                ("tcp", "TCP: listening on "),
-                ("http", "HTTP: listening on "),
-            ] {
+            for (i, marker) in markers.iter().enumerate() {
                 if let Some(rest) = line.split(marker).nth(1) {
-                    let _ = tx.send((key, rest.trim().to_string()));
+                    let _ = tx.send((i, rest.trim().to_string()));
                 }
             }
             sink.lock().unwrap().push(line);
         }
     });
-    let (mut tcp, mut http) = (None, None);
+    let mut found: Vec<Option<String>> = vec![None; markers.len()];
     let deadline = Instant::now() + Duration::from_secs(20);
-    while tcp.is_none() || http.is_none() {
+    while found.iter().any(Option::is_none) {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
-            Ok(("tcp", a)) => tcp = Some(a),
-            Ok((_, a)) => http = Some(a),
+            Ok((i, a)) => found[i] = Some(a),
             Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -646,7 +661,7 @@ pub fn spawn_daemon_anywhere(
             }
         }
     }
-    (child, tcp.unwrap(), http.unwrap(), log)
+    (child, found.into_iter().flatten().collect(), log)
 }
 
 pub struct Daemon {
