@@ -18,6 +18,7 @@
 //! (`sim.rs`). What a power cut may lose is described in `synced.rs`.
 
 pub mod deferred;
+mod held;
 mod meta;
 #[cfg(test)]
 pub mod sim;
@@ -149,8 +150,8 @@ pub struct DiskQueue<S: Storage = Fs> {
     /// The first one is where reading resumes after a crash, so a message
     /// delivered but not finished is never lost with the process. Only the
     /// unreleased are kept, so memory follows what is in flight, however
-    /// long one message stays there.
-    held: BTreeMap<u64, Position>,
+    /// long one message stays there (see `held.rs`).
+    held: held::HeldRecords,
     /// The next [`Held`] number: every record read gets one, held or not.
     next_held: u64,
     /// Final sizes of the segments finished by the writer (and not yet
@@ -231,7 +232,7 @@ impl<S: Storage> DiskQueue<S> {
             read_pos_of_last: 0,
             sync_state: Arc::new(SyncState::default()),
             bad_segments: 0,
-            held: BTreeMap::new(),
+            held: held::HeldRecords::default(),
             next_held: 0,
             finished_lens: BTreeMap::new(),
             skip: Default::default(),
@@ -288,8 +289,8 @@ impl<S: Storage> DiskQueue<S> {
         // record read since (held or not), then the unread ones.
         let reread = self
             .held
-            .first_key_value()
-            .map_or(0, |(&first, _)| self.next_held - first);
+            .first()
+            .map_or(0, |(first, _)| self.next_held - first);
         Meta {
             depth: self.depth + reread,
             read_file_num,
@@ -310,15 +311,15 @@ impl<S: Storage> DiskQueue<S> {
 
     /// Where a held record starts.
     pub fn held_position(&self, held: Held) -> Option<Position> {
-        self.held.get(&held.0).copied()
+        self.held.get(held.0)
     }
 
     /// Where reading would resume after a crash: the oldest held record,
     /// or the read position.
     pub fn resume_position(&self) -> Position {
         self.held
-            .first_key_value()
-            .map(|(_, &p)| p)
+            .first()
+            .map(|(_, p)| p)
             .unwrap_or((self.read_file_num, self.read_pos))
     }
 
@@ -948,11 +949,8 @@ impl<S: Storage> DiskQueue<S> {
     /// The owner no longer needs the record (finished, or stored again
     /// elsewhere). Unknown or already released records are ignored.
     pub fn release(&mut self, held: Held) {
-        let was_first = self
-            .held
-            .first_key_value()
-            .is_some_and(|(&k, _)| k == held.0);
-        if self.held.remove(&held.0).is_some() && was_first {
+        let was_first = self.held.first().is_some_and(|(k, _)| k == held.0);
+        if self.held.remove(held.0) && was_first {
             // The resume position moved.
             self.dirty = true;
             self.delete_finished_files();
