@@ -120,6 +120,10 @@ impl CommandDecoder {
     /// short by the end of the stream is reported as nsqd reports it
     /// (`... failed to read ...`); a partial line is dropped silently.
     pub fn decode_command(&mut self, buf: &mut BytesMut, eof: bool) -> Step<Command> {
+        if let Some(id) = self.plain_fin(buf) {
+            buf.advance(FIN_LINE_LEN);
+            return Ok(Some(Command::Fin(id)));
+        }
         let scan_to = buf.len().min(MAX_LINE_LEN);
         let Some(nl) = buf[..scan_to].iter().position(|&b| b == b'\n') else {
             if buf.len() >= MAX_LINE_LEN {
@@ -289,6 +293,26 @@ impl CommandDecoder {
         };
         buf.advance(header);
         Ok(Some(cmd))
+    }
+
+    /// A consumer sends one FIN per message, so it is the commonest command
+    /// by far: a well-formed one (`FIN <16 hex digits>\n`, in a state that
+    /// allows it) is recognised without the general line parsing. Anything
+    /// else, also a FIN that is not exactly that, takes the general path,
+    /// which gives the same result for these and the errors for the rest.
+    fn plain_fin(&self, buf: &[u8]) -> Option<[u8; 16]> {
+        let line = buf.get(..FIN_LINE_LEN)?;
+        let (head, rest) = line.split_at(4);
+        let (id, end) = rest.split_at(16);
+        if head != b"FIN "
+            || end != b"\n"
+            || self.gate.tls_pending
+            || !matches!(self.gate.state, ConnState::Subscribed | ConnState::Closing)
+            || !id.iter().all(u8::is_ascii_hexdigit)
+        {
+            return None;
+        }
+        id.try_into().ok()
     }
 
     /// IDENTIFY and AUTH bodies: size checked against `--max-body-size`
@@ -549,6 +573,9 @@ fn message_id_param(params: &Params<'_>, name: &str) -> Result<[u8; 16], DecodeE
         .ok_or_else(|| invalid("invalid message ID"))
 }
 
+/// `FIN ` + a 16-byte message ID + `\n`.
+const FIN_LINE_LEN: usize = 21;
+
 /// A command line split on single spaces, without allocating: no command
 /// looks past its third parameter, so only the first four are kept (the
 /// count still covers all of them).
@@ -626,6 +653,48 @@ mod tests {
             state: ConnState::Subscribed,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn fins_decode_alike_on_the_short_and_the_general_path() {
+        let id = *b"0123456789abcdeF";
+        let odd = *b"zzzzzzzzzzzzzzzz";
+        let mut bytes = Vec::new();
+        for line in [
+            &b"FIN 0123456789abcdeF\n"[..],  // short path
+            b"FIN 0123456789abcdeF\r\n",     // general path
+            b"FIN 0123456789abcdeF extra\n", // general path, extra ignored
+            b"FIN zzzzzzzzzzzzzzzz\n",       // general path, checked later
+            b"FIN 0123",                     // incomplete: wait for more
+        ] {
+            bytes.extend_from_slice(line);
+        }
+        assert_eq!(
+            decode_all(&bytes, subscribed()),
+            vec![
+                Ok(Command::Fin(id)),
+                Ok(Command::Fin(id)),
+                Ok(Command::Fin(id)),
+                Ok(Command::Fin(odd)),
+            ]
+        );
+        assert_eq!(
+            decode_all(b"FIN 0123456789 abcdef\n", subscribed()),
+            vec![Err("E_INVALID invalid message ID".to_string())]
+        );
+        // The state and TLS checks still apply.
+        assert_eq!(
+            one(b"FIN 0123456789abcdef\n").unwrap_err(),
+            "E_INVALID cannot FIN in current state"
+        );
+        let tls = Gate {
+            tls_pending: true,
+            ..subscribed()
+        };
+        assert!(decode_all(b"FIN 0123456789abcdef\n", tls)[0]
+            .as_ref()
+            .unwrap_err()
+            .contains("TLS required"));
     }
 
     #[test]
