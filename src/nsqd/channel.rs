@@ -32,7 +32,6 @@ use super::timers::{TimerSlot, Timers};
 use crate::diskqueue::deferred::EntryId;
 use crate::diskqueue::{Held, SyncJob};
 use crate::protocol::{Message, MessageId};
-use parking_lot::Mutex;
 use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -334,7 +333,7 @@ pub struct Channel {
     pub name: String,
     pub topic_name: String,
     pub ephemeral: bool,
-    state: Mutex<State>,
+    state: std::sync::Mutex<State>,
     paused: AtomicBool,
     exiting: AtomicBool,
     pub message_count: AtomicU64,
@@ -396,7 +395,7 @@ impl Channel {
             name: name.to_string(),
             topic_name: topic_name.to_string(),
             ephemeral: crate::protocol::names::is_ephemeral(name),
-            state: Mutex::new(State {
+            state: std::sync::Mutex::new(State {
                 queue,
                 in_flight: IdMap::default(),
                 deadlines: Deadlines::default(),
@@ -429,7 +428,7 @@ impl Channel {
         if self.timer.set((timers.clone(), slot)).is_err() {
             return;
         }
-        let next = self.state.lock().next_deadline();
+        let next = self.lock_state().next_deadline();
         if let Some(at) = next {
             self.note_deadline(at);
         }
@@ -456,7 +455,7 @@ impl Channel {
     /// Set this channel's dead-letter limit and topic (`None`: the
     /// daemon's limit, and `<topic>.dead-letter`).
     pub fn set_dead_letters(&self, max_attempts: Option<u16>, topic: Option<String>) {
-        let mut st = self.state.lock();
+        let mut st = self.lock_state();
         st.max_attempts = max_attempts;
         st.dead_letter_topic = topic;
         if !st.dead.is_empty() {
@@ -466,7 +465,7 @@ impl Channel {
     }
 
     pub fn dead_letter_config(&self) -> DeadLetterConfig {
-        let st = self.state.lock();
+        let st = self.lock_state();
         DeadLetterConfig {
             max_attempts: st
                 .max_attempts
@@ -483,7 +482,7 @@ impl Channel {
     /// Up to `n` of the messages this channel would deliver next, in
     /// order, changing nothing: no attempt counted, nothing moved.
     pub fn peek(&self, n: usize) -> Vec<Message> {
-        let st = self.state.lock();
+        let st = self.lock_state();
         let mut out: Vec<Message> = st.ready.iter().take(n).map(|(m, _)| m.clone()).collect();
         if out.len() < n {
             out.extend(st.queue.peek(n - out.len()));
@@ -494,7 +493,7 @@ impl Channel {
     /// Dead letters to move now: the topic they go to and the messages
     /// (their stored copies are kept until [`Channel::dead_letters_moved`]).
     pub fn take_dead_letters(&self) -> Option<(String, Vec<Message>)> {
-        let mut st = self.state.lock();
+        let mut st = self.lock_state();
         if st.dead.is_empty() {
             return None;
         }
@@ -513,7 +512,7 @@ impl Channel {
     /// The dead letters taken are stored in their topic (`ok`): finished
     /// here. If not, they wait to be moved again.
     pub fn dead_letters_moved(&self, msgs: Vec<Message>, ok: bool) {
-        let mut st = self.state.lock();
+        let mut st = self.lock_state();
         for msg in msgs {
             let Some(origin) = st.moving.remove(&msg.id) else {
                 continue;
@@ -528,6 +527,15 @@ impl Channel {
         if !ok {
             self.note_deadline(Instant::now() + DEAD_LETTER_RETRY);
         }
+    }
+
+    /// The channel's state. A std mutex rather than parking_lot's: two
+    /// consumers on two threads take it for every batch of deliveries and
+    /// FINs, and parking_lot's waiting (spinning with `sched_yield`) gave
+    /// the core away to other threads thousands of times a second; std's
+    /// spins briefly, then sleeps until woken.
+    fn lock_state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn is_paused(&self) -> bool {
@@ -545,7 +553,7 @@ impl Channel {
         msgs: &[Message],
         defer: Duration,
     ) -> Result<Ticket, BackendError> {
-        let mut st = self.state.lock();
+        let mut st = self.lock_state();
         if self.is_exiting() {
             return Err(BackendError::Exiting);
         }
@@ -581,7 +589,7 @@ impl Channel {
     /// busy one's part stays queued for it to pull), except that one with
     /// less room than its share takes what it can and the rest is split
     /// among the others.
-    fn dispatch(&self, mut st: parking_lot::MutexGuard<'_, State>) {
+    fn dispatch(&self, mut st: std::sync::MutexGuard<'_, State>) {
         if st.waiters.is_empty() || self.is_paused() || st.nothing_available() {
             return;
         }
@@ -647,7 +655,7 @@ impl Channel {
             return Take::default();
         }
         let now = Instant::now();
-        let mut st = self.state.lock();
+        let mut st = self.lock_state();
         // Other consumers with room get their share of a shallow queue. A
         // deep one (or an empty one) needs no count: the share would not
         // limit this take.
@@ -762,7 +770,7 @@ impl Channel {
     /// FIN: the message is done, and `client` has a free in-flight slot.
     /// Returns its publish timestamp (for latency).
     pub fn finish(&self, client: &ClientHandle, id: MessageId) -> Result<i64, InFlightError> {
-        let mut st = self.state.lock();
+        let mut st = self.lock_state();
         let f = Self::remove_in_flight(&mut st, client.id, id)?;
         st.let_go(f.origin);
         drop(st);
@@ -781,7 +789,7 @@ impl Channel {
         mut done: impl FnMut(&[u8; 16], Result<i64, InFlightError>),
     ) {
         let mut outcomes: Vec<Result<i64, InFlightError>> = Vec::with_capacity(ids.len());
-        let mut st = self.state.lock();
+        let mut st = self.lock_state();
         for raw in ids {
             let outcome = MessageId::from_hex(raw)
                 .ok_or(InFlightError::NotInFlight)
@@ -809,7 +817,7 @@ impl Channel {
         id: MessageId,
         delay: Duration,
     ) -> Result<(), InFlightError> {
-        let mut st = self.state.lock();
+        let mut st = self.lock_state();
         let f = Self::remove_in_flight(&mut st, client.id, id)?;
         self.requeue_count.fetch_add(1, Relaxed);
         client.in_flight.fetch_sub(1, Relaxed);
@@ -847,7 +855,7 @@ impl Channel {
         if entries.is_empty() {
             return;
         }
-        let mut st = self.state.lock();
+        let mut st = self.lock_state();
         let (now, now_ns) = (Instant::now(), crate::protocol::message::now_nanos());
         let (mut ready, mut later) = (0, 0);
         for (entry, due_ns, msg) in entries {
@@ -885,7 +893,7 @@ impl Channel {
         timeout: Duration,
         max_timeout: Duration,
     ) -> Result<(), InFlightError> {
-        let mut st = self.state.lock();
+        let mut st = self.lock_state();
         let Some(f) = st.in_flight.get_mut(&id) else {
             return Err(InFlightError::NotInFlight);
         };
@@ -904,7 +912,7 @@ impl Channel {
     /// Requeue in-flight messages past their deadline and release deferred
     /// ones that are due. Returns the earliest remaining deadline, if any.
     pub fn process_timers(&self, now: Instant) -> Option<Instant> {
-        let mut st = self.state.lock();
+        let mut st = self.lock_state();
         let mut released = false;
         while let Some((deadline, id)) = st.deadlines.pop_due(now) {
             let live = st
@@ -943,7 +951,7 @@ impl Channel {
         client: Arc<ClientHandle>,
         max_consumers: usize,
     ) -> Result<(), AddClientError> {
-        let mut st = self.state.lock();
+        let mut st = self.lock_state();
         if self.is_exiting() {
             return Err(AddClientError::Exiting);
         }
@@ -961,7 +969,7 @@ impl Channel {
     /// stay in flight until they time out, as in NSQ; those handed to it
     /// but never sent go back to the queue at once, as if never delivered.
     pub fn remove_client(&self, client_id: u64) -> usize {
-        let mut st = self.state.lock();
+        let mut st = self.lock_state();
         if st
             .clients
             .get(&client_id)
@@ -991,7 +999,7 @@ impl Channel {
     }
 
     pub fn client_count(&self) -> usize {
-        self.state.lock().clients.len()
+        self.lock_state().clients.len()
     }
 
     pub fn pause(&self) {
@@ -1000,7 +1008,7 @@ impl Channel {
 
     pub fn unpause(&self) {
         self.paused.store(false, Relaxed);
-        for c in self.state.lock().clients.values() {
+        for c in self.lock_state().clients.values() {
             c.wake.notify_one();
         }
     }
@@ -1008,7 +1016,7 @@ impl Channel {
     /// Drop queued, in-flight and deferred messages; consumers' in-flight
     /// counts go back to zero.
     pub fn empty(&self) {
-        let mut st = self.state.lock();
+        let mut st = self.lock_state();
         st.queue.empty();
         st.ready.clear();
         st.dead.clear();
@@ -1027,7 +1035,7 @@ impl Channel {
     /// consumers' connections, drop everything held.
     pub fn delete(&self) {
         self.exiting.store(true, Relaxed);
-        let mut st = self.state.lock();
+        let mut st = self.lock_state();
         for c in st.clients.values() {
             c.outbox.lock().clear();
             c.kill.cancel();
@@ -1051,7 +1059,7 @@ impl Channel {
     /// see the README).
     pub fn persist(&self) -> Result<(), BackendError> {
         self.exiting.store(true, Relaxed);
-        let mut st = self.state.lock();
+        let mut st = self.lock_state();
         // What is handed but unsent is in flight, and is written below.
         for c in st.clients.values() {
             c.outbox.lock().clear();
@@ -1092,13 +1100,13 @@ impl Channel {
 
     /// The syncs this channel's storage needs.
     pub fn sync_jobs(&self, with_meta: bool) -> Vec<SyncJob> {
-        self.state.lock().queue.sync_jobs(with_meta)
+        self.lock_state().queue.sync_jobs(with_meta)
     }
 
     /// Whether the channel has no consumers (for ephemeral cleanup), checked
     /// and marked exiting atomically so a concurrent SUB cannot slip in.
     pub fn mark_exiting_if_unused(&self) -> bool {
-        let st = self.state.lock();
+        let st = self.lock_state();
         if st.clients.is_empty() {
             self.exiting.store(true, Relaxed);
             true
@@ -1108,7 +1116,7 @@ impl Channel {
     }
 
     pub fn counts(&self) -> ChannelCounts {
-        let st = self.state.lock();
+        let st = self.lock_state();
         ChannelCounts {
             depth: st.queue.depth() + st.ready.len() as u64,
             backend_depth: st.queue.backend_depth(),
@@ -1383,7 +1391,7 @@ mod tests {
             ch.finish(&a, m.id).unwrap();
         }
         {
-            let st = ch.state.lock();
+            let st = ch.lock_state();
             assert!(st.deadlines.fifo.len() <= 2 * st.in_flight.len() + 1024 + 1);
         }
         ch.process_timers(Instant::now() + Duration::from_millis(5));
