@@ -17,7 +17,6 @@ use crate::diskqueue::SyncJob;
 use crate::protocol::message::{now_nanos, IdGenerator};
 use crate::protocol::{Message, MessageId};
 use bytes::Bytes;
-use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Weak};
@@ -44,7 +43,7 @@ struct State {
 pub struct Topic {
     pub name: String,
     pub ephemeral: bool,
-    state: Mutex<State>,
+    state: std::sync::Mutex<State>,
     paused: AtomicBool,
     exiting: AtomicBool,
     /// See [`Topic::mark_dead_letter`].
@@ -70,7 +69,7 @@ impl Topic {
         Arc::new_cyclic(|me| Topic {
             name: name.to_string(),
             ephemeral,
-            state: Mutex::new(State {
+            state: std::sync::Mutex::new(State {
                 channels: BTreeMap::new(),
                 queue: factory.queue(name, ephemeral),
                 deferrals: HashMap::new(),
@@ -91,6 +90,12 @@ impl Topic {
 
     pub fn is_paused(&self) -> bool {
         self.paused.load(Relaxed)
+    }
+
+    /// A std mutex, as the channel's (see `Channel::lock_state`):
+    /// publishers on several threads write under it.
+    fn lock_state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn is_exiting(&self) -> bool {
@@ -124,7 +129,7 @@ impl Topic {
         bodies: impl IntoIterator<Item = Bytes>,
         defer: Duration,
     ) -> Result<(usize, Ticket), BackendError> {
-        let mut st = self.state.lock();
+        let mut st = self.lock_state();
         if self.is_exiting() {
             return Err(BackendError::Exiting);
         }
@@ -141,7 +146,7 @@ impl Topic {
     /// Messages that already have their identity (ID, timestamp, attempts),
     /// such as dead letters moving here from a channel.
     pub fn put_messages(&self, msgs: Vec<Message>) -> Result<Ticket, BackendError> {
-        let mut st = self.state.lock();
+        let mut st = self.lock_state();
         if self.is_exiting() {
             return Err(BackendError::Exiting);
         }
@@ -196,7 +201,7 @@ impl Topic {
 
     /// Move one batch; false (and the pump flag cleared) when done.
     fn pump_step(&self) -> bool {
-        let mut st = self.state.lock();
+        let mut st = self.lock_state();
         if self.is_paused() || self.is_exiting() || !Self::move_batch(&self.name, &mut st) {
             st.pumping = false;
             return false;
@@ -242,7 +247,7 @@ impl Topic {
 
     /// The channel, created if absent, and whether it was created now.
     pub fn get_or_create_channel(&self, name: &str) -> (Arc<Channel>, bool) {
-        let mut st = self.state.lock();
+        let mut st = self.lock_state();
         if let Some(ch) = st.channels.get(name) {
             return (ch.clone(), false);
         }
@@ -262,14 +267,14 @@ impl Topic {
     }
 
     pub fn get_channel(&self, name: &str) -> Option<Arc<Channel>> {
-        self.state.lock().channels.get(name).cloned()
+        self.lock_state().channels.get(name).cloned()
     }
 
     /// Delete a channel: its consumers are disconnected and its messages
     /// dropped. Returns false if there was no such channel.
     pub fn delete_channel(&self, name: &str) -> bool {
         let removed = {
-            let mut st = self.state.lock();
+            let mut st = self.lock_state();
             st.deleted_channels.insert(name.to_string());
             st.channels.remove(name)
         };
@@ -285,13 +290,13 @@ impl Topic {
 
     /// Whether a channel of this name was deleted from this topic.
     pub fn was_channel_deleted(&self, name: &str) -> bool {
-        self.state.lock().deleted_channels.contains(name)
+        self.lock_state().deleted_channels.contains(name)
     }
 
     /// Ephemeral cleanup: delete `channel` if it has no consumers left.
     /// Returns whether it was deleted.
     pub fn delete_channel_if_unused(&self, channel: &Arc<Channel>) -> bool {
-        let mut st = self.state.lock();
+        let mut st = self.lock_state();
         let same = st
             .channels
             .get(&channel.name)
@@ -311,7 +316,7 @@ impl Topic {
     }
 
     pub fn channel_count(&self) -> usize {
-        self.state.lock().channels.len()
+        self.lock_state().channels.len()
     }
 
     pub fn pause(&self) {
@@ -319,14 +324,14 @@ impl Topic {
     }
 
     pub fn unpause(&self) {
-        let mut st = self.state.lock();
+        let mut st = self.lock_state();
         self.paused.store(false, Relaxed);
         self.start_pump(&mut st);
     }
 
     /// Drop the messages the topic holds (its channels keep theirs).
     pub fn empty(&self) {
-        let mut st = self.state.lock();
+        let mut st = self.lock_state();
         st.queue.empty();
         st.deferrals.clear();
     }
@@ -334,7 +339,7 @@ impl Topic {
     /// Mark deleted and delete every channel, with their files.
     pub fn delete(&self) {
         self.exiting.store(true, Relaxed);
-        let mut st = self.state.lock();
+        let mut st = self.lock_state();
         for ch in std::mem::take(&mut st.channels).into_values() {
             ch.delete();
         }
@@ -356,7 +361,7 @@ impl Topic {
                 result = Err(e);
             }
         }
-        let mut st = self.state.lock();
+        let mut st = self.lock_state();
         st.deferrals.clear();
         result.and(
             st.queue
@@ -366,12 +371,12 @@ impl Topic {
 
     /// The sync the topic's own disk queue needs, if any.
     pub fn sync_jobs(&self, with_meta: bool) -> Vec<SyncJob> {
-        self.state.lock().queue.sync_jobs(with_meta)
+        self.lock_state().queue.sync_jobs(with_meta)
     }
 
     /// Ephemeral cleanup: mark exiting if no channel is left.
     pub fn mark_exiting_if_unused(&self) -> bool {
-        let st = self.state.lock();
+        let st = self.lock_state();
         if st.channels.is_empty() {
             self.exiting.store(true, Relaxed);
             true
@@ -381,7 +386,7 @@ impl Topic {
     }
 
     pub fn counts(&self) -> TopicCounts {
-        let st = self.state.lock();
+        let st = self.lock_state();
         TopicCounts {
             depth: st.queue.depth(),
             backend_depth: st.queue.backend_depth(),
@@ -390,6 +395,6 @@ impl Topic {
     }
 
     pub fn channels(&self) -> Vec<Arc<Channel>> {
-        self.state.lock().channels.values().cloned().collect()
+        self.lock_state().channels.values().cloned().collect()
     }
 }
