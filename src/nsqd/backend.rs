@@ -117,15 +117,24 @@ pub struct Disk {
     queue: DiskQueue,
     /// Called when `--sync-every` operations have accumulated.
     on_sync_due: Arc<dyn Fn() + Send + Sync>,
+    /// `on_sync_due` was called and no sync job was taken since: the
+    /// operations until the syncer comes need not call it again (each
+    /// call touched the syncer's shared wake-up from every thread).
+    sync_asked: bool,
 }
 
 impl Disk {
     pub fn new(queue: DiskQueue, on_sync_due: Arc<dyn Fn() + Send + Sync>) -> Self {
-        Disk { queue, on_sync_due }
+        Disk {
+            queue,
+            on_sync_due,
+            sync_asked: false,
+        }
     }
 
-    fn note_ops(&self) {
-        if self.queue.sync_due() {
+    fn note_ops(&mut self) {
+        if !self.sync_asked && self.queue.sync_due() {
+            self.sync_asked = true;
             (self.on_sync_due)();
         }
     }
@@ -203,6 +212,7 @@ impl Disk {
     }
 
     fn sync_job(&mut self, with_meta: bool) -> Option<SyncJob> {
+        self.sync_asked = false;
         self.queue.sync_job(with_meta)
     }
 
@@ -682,6 +692,37 @@ mod tests {
         got.sort();
         assert_eq!(got, vec![0, 1, 2, 3, 4]);
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn a_due_sync_is_asked_for_once_until_the_syncer_takes_it() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = crate::diskqueue::Config {
+            max_bytes_per_file: 1 << 20,
+            min_record_size: 1,
+            max_record_size: 1 << 20,
+            sync_every: 2,
+        };
+        let asked = Arc::new(AtomicUsize::new(0));
+        let counter = asked.clone();
+        let mut disk = Disk::new(
+            DiskQueue::open(dir.path(), "t", cfg).unwrap(),
+            Arc::new(move || {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }),
+        );
+        for i in 0..10 {
+            disk.put(&[msg(i)]).unwrap();
+        }
+        assert_eq!(asked.load(Ordering::Relaxed), 1);
+        // The syncer took the job: the next due sync is asked for again.
+        disk.sync_job(true).unwrap().run().unwrap();
+        for i in 10..20 {
+            disk.put(&[msg(i)]).unwrap();
+            assert!(disk.pop().is_some());
+        }
+        assert_eq!(asked.load(Ordering::Relaxed), 2);
     }
 
     #[test]
