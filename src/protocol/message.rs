@@ -88,18 +88,22 @@ impl Message {
 
     /// Decode the encoded form. The ID must be our hex form; anything else is
     /// rejected as corrupt (go-nsq likewise rejects data shorter than 26 bytes).
-    pub fn decode(data: Bytes) -> Option<Message> {
+    pub fn decode(mut data: Bytes) -> Option<Message> {
         if data.len() < MESSAGE_HEADER_LEN {
             return None;
         }
         let timestamp = i64::from_be_bytes(data[0..8].try_into().ok()?);
         let attempts = u16::from_be_bytes([data[8], data[9]]);
         let id = MessageId::from_hex(&data[10..26])?;
+        // The body is the rest of the same buffer: moving past the header
+        // (rather than slicing) leaves its shared reference count alone,
+        // which every thread reading that buffer would otherwise contend on.
+        bytes::Buf::advance(&mut data, MESSAGE_HEADER_LEN);
         Some(Message {
             id,
             timestamp,
             attempts,
-            body: data.slice(MESSAGE_HEADER_LEN..),
+            body: data,
         })
     }
 }
