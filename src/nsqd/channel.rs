@@ -196,6 +196,9 @@ struct Waiter {
 /// holds while others pull.
 pub const TAKE_BATCH: usize = 128;
 
+/// Most FINs done under one hold of the channel's lock.
+const FIN_CHUNK: usize = 128;
+
 /// Most messages handed to one waiting consumer per dispatch. Waiters exist
 /// only while the queue is empty, so a dispatch moves what just arrived (a
 /// batch); this bounds the lock hold for a very large one.
@@ -788,19 +791,31 @@ impl Channel {
         ids: &[[u8; 16]],
         mut done: impl FnMut(&[u8; 16], Result<i64, InFlightError>),
     ) {
+        // IDs are parsed before, and the finished messages dropped after,
+        // the lock; and it is let go every `FIN_CHUNK` FINs: a consumer's
+        // read can hold thousands of FINs, and the channel's other
+        // consumers must not wait for all of them.
+        let parsed: Vec<Option<MessageId>> =
+            ids.iter().map(|raw| MessageId::from_hex(raw)).collect();
         let mut outcomes: Vec<Result<i64, InFlightError>> = Vec::with_capacity(ids.len());
-        let mut st = self.lock_state();
-        for raw in ids {
-            let outcome = MessageId::from_hex(raw)
-                .ok_or(InFlightError::NotInFlight)
-                .and_then(|id| Self::remove_in_flight(&mut st, client.id, id))
-                .map(|f| {
-                    st.let_go(f.origin);
-                    f.msg.timestamp
-                });
-            outcomes.push(outcome);
+        let mut finished_msgs: Vec<Message> = Vec::with_capacity(ids.len().min(FIN_CHUNK));
+        for chunk in parsed.chunks(FIN_CHUNK) {
+            let mut st = self.lock_state();
+            for id in chunk {
+                let outcome = id
+                    .ok_or(InFlightError::NotInFlight)
+                    .and_then(|id| Self::remove_in_flight(&mut st, client.id, id))
+                    .map(|f| {
+                        st.let_go(f.origin);
+                        let timestamp = f.msg.timestamp;
+                        finished_msgs.push(f.msg);
+                        timestamp
+                    });
+                outcomes.push(outcome);
+            }
+            drop(st);
+            finished_msgs.clear();
         }
-        drop(st);
         let finished = outcomes.iter().filter(|o| o.is_ok()).count() as i64;
         client.in_flight.fetch_sub(finished, Relaxed);
         client.finish_count.fetch_add(finished as u64, Relaxed);
@@ -1304,6 +1319,42 @@ mod tests {
         assert_eq!(a.finish_count.load(Relaxed), 2);
         assert_eq!(b.in_flight.load(Relaxed), 1);
         assert!(ch.finish(&a, mine[1].id).is_ok());
+    }
+
+    #[test]
+    fn finish_many_past_one_lock_hold_answers_all_in_order() {
+        let ch = channel();
+        let a = client(1);
+        ch.add_client(a.clone(), 0).unwrap();
+        let n = FIN_CHUNK * 2 + 7;
+        ch.put_from_topic(&msgs(n as u64), Duration::ZERO).unwrap();
+        let mut out = Vec::new();
+        while out.len() < n {
+            ch.take(&a, n, Duration::from_secs(60), &mut out);
+        }
+        // Every third ID is bogus; each FIN is answered once, in order.
+        let ids: Vec<[u8; 16]> = out
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                if i % 3 == 2 {
+                    *b"not-a-message-id"
+                } else {
+                    m.id.to_hex()
+                }
+            })
+            .collect();
+        let mut got = Vec::new();
+        ch.finish_many(&a, &ids, |raw, outcome| got.push((*raw, outcome.is_ok())));
+        let want: Vec<([u8; 16], bool)> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (*r, i % 3 != 2))
+            .collect();
+        assert_eq!(got, want);
+        let finished = want.iter().filter(|(_, ok)| *ok).count();
+        assert_eq!(a.finish_count.load(Relaxed), finished as u64);
+        assert_eq!(a.in_flight.load(Relaxed), (n - finished) as i64);
     }
 
     #[test]
