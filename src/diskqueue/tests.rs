@@ -474,3 +474,62 @@ fn bench_hot_path() {
         );
     }
 }
+
+#[test]
+fn deferred_removals_rename_at_once_and_remove_when_run() {
+    let dir = tempfile::tempdir().unwrap();
+    // Two records per segment.
+    let mut q = DiskQueue::open(dir.path(), "t", cfg(30)).unwrap();
+    q.defer_removals();
+    let recs: Vec<Vec<u8>> = (0..5).map(|i| record(i, 10)).collect();
+    q.put(recs.iter().map(|r| r.as_slice())).unwrap();
+    assert_eq!(drain(&mut q).len(), 5);
+    // The read segments' names are free; their files wait, renamed.
+    let waiting = files(dir.path());
+    assert!(!waiting.contains(&"t.diskqueue.000000.dat".to_string()));
+    assert!(waiting.contains(&"t.diskqueue.000000.dat.deleting".to_string()));
+    let removals = q.take_removals();
+    assert!(!removals.is_empty());
+    removals.run();
+    assert!(files(dir.path()).iter().all(|f| !f.ends_with(".deleting")));
+    assert!(q.take_removals().is_empty());
+}
+
+#[test]
+fn removals_left_by_a_crash_are_done_on_opening() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut q = DiskQueue::open(dir.path(), "t", cfg(30)).unwrap();
+    q.defer_removals();
+    let recs: Vec<Vec<u8>> = (0..5).map(|i| record(i, 10)).collect();
+    q.put(recs.iter().map(|r| r.as_slice())).unwrap();
+    assert_eq!(drain(&mut q).len(), 5);
+    q.sync().unwrap();
+    // As if the process died before removing: no drop, no run (and a new
+    // process lists the directory afresh).
+    std::mem::forget(q);
+    Fs.forget_listing(dir.path());
+    assert!(files(dir.path()).iter().any(|f| f.ends_with(".deleting")));
+    // Another queue's files are not this one's to remove.
+    std::fs::write(dir.path().join("u.diskqueue.000000.dat.deleting"), b"").unwrap();
+    let q = DiskQueue::open(dir.path(), "t", cfg(30)).unwrap();
+    let left = files(dir.path());
+    assert!(
+        left.iter()
+            .all(|f| !f.starts_with("t.") || !f.ends_with(".deleting")),
+        "{left:?}"
+    );
+    assert!(left.contains(&"u.diskqueue.000000.dat.deleting".to_string()));
+    drop(q);
+}
+
+#[test]
+fn a_closed_queue_does_its_deferred_removals() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut q = DiskQueue::open(dir.path(), "t", cfg(30)).unwrap();
+    q.defer_removals();
+    let recs: Vec<Vec<u8>> = (0..5).map(|i| record(i, 10)).collect();
+    q.put(recs.iter().map(|r| r.as_slice())).unwrap();
+    assert_eq!(drain(&mut q).len(), 5);
+    drop(q);
+    assert!(files(dir.path()).iter().all(|f| !f.ends_with(".deleting")));
+}

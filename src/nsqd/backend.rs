@@ -11,7 +11,7 @@
 //! in this file and the engine's factory.
 
 use crate::diskqueue::deferred::{DeferredStore, Entry, EntryId};
-use crate::diskqueue::{DiskQueue, Held, SyncJob, SyncState};
+use crate::diskqueue::{DiskQueue, Held, Removals, SyncJob, SyncState};
 use crate::protocol::Message;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -124,7 +124,8 @@ pub struct Disk {
 }
 
 impl Disk {
-    pub fn new(queue: DiskQueue, on_sync_due: Arc<dyn Fn() + Send + Sync>) -> Self {
+    pub fn new(mut queue: DiskQueue, on_sync_due: Arc<dyn Fn() + Send + Sync>) -> Self {
+        queue.defer_removals();
         Disk {
             queue,
             on_sync_due,
@@ -446,6 +447,15 @@ impl Queue {
     pub fn release(&mut self, pos: Held) {
         if let Store::Disk { disk, .. } = &mut self.store {
             disk.release(pos);
+        }
+    }
+
+    /// Segments read to their end and still to be removed: the owner does
+    /// it after letting go of its lock (see `DiskQueue::defer_removals`).
+    pub fn take_removals(&mut self) -> Option<Removals> {
+        match &mut self.store {
+            Store::Disk { disk, .. } => Some(disk.queue.take_removals()).filter(|r| !r.is_empty()),
+            Store::Memory { .. } => None,
         }
     }
 

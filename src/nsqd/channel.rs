@@ -124,6 +124,14 @@ struct State {
     dead_letter_topic: Option<String>,
 }
 
+type Locked<'a> = super::locked::Locked<'a, State>;
+
+impl super::locked::OwnsQueue for State {
+    fn queue(&mut self) -> &mut Queue {
+        &mut self.queue
+    }
+}
+
 impl State {
     /// The earliest in-flight deadline or deferred due time, if any.
     fn next_deadline(&self) -> Option<Instant> {
@@ -537,8 +545,8 @@ impl Channel {
     /// FINs, and parking_lot's waiting (spinning with `sched_yield`) gave
     /// the core away to other threads thousands of times a second; std's
     /// spins briefly, then sleeps until woken.
-    fn lock_state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock_state(&self) -> Locked<'_> {
+        Locked::new(&self.state)
     }
 
     pub fn is_paused(&self) -> bool {
@@ -592,7 +600,7 @@ impl Channel {
     /// busy one's part stays queued for it to pull), except that one with
     /// less room than its share takes what it can and the rest is split
     /// among the others.
-    fn dispatch(&self, mut st: std::sync::MutexGuard<'_, State>) {
+    fn dispatch(&self, mut st: Locked<'_>) {
         if st.waiters.is_empty() || self.is_paused() || st.nothing_available() {
             return;
         }

@@ -24,6 +24,7 @@ pub(crate) mod engine;
 pub(crate) mod http;
 pub(crate) mod https;
 pub(crate) mod latency;
+pub(crate) mod locked;
 pub(crate) mod lookup;
 pub(crate) mod metadata;
 pub(crate) mod metrics;

@@ -11,6 +11,7 @@
 
 use super::backend::{BackendError, Queue, Ticket};
 use super::channel::Channel;
+use super::locked::{Locked, OwnsQueue};
 use super::queues::QueueFactory;
 use super::timers::Timers;
 use crate::diskqueue::SyncJob;
@@ -38,6 +39,12 @@ struct State {
     /// Channels deleted here: channel pre-creation, whose lookupd query
     /// may answer late, must not bring them back.
     deleted_channels: std::collections::HashSet<String>,
+}
+
+impl OwnsQueue for State {
+    fn queue(&mut self) -> &mut Queue {
+        &mut self.queue
+    }
 }
 
 pub struct Topic {
@@ -94,8 +101,8 @@ impl Topic {
 
     /// A std mutex, as the channel's (see `Channel::lock_state`):
     /// publishers on several threads write under it.
-    fn lock_state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock_state(&self) -> Locked<'_, State> {
+        Locked::new(&self.state)
     }
 
     pub fn is_exiting(&self) -> bool {

@@ -396,6 +396,30 @@ fn kill9_loses_no_acknowledged_message() {
 }
 
 #[test]
+fn consumed_segments_are_removed_from_disk() {
+    // 130-byte records, 15 per 2000-byte file: 60 messages fill 4 files.
+    let args = ["--mem-queue-size=0", "--max-bytes-per-file=2000"];
+    let nsqd = Nsqd::start(&args);
+    create_channel(&nsqd, "t", "ch");
+    let bodies = publish_numbered(&nsqd, "t", 60, 100);
+    let dir = nsqd.data.path().to_path_buf();
+    wait_until("the channel's queue spans several files", || {
+        segments(&dir, "t:ch").len() >= 4
+    });
+    let mut c = consumer(&nsqd, "t", "ch", 100);
+    let got = consume_for(&mut c, |got| {
+        got.len() >= bodies.len() && drained(&nsqd, "t", "ch")
+    });
+    assert_eq!(bodies_of(&got), bodies.into_iter().collect());
+    // Read and finished: the files go (renamed, then removed once the
+    // channel's lock is let go), leaving at most the one being written.
+    wait_until("consumed segments removed", || {
+        let names = file_names(&dir);
+        segments(&dir, "t:ch").len() <= 1 && !names.iter().any(|n| n.ends_with(".deleting"))
+    });
+}
+
+#[test]
 fn corrupt_segment_is_moved_aside() {
     // 100-byte bodies make 130-byte records: 15 per 2000-byte file, so the
     // 60 messages fill 4 files.
