@@ -763,12 +763,12 @@ impl Channel {
         client_id: u64,
         id: MessageId,
     ) -> Result<InFlight, InFlightError> {
-        match st.in_flight.get(&id) {
-            None => return Err(InFlightError::NotInFlight),
-            Some(f) if f.client_id != client_id => return Err(InFlightError::NotOwner),
-            Some(_) => {}
+        // One lookup on the common path; another's message goes back.
+        let f = st.in_flight.remove(&id).ok_or(InFlightError::NotInFlight)?;
+        if f.client_id != client_id {
+            st.in_flight.insert(id, f);
+            return Err(InFlightError::NotOwner);
         }
-        let f = st.in_flight.remove(&id).expect("checked above");
         st.deadlines.forget(f.deadline, id);
         let live = st.in_flight.len();
         let in_flight = &st.in_flight;
