@@ -475,15 +475,22 @@ fn bench_hot_path() {
     }
 }
 
-#[test]
-fn deferred_removals_rename_at_once_and_remove_when_run() {
-    let dir = tempfile::tempdir().unwrap();
-    // Two records per segment.
-    let mut q = DiskQueue::open(dir.path(), "t", cfg(30)).unwrap();
+/// A queue deferring its removals, whose records (five, over three
+/// two-record segments) were all read.
+fn read_through_with_deferred_removals(dir: &Path) -> DiskQueue {
+    let mut q = DiskQueue::open(dir, "t", cfg(30)).unwrap();
     q.defer_removals();
     let recs: Vec<Vec<u8>> = (0..5).map(|i| record(i, 10)).collect();
     q.put(recs.iter().map(|r| r.as_slice())).unwrap();
     assert_eq!(drain(&mut q).len(), 5);
+    q
+}
+
+#[test]
+fn deferred_removals_rename_at_once_and_remove_when_run() {
+    let dir = tempfile::tempdir().unwrap();
+    // Two records per segment.
+    let mut q = read_through_with_deferred_removals(dir.path());
     // The read segments' names are free; their files wait, renamed.
     let waiting = files(dir.path());
     assert!(!waiting.contains(&"t.diskqueue.000000.dat".to_string()));
@@ -498,11 +505,7 @@ fn deferred_removals_rename_at_once_and_remove_when_run() {
 #[test]
 fn removals_left_by_a_crash_are_done_on_opening() {
     let dir = tempfile::tempdir().unwrap();
-    let mut q = DiskQueue::open(dir.path(), "t", cfg(30)).unwrap();
-    q.defer_removals();
-    let recs: Vec<Vec<u8>> = (0..5).map(|i| record(i, 10)).collect();
-    q.put(recs.iter().map(|r| r.as_slice())).unwrap();
-    assert_eq!(drain(&mut q).len(), 5);
+    let mut q = read_through_with_deferred_removals(dir.path());
     q.sync().unwrap();
     // As if the process died before removing: no drop, no run (and a new
     // process lists the directory afresh).
@@ -525,11 +528,7 @@ fn removals_left_by_a_crash_are_done_on_opening() {
 #[test]
 fn a_closed_queue_does_its_deferred_removals() {
     let dir = tempfile::tempdir().unwrap();
-    let mut q = DiskQueue::open(dir.path(), "t", cfg(30)).unwrap();
-    q.defer_removals();
-    let recs: Vec<Vec<u8>> = (0..5).map(|i| record(i, 10)).collect();
-    q.put(recs.iter().map(|r| r.as_slice())).unwrap();
-    assert_eq!(drain(&mut q).len(), 5);
+    let q = read_through_with_deferred_removals(dir.path());
     drop(q);
     assert!(files(dir.path()).iter().all(|f| !f.ends_with(".deleting")));
 }

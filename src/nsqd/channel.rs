@@ -806,13 +806,15 @@ impl Channel {
         // the lock; and it is let go every `FIN_CHUNK` FINs: a consumer's
         // read can hold thousands of FINs, and the channel's other
         // consumers must not wait for all of them.
-        let parsed: Vec<Option<MessageId>> =
-            ids.iter().map(|raw| MessageId::from_hex(raw)).collect();
         let mut outcomes: Vec<Result<i64, InFlightError>> = Vec::with_capacity(ids.len());
         let mut finished_msgs: Vec<Message> = Vec::with_capacity(ids.len().min(FIN_CHUNK));
-        for chunk in parsed.chunks(FIN_CHUNK) {
+        for chunk in ids.chunks(FIN_CHUNK) {
+            let mut parsed = [None; FIN_CHUNK];
+            for (id, raw) in parsed.iter_mut().zip(chunk) {
+                *id = MessageId::from_hex(raw);
+            }
             let mut st = self.lock_state();
-            for id in chunk {
+            for id in &parsed[..chunk.len()] {
                 let outcome = id
                     .ok_or(InFlightError::NotInFlight)
                     .and_then(|id| Self::remove_in_flight(&mut st, client.id, id))

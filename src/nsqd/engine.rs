@@ -89,7 +89,8 @@ pub enum OpenError {
 /// Least time between metadata writes in the sync rounds that writes ask
 /// for (`--sync-every`): under load a round comes every few milliseconds,
 /// and rewriting the metadata file each time (create, write, fsync, rename)
-/// cost pipelined publishers 2-4 % of their throughput. The data is synced
+/// cost pipelined publishers up to 4 % of their throughput in one run (no
+/// difference in another; see docs/benchmarks.md). The data is synced
 /// every round regardless, so nothing acknowledged depends on it: a
 /// metadata file up to this much behind only means that, after a crash,
 /// the messages finished in that time are delivered again. The
