@@ -480,11 +480,14 @@ fn corrupt_segment_is_moved_aside() {
         );
         assert!(!file.exists(), "{} still in place", file.display());
         let name = file.file_name().unwrap().to_str().unwrap();
-        let log = nsqd.log_text();
-        assert!(
-            log.lines()
-                .any(|l| l.contains(name) && (l.contains(" ERROR: ") || l.contains(" WARNING: "))),
-            "no error or warning about {name} in the log:\n{log}"
+        // The log is collected by another thread: wait for the line.
+        support::wait_until(
+            &format!("an error or warning about {name} in the log"),
+            || {
+                nsqd.log_text().lines().any(|l| {
+                    l.contains(name) && (l.contains(" ERROR: ") || l.contains(" WARNING: "))
+                })
+            },
         );
     }
     // Depth does not stay stuck at the lost records' count.

@@ -293,11 +293,7 @@ fn stalled_consumer_is_disconnected_and_its_messages_requeued(deflate: bool) {
         max_rss = max_rss.max(nsqd.rss_bytes());
         c["client_count"] == 0
     });
-    assert!(
-        nsqd.log_text().contains("client not reading, closing"),
-        "closed for another reason:\n{}",
-        nsqd.log_text()
-    );
+    nsqd.wait_for_log("client not reading, closing");
     // In flight can be at most what fits between nsqd and the client:
     // nsqd's 4 MB of pending output, the two socket buffers (as large as
     // the kernel lets them grow) and the message being sent.

@@ -244,13 +244,7 @@ async fn tls_required_on_tcp_and_http() {
     );
 
     // Plain HTTP: 403 and where HTTPS is; HTTPS answers.
-    let https_port = nsqd
-        .log_text()
-        .split("HTTPS: listening on ")
-        .nth(1)
-        .and_then(|rest| rest.lines().next())
-        .map(|a| a.trim().parse::<std::net::SocketAddr>().unwrap())
-        .expect("HTTPS address in the log");
+    let https_port = nsqd.https();
     let http = nsqd.http;
     let r = tokio::task::spawn_blocking(move || http_request(http, "GET", "/ping", b""))
         .await
@@ -307,16 +301,7 @@ async fn https_request(
 async fn runtime_config_over_https() {
     let pki = Pki::new();
     let nsqd = start(&pki, &[]);
-    support::wait_until("HTTPS listening", || {
-        nsqd.log_text().contains("HTTPS: listening on ")
-    });
-    let https = nsqd
-        .log_text()
-        .split("HTTPS: listening on ")
-        .nth(1)
-        .and_then(|rest| rest.lines().next())
-        .map(|a| a.trim().parse::<std::net::SocketAddr>().unwrap())
-        .expect("HTTPS address in the log");
+    let https = nsqd.https();
     let put = https_request(
         https,
         "PUT",

@@ -428,11 +428,7 @@ fn nsqlookupd_on_unix_sockets() {
     wait_until("registered", || {
         lookup_ports(&http, "t") == vec![serde_json::json!(nsqd.tcp.port())]
     });
-    assert!(
-        nsqd.log_text().contains("http_port=-1"),
-        "{}",
-        nsqd.log_text()
-    );
+    nsqd.wait_for_log("http_port=-1");
     let (_, nodes) = get(&http, "/nodes");
     let nodes: serde_json::Value = serde_json::from_str(&nodes).unwrap();
     assert_eq!(nodes["producers"][0]["remote_address"], "@");

@@ -75,6 +75,21 @@ impl Nsqd {
         self.log.lock().unwrap().join("\n")
     }
 
+    /// Wait for a log line containing `needle`. The log is read from nsqd's
+    /// stderr by another thread, so a line nsqd wrote before an effect the
+    /// test observed may not have been collected yet.
+    pub fn wait_for_log(&self, needle: &str) {
+        let deadline = Instant::now() + DEADLINE;
+        while !self.log_text().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {needle:?} in the log:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     pub fn connect(&self) -> Conn {
         Conn::connect(self.tcp)
     }
