@@ -154,7 +154,10 @@ impl<S: Storage> DeferredStore<S> {
         let mut order = Vec::new();
         while let Some((payload, size)) = entry_at(data, pos) {
             match payload.first() {
-                Some(&ADD) if payload.len() >= ADD_HEAD => {
+                // IDs count up from 0 and never reach u64::MAX: an entry
+                // with it was not written by us, so it ends the log like
+                // any other entry we cannot understand.
+                Some(&ADD) if payload.len() >= ADD_HEAD && be_u64(&payload[1..9]) < u64::MAX => {
                     let id = be_u64(&payload[1..9]);
                     let due_ns = be_u64(&payload[9..17]) as i64;
                     let source = source_of(be_u64(&payload[17..25]), be_u64(&payload[25..33]));
@@ -534,6 +537,31 @@ mod tests {
         let mut sources = s.sources();
         sources.sort();
         assert_eq!(sources, vec![(0, 100), (0, 200)]);
+    }
+
+    #[test]
+    fn an_entry_with_the_largest_id_ends_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, _) = DeferredStore::open(dir.path(), "q").unwrap();
+        let kept = s.add(1, b"kept", None).unwrap();
+        s.add(2, b"forged", None).unwrap();
+        let path = s.path.clone();
+        drop(s);
+        // Give the second entry the largest ID, with a valid checksum.
+        let mut data = std::fs::read(&path).unwrap();
+        let second = HEADER.len() + 8 + ADD_HEAD + b"kept".len();
+        let payload = second + 8..second + 8 + ADD_HEAD + b"forged".len();
+        data[payload.start + 1..payload.start + 9].copy_from_slice(&u64::MAX.to_be_bytes());
+        let crc = crc32c::crc32c(&data[payload.clone()]);
+        data[second + 4..second + 8].copy_from_slice(&crc.to_be_bytes());
+        std::fs::write(&path, &data).unwrap();
+
+        let (mut s, found) = DeferredStore::open(dir.path(), "q").unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].id, kept);
+        // New entries get fresh IDs, after the last one understood.
+        let next = s.add(3, b"next", None).unwrap();
+        assert!(next.0 > kept.0);
     }
 
     #[test]
