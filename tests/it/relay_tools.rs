@@ -510,6 +510,13 @@ fn to_http_n_caps_requests_and_sigterm_leaves_nothing_in_flight() {
     let (code, stderr) = tool.wait();
     assert_eq!((code, stderr.as_str()), (0, ""));
     assert_eq!(endpoint.accepted().len(), 3);
+    // The tool has sent its FINs and closed; nsqd may not have read them yet.
+    let settled =
+        |c: &serde_json::Value| count(c, "in_flight_count") == 0 && count(c, "client_count") == 0;
+    wait_until("the FINs and the close processed", || {
+        nsqd.channel_stats("slow", "nsq_to_http")
+            .is_some_and(|c| settled(&c))
+    });
     let c = nsqd.channel_stats("slow", "nsq_to_http").unwrap();
     assert_eq!(
         (
