@@ -20,12 +20,14 @@
 pub mod deferred;
 mod held;
 mod meta;
+mod read_ahead;
 #[cfg(test)]
 pub mod sim;
 pub mod storage;
 mod synced;
 
 pub use meta::{write_atomically, Meta, Names};
+pub use read_ahead::ReadAhead;
 pub use storage::{Fs, Storage, StorageFile};
 
 use bytes::{Bytes, BytesMut};
@@ -93,12 +95,17 @@ pub struct PartialWrite {
 
 /// The reader's open segment and the bytes read ahead from it.
 struct Reader<F> {
-    file: F,
+    /// Shared with a read-ahead under way (see `read_ahead.rs`).
+    file: Arc<F>,
     /// Bytes of the segment that may be read: its size for a finished
     /// segment, the write position for the one being written.
     finished_len: Option<u64>,
     /// Unconsumed bytes, starting at the queue's read position.
     buf: BytesMut,
+    /// Bytes read ahead, to join `buf` when it runs out.
+    next: Option<read_ahead::Chunk>,
+    /// A read-ahead was planned and has not come back.
+    ahead_pending: bool,
 }
 
 /// Why reading a segment cannot go on: it is set aside (renamed `.bad`)
@@ -1129,9 +1136,11 @@ impl<S: Storage> DiskQueue<S> {
                 None
             };
             self.reader = Some(Reader {
-                file,
+                file: Arc::new(file),
                 finished_len,
                 buf: BytesMut::new(),
+                next: None,
+                ahead_pending: false,
             });
         }
         let still_written = self.read_file_num == self.write_file_num;
@@ -1176,6 +1185,12 @@ impl<S: Storage> DiskQueue<S> {
         let r = self.reader.as_mut().expect("reader open");
         while r.buf.len() < want {
             let from = read_pos + r.buf.len() as u64;
+            if let Some(next) = r.next.take() {
+                if next.at() == from {
+                    r.buf = next.join(std::mem::take(&mut r.buf));
+                    continue;
+                }
+            }
             if from >= limit {
                 return Err(Damage::Torn {
                     path: path().display().to_string(),

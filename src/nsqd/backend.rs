@@ -11,7 +11,10 @@
 //! in this file and the engine's factory.
 
 use crate::diskqueue::deferred::{DeferredStore, Entry, EntryId};
-use crate::diskqueue::{DiskQueue, Held, Removals, SyncJob, SyncState};
+use crate::diskqueue::{DiskQueue, Fs, Held, ReadAhead, Removals, SyncJob, SyncState};
+
+/// A read-ahead of a queue on the real file system.
+pub type QueueReadAhead = ReadAhead<<Fs as crate::diskqueue::Storage>::File>;
 use crate::protocol::Message;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -447,6 +450,23 @@ impl Queue {
     pub fn release(&mut self, pos: Held) {
         if let Store::Disk { disk, .. } = &mut self.store {
             disk.release(pos);
+        }
+    }
+
+    /// The next bytes on disk, to read without the owner's lock, if
+    /// delivery is reading from disk and its buffer runs low (see
+    /// `diskqueue/read_ahead.rs`).
+    pub fn plan_read_ahead(&mut self) -> Option<QueueReadAhead> {
+        match &mut self.store {
+            Store::Disk { disk, cache, .. } if cache.is_empty() => disk.queue.plan_read_ahead(),
+            _ => None,
+        }
+    }
+
+    /// What a planned read-ahead read (see [`plan_read_ahead`](Self::plan_read_ahead)).
+    pub fn finish_read_ahead(&mut self, ahead: QueueReadAhead) {
+        if let Store::Disk { disk, .. } = &mut self.store {
+            disk.queue.finish_read_ahead(ahead);
         }
     }
 

@@ -12,36 +12,58 @@ pub trait OwnsQueue {
     fn queue(&mut self) -> &mut Queue;
 }
 
-/// The lock on `T`, which removes finished segments after unlocking.
-pub struct Locked<'a, T: OwnsQueue>(Option<MutexGuard<'a, T>>);
+/// The lock on `T`, which removes finished segments after unlocking, and
+/// reads ahead from disk without the lock when delivery needs more bytes
+/// soon (see `diskqueue/read_ahead.rs`).
+pub struct Locked<'a, T: OwnsQueue> {
+    mutex: &'a Mutex<T>,
+    guard: Option<MutexGuard<'a, T>>,
+}
+
+/// A poisoned lock is taken anyway: the state is kept consistent by each
+/// method, and nsqd must go on serving the other clients.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 impl<'a, T: OwnsQueue> Locked<'a, T> {
-    /// A poisoned lock is taken anyway: the state is kept consistent by
-    /// each method, and nsqd must go on serving the other clients.
     pub fn new(mutex: &'a Mutex<T>) -> Self {
-        Locked(Some(mutex.lock().unwrap_or_else(|e| e.into_inner())))
+        Locked {
+            mutex,
+            guard: Some(lock(mutex)),
+        }
     }
 }
 
 impl<T: OwnsQueue> std::ops::Deref for Locked<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
-        self.0.as_ref().expect("held until dropped")
+        self.guard.as_ref().expect("held until dropped")
     }
 }
 
 impl<T: OwnsQueue> std::ops::DerefMut for Locked<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
-        self.0.as_mut().expect("held until dropped")
+        self.guard.as_mut().expect("held until dropped")
     }
 }
 
 impl<T: OwnsQueue> Drop for Locked<'_, T> {
     fn drop(&mut self) {
-        let removals = self.0.as_mut().and_then(|st| st.queue().take_removals());
-        drop(self.0.take());
+        let Some(mut st) = self.guard.take() else {
+            return;
+        };
+        let removals = st.queue().take_removals();
+        let ahead = st.queue().plan_read_ahead();
+        drop(st);
         if let Some(r) = removals {
             r.run();
+        }
+        if let Some(mut ahead) = ahead {
+            ahead.run();
+            // Handing the bytes back neither finishes segments nor plans
+            // another read: nothing is left to do after this lock.
+            lock(self.mutex).queue().finish_read_ahead(ahead);
         }
     }
 }
