@@ -584,7 +584,7 @@ impl Channel {
                 ticket.merge(written);
                 st.deferred.push(Deferred {
                     due,
-                    msg: msg.clone(),
+                    msg: msg.clone().with_own_body(),
                     origin: entry.map_or(Origin::Memory, Origin::Store),
                 });
             }
@@ -858,7 +858,7 @@ impl Channel {
             let origin = st.store_deferred(&f.msg, due, f.origin);
             st.deferred.push(Deferred {
                 due,
-                msg: f.msg,
+                msg: f.msg.with_own_body(),
                 origin,
             });
             self.note_deadline(due);
@@ -1298,6 +1298,49 @@ mod tests {
 
     /// Pipelined FINs under one lock: each gets its own outcome, in order,
     /// and only the ones done free a slot.
+    /// A body that reports when the buffer it was cut from is freed.
+    fn body_of_shared_buffer(freed: &Arc<std::sync::atomic::AtomicBool>) -> Bytes {
+        struct Buffer(Vec<u8>, Arc<std::sync::atomic::AtomicBool>);
+        impl AsRef<[u8]> for Buffer {
+            fn as_ref(&self) -> &[u8] {
+                &self.0
+            }
+        }
+        impl Drop for Buffer {
+            fn drop(&mut self) {
+                self.1.store(true, Relaxed);
+            }
+        }
+        Bytes::from_owner(Buffer(vec![b'b'; 1 << 16], freed.clone())).slice(100..300)
+    }
+
+    #[test]
+    fn deferred_messages_do_not_keep_their_read_buffer_alive() {
+        let ch = channel();
+        let a = client(1);
+        ch.add_client(a.clone(), 0).unwrap();
+        // REQ with a delay.
+        let requeued = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let msg = Message::new(MessageId(1), 0, body_of_shared_buffer(&requeued));
+        ch.put_from_topic(&[msg], Duration::ZERO).unwrap();
+        let mut taken = Vec::new();
+        ch.take(&a, 1, Duration::from_secs(60), &mut taken);
+        ch.requeue(&a, MessageId(1), Duration::from_secs(3600))
+            .unwrap();
+        drop(taken);
+        assert!(requeued.load(Relaxed), "the deferred copy holds the buffer");
+        // DPUB.
+        let published = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let msg = Message::new(MessageId(2), 0, body_of_shared_buffer(&published));
+        ch.put_from_topic(&[msg], Duration::from_secs(3600))
+            .unwrap();
+        assert!(
+            published.load(Relaxed),
+            "the deferred copy holds the buffer"
+        );
+        assert_eq!(ch.counts().deferred, 2);
+    }
+
     #[test]
     fn finish_many_answers_each_in_order() {
         let ch = channel();

@@ -73,6 +73,16 @@ impl Message {
         }
     }
 
+    /// The same message with a body in an allocation of its own. A body
+    /// read from disk or from a connection is a slice of a shared buffer
+    /// (up to 256 kB of a segment, or a whole socket read), which stays in
+    /// memory while any slice of it lives: a message kept for long (a
+    /// deferred one) must not keep that buffer alive for its few bytes.
+    pub fn with_own_body(mut self) -> Self {
+        self.body = Bytes::copy_from_slice(&self.body);
+        self
+    }
+
     /// Length of the encoded form (header + body).
     pub fn encoded_len(&self) -> usize {
         MESSAGE_HEADER_LEN + self.body.len()
