@@ -210,6 +210,22 @@ impl Query {
     pub fn get(&self, key: &str) -> Option<&str> {
         self.0.get(key).map(String::as_str)
     }
+
+    /// `topic` and `channel`, checked with the error texts nsqd's and
+    /// nsqlookupd's channel requests share (`MISSING_ARG_*`,
+    /// `INVALID_ARG_*`; `/pub` has its own).
+    pub fn topic_and_channel(&self) -> Result<(&str, &str), ApiError> {
+        let bad = |text| ApiError(StatusCode::BAD_REQUEST, text);
+        let topic = self.get("topic").ok_or(bad("MISSING_ARG_TOPIC"))?;
+        if !crate::protocol::names::is_valid_name(topic.as_bytes()) {
+            return Err(bad("INVALID_ARG_TOPIC"));
+        }
+        let channel = self.get("channel").ok_or(bad("MISSING_ARG_CHANNEL"))?;
+        if !crate::protocol::names::is_valid_name(channel.as_bytes()) {
+            return Err(bad("INVALID_ARG_CHANNEL"));
+        }
+        Ok((topic, channel))
+    }
 }
 
 fn unescape(s: &str) -> Option<String> {

@@ -70,19 +70,6 @@ fn topic_arg(q: &Query) -> Result<&str, ApiError> {
     q.get("topic").ok_or(bad("MISSING_ARG_TOPIC"))
 }
 
-/// `topic` and `channel`, validated with NSQ's error names.
-fn topic_channel_args(q: &Query) -> Result<(&str, &str), ApiError> {
-    let topic = topic_arg(q)?;
-    if !is_valid_name(topic.as_bytes()) {
-        return Err(bad("INVALID_ARG_TOPIC"));
-    }
-    let channel = q.get("channel").ok_or(bad("MISSING_ARG_CHANNEL"))?;
-    if !is_valid_name(channel.as_bytes()) {
-        return Err(bad("INVALID_ARG_CHANNEL"));
-    }
-    Ok((topic, channel))
-}
-
 fn lookup(l: &Lookupd, query: &str) -> ApiResult {
     let q = Query::parse(query)?;
     let topic = topic_arg(&q)?;
@@ -148,7 +135,7 @@ fn topic_delete(l: &Lookupd, query: &str) -> ApiResult {
 
 fn channel_create(l: &Lookupd, query: &str) -> ApiResult {
     let q = Query::parse(query)?;
-    let (topic, channel) = topic_channel_args(&q)?;
+    let (topic, channel) = q.topic_and_channel()?;
     tracing::info!("DB: adding channel({channel}) in topic({topic})");
     let mut db = l.db.write();
     db.add_registration(Registration::channel(topic, channel));
@@ -158,7 +145,7 @@ fn channel_create(l: &Lookupd, query: &str) -> ApiResult {
 
 fn channel_delete(l: &Lookupd, query: &str) -> ApiResult {
     let q = Query::parse(query)?;
-    let (topic, channel) = topic_channel_args(&q)?;
+    let (topic, channel) = q.topic_and_channel()?;
     let mut db = l.db.write();
     let found = db.find_registrations(Category::Channel, topic, channel);
     if found.is_empty() {

@@ -295,21 +295,6 @@ fn topic_param(q: &Query) -> Result<&str, ApiError> {
     Ok(topic)
 }
 
-/// `topic` and `channel` of the `/channel/*` requests, checked with their
-/// own error texts (`INVALID_ARG_*`, unlike `/pub`'s `INVALID_TOPIC`).
-fn channel_params(q: &Query) -> Result<(&str, &str), ApiError> {
-    let bad = |text| ApiError(StatusCode::BAD_REQUEST, text);
-    let topic = q.get("topic").ok_or(bad("MISSING_ARG_TOPIC"))?;
-    if !is_valid_name(topic.as_bytes()) {
-        return Err(bad("INVALID_ARG_TOPIC"));
-    }
-    let channel = q.get("channel").ok_or(bad("MISSING_ARG_CHANNEL"))?;
-    if !is_valid_name(channel.as_bytes()) {
-        return Err(bad("INVALID_ARG_CHANNEL"));
-    }
-    Ok((topic, channel))
-}
-
 /// Publish and, with `--sync-every=1`, wait for the fsync before answering.
 /// Failures are 503 `EXITING`, as NSQ answers any failed put.
 async fn put_and_wait(
@@ -546,7 +531,7 @@ fn channel_action(
     action: ChannelAction,
 ) -> ApiResult {
     let q = Query::parse(raw_query)?;
-    let (topic_name, channel_name) = channel_params(&q)?;
+    let (topic_name, channel_name) = q.topic_and_channel()?;
     permit(auth, Permission::Admin, topic_name, channel_name)?;
     let topic = nsqd
         .get_topic(topic_name)
@@ -633,7 +618,7 @@ fn channel_peek(nsqd: &Nsqd, auth: Option<&Authorization>, raw_query: &str) -> A
 /// `dead_letter_topic` (`default`: `<topic>.dead-letter`), each optional.
 fn channel_config(nsqd: &Nsqd, auth: Option<&Authorization>, raw_query: &str) -> ApiResult {
     let q = Query::parse(raw_query)?;
-    let (topic_name, channel_name) = channel_params(&q)?;
+    let (topic_name, channel_name) = q.topic_and_channel()?;
     let bad = |text| ApiError(StatusCode::BAD_REQUEST, text);
     // `None`: unchanged; `Some(None)`: back to the default.
     let max_attempts = match q.get("max_attempts") {
