@@ -11,13 +11,13 @@
 //! in this file and the engine's factory.
 
 use crate::diskqueue::deferred::{DeferredStore, Entry, EntryId};
-use crate::diskqueue::{DiskQueue, Fs, Held, ReadAhead, Removals, SyncJob, SyncState};
-
-/// A read-ahead of a queue on the real file system.
-pub type QueueReadAhead = ReadAhead<<Fs as crate::diskqueue::Storage>::File>;
+use crate::diskqueue::{DiskQueue, Held, ReadAhead, Removals, SyncJob, SyncState};
 use crate::protocol::Message;
 use std::collections::VecDeque;
 use std::sync::Arc;
+
+/// A read-ahead of a queue on the real file system.
+pub type QueueReadAhead = ReadAhead<std::fs::File>;
 
 /// Why a message could not be stored. Reported to publishers as
 /// `E_PUB_FAILED PUB failed <reason>` (TCP) or 503 (HTTP).
