@@ -32,6 +32,7 @@ use super::timers::{TimerSlot, Timers};
 use crate::diskqueue::deferred::EntryId;
 use crate::diskqueue::{Held, SyncJob};
 use crate::protocol::{Message, MessageId};
+use bytes::Bytes;
 use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -851,7 +852,7 @@ impl Channel {
         client.in_flight.fetch_sub(1, Relaxed);
         client.requeue_count.fetch_add(1, Relaxed);
         if delay.is_zero() {
-            Self::requeue_now(&mut st, f.msg, f.origin);
+            Self::requeue_now(&mut st, f.msg.with_own_body(), f.origin);
             self.dispatch(st);
         } else {
             let due = Instant::now() + delay;
@@ -869,6 +870,10 @@ impl Channel {
     /// Ready again (REQ without delay, timeout). A first delivery from the
     /// queue moves to the deferred store, so that the queue's record is not
     /// held for as long as the message keeps failing.
+    ///
+    /// Callers pass a message that failed with a body of its own: it may
+    /// wait long (no consumer ready, or failing again), and must not keep
+    /// its whole read buffer alive meanwhile.
     fn requeue_now(st: &mut State, msg: Message, origin: Origin) {
         let origin = match origin {
             Origin::Queue(_) => st.store_deferred(&msg, Instant::now(), origin),
@@ -931,6 +936,9 @@ impl Channel {
         let old = f.deadline;
         let new = (Instant::now() + timeout).min(f.delivered_at + max_timeout);
         f.deadline = new;
+        // A message being touched is held for long: give it a body of its
+        // own rather than keep its read buffer (up to 256 kB) alive.
+        f.msg.body = Bytes::copy_from_slice(&f.msg.body);
         st.deadlines.forget(old, id);
         st.deadlines.push(new, id);
         self.note_deadline(new);
@@ -955,7 +963,7 @@ impl Channel {
                 if let Some(c) = st.clients.get(&f.client_id) {
                     c.release_in_flight(1);
                 }
-                Self::requeue_now(&mut st, f.msg, f.origin);
+                Self::requeue_now(&mut st, f.msg.with_own_body(), f.origin);
                 released = true;
             }
         }
@@ -1339,6 +1347,45 @@ mod tests {
             "the deferred copy holds the buffer"
         );
         assert_eq!(ch.counts().deferred, 2);
+    }
+
+    #[test]
+    fn touched_and_failed_messages_do_not_keep_their_read_buffer_alive() {
+        let ch = channel();
+        let a = client(1);
+        ch.add_client(a.clone(), 0).unwrap();
+        let freed: Vec<_> = (0..3)
+            .map(|_| Arc::new(std::sync::atomic::AtomicBool::new(false)))
+            .collect();
+        let msgs: Vec<_> = (0..3)
+            .map(|i| {
+                Message::new(
+                    MessageId(i + 1),
+                    0,
+                    body_of_shared_buffer(&freed[i as usize]),
+                )
+            })
+            .collect();
+        ch.put_from_topic(&msgs, Duration::ZERO).unwrap();
+        drop(msgs);
+        let mut taken = Vec::new();
+        ch.take(&a, 3, Duration::from_millis(50), &mut taken);
+        assert_eq!(taken.len(), 3);
+        drop(taken);
+        // TOUCH (held for long), REQ without delay, and a timeout.
+        ch.touch(
+            &a,
+            MessageId(1),
+            Duration::from_secs(60),
+            Duration::from_secs(900),
+        )
+        .unwrap();
+        ch.requeue(&a, MessageId(2), Duration::ZERO).unwrap();
+        ch.process_timers(Instant::now() + Duration::from_millis(100));
+        for (i, f) in freed.iter().enumerate() {
+            assert!(f.load(Relaxed), "message {} holds its read buffer", i + 1);
+        }
+        assert_eq!(ch.counts().in_flight, 1);
     }
 
     #[test]
