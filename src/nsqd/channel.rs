@@ -39,6 +39,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+/// Largest body copied by TOUCH (see [`Channel::touch`]).
+const TOUCH_COPY_MAX: usize = 16 * 1024;
+
 /// The hash of a message ID (`tick << 22 | node << 12 | sequence`) for the
 /// in-flight table: runs of 64 consecutive IDs go to neighbouring buckets,
 /// each run somewhere else.
@@ -955,9 +958,14 @@ impl Channel {
         let old = f.deadline;
         let new = (Instant::now() + timeout).min(f.delivered_at + max_timeout);
         f.deadline = new;
-        // A message being touched is held for long: give it a body of its
-        // own rather than keep its read buffer (up to 256 kB) alive.
-        f.msg.body = Bytes::copy_from_slice(&f.msg.body);
+        // A message being touched is held for long: a small body gets an
+        // allocation of its own rather than keep its read buffer (up to
+        // 256 kB) alive. Clients may touch often, so large bodies, which
+        // are most of the buffer they sit in anyway, are not copied each
+        // time.
+        if f.msg.body.len() <= TOUCH_COPY_MAX {
+            f.msg.body = Bytes::copy_from_slice(&f.msg.body);
+        }
         st.deadlines.forget(old, id);
         st.deadlines.push(new, id);
         self.note_deadline(new);
@@ -1444,6 +1452,30 @@ mod tests {
         for group in fast.windows(16) {
             assert!(tags(group) >= 12, "{} tags in a group", tags(group));
         }
+    }
+
+    #[test]
+    fn touch_does_not_copy_large_bodies_again_and_again() {
+        let ch = channel();
+        let a = client(1);
+        ch.add_client(a.clone(), 0).unwrap();
+        let body = Bytes::from(vec![b'x'; TOUCH_COPY_MAX + 1]);
+        let at = body.as_ptr();
+        ch.put_from_topic(&[Message::new(MessageId(1), 0, body)], Duration::ZERO)
+            .unwrap();
+        let mut taken = Vec::new();
+        ch.take(&a, 1, Duration::from_secs(60), &mut taken);
+        for _ in 0..3 {
+            ch.touch(
+                &a,
+                MessageId(1),
+                Duration::from_secs(60),
+                Duration::from_secs(900),
+            )
+            .unwrap();
+        }
+        let st = ch.lock_state();
+        assert_eq!(st.in_flight[&MessageId(1)].msg.body.as_ptr(), at);
     }
 
     #[test]
