@@ -39,6 +39,29 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+/// Where [`Channel::take`] puts the messages it moves into flight.
+pub trait Deliveries {
+    fn deliver(&mut self, msg: &Message);
+}
+
+/// The messages themselves (handed to a waiting consumer, tests).
+impl Deliveries for Vec<Message> {
+    fn deliver(&mut self, msg: &Message) {
+        self.push(msg.clone());
+    }
+}
+
+/// Message frames, encoded into a connection's output buffer while the
+/// lock is held. Nothing then refers to the body but the in-flight table:
+/// a body read from disk is a slice of a read buffer shared by every
+/// consumer, and each reference taken and dropped on another core made
+/// the cores fight over that buffer's reference count.
+impl Deliveries for bytes::BytesMut {
+    fn deliver(&mut self, msg: &Message) {
+        crate::protocol::frame::encode_message_frame(self, msg);
+    }
+}
+
 /// Largest body copied by TOUCH (see [`Channel::touch`]).
 const TOUCH_COPY_MAX: usize = 16 * 1024;
 
@@ -660,7 +683,7 @@ impl Channel {
                 continue;
             }
             let mut outbox = w.client.outbox.lock();
-            let (n, _) = self.take_locked(&mut st, &w.client, max, now, w.timeout, &mut outbox);
+            let (n, _) = self.take_locked(&mut st, &w.client, max, now, w.timeout, &mut *outbox);
             drop(outbox);
             if n > 0 {
                 woken.push(w.client);
@@ -686,7 +709,7 @@ impl Channel {
         client: &Arc<ClientHandle>,
         max: usize,
         timeout: Duration,
-        out: &mut Vec<Message>,
+        out: &mut impl Deliveries,
     ) -> Take {
         if max == 0 || self.is_paused() {
             return Take::default();
@@ -732,7 +755,7 @@ impl Channel {
         max: usize,
         now: Instant,
         timeout: Duration,
-        out: &mut Vec<Message>,
+        out: &mut impl Deliveries,
     ) -> (usize, bool) {
         let sample_rate = client.sample_rate.load(Relaxed);
         let deadline = now + timeout;
@@ -759,17 +782,17 @@ impl Channel {
             }
             msg.attempts = msg.attempts.wrapping_add(1);
             st.deadlines.push(deadline, msg.id);
+            out.deliver(&msg);
             st.in_flight.insert(
                 msg.id,
                 InFlight {
-                    msg: msg.clone(),
+                    msg,
                     client_id: client.id,
                     deadline,
                     delivered_at: now,
                     origin,
                 },
             );
-            out.push(msg);
             taken += 1;
         }
         if taken > 0 {

@@ -447,16 +447,12 @@ impl Connection {
             if room <= 0 || channel.is_paused() {
                 return false;
             }
-            self.batch.clear();
             let took = channel.take(
                 &self.client,
                 (room as usize).min(TAKE_BATCH),
                 self.msg_timeout,
-                &mut self.batch,
+                &mut self.wbuf,
             );
-            for msg in &self.batch {
-                encode_message_frame(&mut self.wbuf, msg);
-            }
             if took.dry || took.yielded {
                 self.owed_turn = took.yielded;
                 // Anything handed over meanwhile goes out with this write.
