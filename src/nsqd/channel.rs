@@ -714,8 +714,10 @@ impl Channel {
         if max == 0 || self.is_paused() {
             return Take::default();
         }
-        let now = Instant::now();
         let mut st = self.lock_state();
+        // Read under the lock: deadlines then reach the table in order, so
+        // they stay in the cheap FIFO rather than the ordered set.
+        let now = Instant::now();
         // Other consumers with room get their share of a shallow queue. A
         // deep one (or an empty one) needs no count: the share would not
         // limit this take.
