@@ -143,6 +143,15 @@ impl Connection {
         let mut needs_flush = false;
         let kill = self.client.kill.clone();
         let shutdown = self.nsqd.shutdown.clone();
+        // The futures waited on every turn live across turns: a fresh one
+        // would register with its Notify and deregister on every wake-up.
+        let killed = kill.cancelled();
+        tokio::pin!(killed);
+        let stopping = shutdown.cancelled();
+        tokio::pin!(stopping);
+        let client = self.client.clone();
+        let woken = client.wake.notified();
+        tokio::pin!(woken);
         // The read and write deadlines are checked lazily: their timers are
         // re-armed only when they fire, not on every command or write.
         let read_timer = tokio::time::sleep_until(self.read_deadline().into());
@@ -210,8 +219,8 @@ impl Connection {
 
             tokio::select! {
                 biased;
-                _ = kill.cancelled() => return Err(ConnError::Closed("closed by nsqd")),
-                _ = shutdown.cancelled() => {
+                _ = &mut killed => return Err(ConnError::Closed("closed by nsqd")),
+                _ = &mut stopping => {
                     let _ = tokio::time::timeout(Duration::from_secs(1), self.flush_all()).await;
                     return Err(ConnError::Closed("shutting down"));
                 }
@@ -235,7 +244,7 @@ impl Connection {
                     eof = n == 0;
                     self.rbuf.note_read(n, read_room);
                 }
-                _ = self.client.wake.notified() => {}
+                _ = &mut woken => woken.set(client.wake.notified()),
                 _ = self.sync_rounds.changed(), if !self.held.is_empty() => {}
                 _ = &mut read_timer, if self.heartbeat.is_some() => {
                     let deadline = self.read_deadline();
