@@ -170,10 +170,18 @@ pub async fn run(args: PubArgs) -> Result<(), Failure> {
                     bodies: batch.clone(),
                 }
             };
-            let ack = p
-                .send_pipelined(cmd)
-                .await
-                .map_err(|e| failure_at(first, published, &e.to_string()))?;
+            let ack = match p.send_pipelined(cmd).await {
+                Ok(ack) => ack,
+                Err(e) => {
+                    // The connection is gone. If nsqd refused an earlier
+                    // message (a fatal error closes the connection), that
+                    // answer is the failure to report, not this send.
+                    while let Some(s) = sent.pop_front() {
+                        settle(s).await?;
+                    }
+                    return Err(failure_at(first, published, &e.to_string()));
+                }
+            };
             acks.push((p.addr().to_string(), ack));
         }
         sent.push_back(Sent {
