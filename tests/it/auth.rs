@@ -6,7 +6,6 @@ use crate::support;
 use bytes::Bytes;
 use nsq::protocol::{Command, Frame};
 use serde_json::json;
-use std::net::TcpListener;
 use support::auth_server::AuthServer;
 use support::{wait_until, Nsqd};
 
@@ -125,11 +124,7 @@ fn no_grants_bad_secret_and_server_down() {
         Frame::Error(Bytes::from_static(b"E_AUTH_FAILED AUTH failed"))
     );
 
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = support::free_port();
     let nsqd = Nsqd::start(&[&format!("--auth-http-address=127.0.0.1:{port}")]);
     let (_, answer) = authed(&nsqd, "alice");
     assert_eq!(

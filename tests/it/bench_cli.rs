@@ -75,10 +75,7 @@ fn pub_sub_latency_and_baseline_report_figures() {
 
 #[test]
 fn unreachable_nsqd_is_one_clear_line() {
-    let free = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let free = format!("127.0.0.1:{}", support::free_port());
     let (code, out, err) = bench(&[
         "pub",
         "--nsqd-tcp-address",

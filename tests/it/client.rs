@@ -91,10 +91,7 @@ async fn errors_carry_nsqd_text() {
     assert!(producer.publish("t", "ok").await.is_err());
 
     // Nothing listening: a clear connect error, quickly.
-    let free = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let free = format!("127.0.0.1:{}", support::free_port());
     let err = Producer::connect(&free.to_string(), &Config::default())
         .await
         .err()

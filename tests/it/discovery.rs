@@ -12,7 +12,7 @@ use std::process::{Command as Process, Stdio};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::{http_request, wait_until, Daemon, Lookupd, Nsqd, DEADLINE};
+use support::{free_port, http_request, wait_until, Daemon, Lookupd, Nsqd, DEADLINE};
 
 /// An nsqd registered with `lookupd`, reachable at 127.0.0.1.
 fn nsqd_with(lookupd: &Lookupd, extra: &[&str]) -> Nsqd {
@@ -20,16 +20,6 @@ fn nsqd_with(lookupd: &Lookupd, extra: &[&str]) -> Nsqd {
     let mut args = vec![flag.as_str(), "--broadcast-address=127.0.0.1"];
     args.extend_from_slice(extra);
     Nsqd::start(&args)
-}
-
-/// A port nobody listens on now (bound then released), for a daemon that
-/// must start later at an address known in advance.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Our client consuming through `lookupd_http` in a thread of its own; the

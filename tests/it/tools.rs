@@ -145,11 +145,7 @@ fn rate_is_honoured() {
 #[test]
 fn pub_fails_clearly_when_nsqd_is_down_or_refuses() {
     // Down: nothing listens on this port.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = support::free_port();
     let down = format!("--nsqd-tcp-address=127.0.0.1:{port}");
     let (code, err) = publish(&["--topic=t", &down], b"x\n");
     assert_eq!(code, 1);
@@ -775,20 +771,12 @@ fn register_ghost(lookupd: &support::Lookupd, topic: &str, port: u16) -> std::ne
     s
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Found through nsqlookupd but unreachable: nsq-tail and nsq-to-file say
 /// so once (not at every poll), and fail with the reason.
 #[test]
 fn unreachable_producers_are_reported_once() {
     let lookupd = support::Lookupd::start(&[]);
-    let port = free_port();
+    let port = support::free_port();
     let _ghost = register_ghost(&lookupd, "g", port);
     let lookupd_arg = format!("--lookupd-http-address={}", lookupd.http);
     let (code, _, err) = tail(&[

@@ -176,6 +176,30 @@ pub fn run_binary(path: &str, args: &[&str]) -> (i32, String, String) {
 }
 
 /// Poll `cond` until it holds or the deadline passes.
+/// A port nobody listens on now, for a daemon that must start later at an
+/// address known in advance. It is taken below the kernel's ephemeral
+/// range, where no `bind(0)` or outgoing connection of the other tests (or
+/// of another test run on the machine) can land in the meantime; a port
+/// from `bind(0)`, released, was sometimes taken before the daemon bound it.
+pub fn free_port() -> u16 {
+    let ephemeral_from = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    if ephemeral_from > 10_000 {
+        for _ in 0..1000 {
+            let port = fastrand::u16(10_000..ephemeral_from);
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
+        }
+    }
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
 pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + DEADLINE;
     while !cond() {
