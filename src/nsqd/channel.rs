@@ -32,7 +32,6 @@ use super::timers::{TimerSlot, Timers};
 use crate::diskqueue::deferred::EntryId;
 use crate::diskqueue::{Held, SyncJob};
 use crate::protocol::{Message, MessageId};
-use bytes::Bytes;
 use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -989,7 +988,7 @@ impl Channel {
         // are most of the buffer they sit in anyway, are not copied each
         // time.
         if f.msg.body.len() <= TOUCH_COPY_MAX {
-            f.msg.body = Bytes::copy_from_slice(&f.msg.body);
+            f.msg.own_body();
         }
         st.deadlines.forget(old, id);
         st.deadlines.push(new, id);

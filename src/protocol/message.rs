@@ -79,8 +79,14 @@ impl Message {
     /// memory while any slice of it lives: a message kept for long (a
     /// deferred one) must not keep that buffer alive for its few bytes.
     pub fn with_own_body(mut self) -> Self {
-        self.body = Bytes::copy_from_slice(&self.body);
+        self.own_body();
         self
+    }
+
+    /// In place: give the body an allocation of its own (see
+    /// [`with_own_body`](Self::with_own_body)).
+    pub fn own_body(&mut self) {
+        self.body = Bytes::copy_from_slice(&self.body);
     }
 
     /// Length of the encoded form (header + body).
