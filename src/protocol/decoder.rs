@@ -315,6 +315,34 @@ impl CommandDecoder {
         id.try_into().ok()
     }
 
+    /// The body of a whole, valid `PUB <topic>` at the front of `buf`,
+    /// consumed; `None` leaves `buf` alone for [`Self::decode_command`].
+    /// A run of PUBs to one topic is the common publishing load: this
+    /// skips the line split, the name check and the name's allocation,
+    /// the first PUB of the run having gone the usual way.
+    pub fn repeat_pub(&self, buf: &mut BytesMut, topic: &str) -> Option<Bytes> {
+        if self.gate.tls_pending {
+            return None;
+        }
+        let header = PUB_PREFIX.len() + topic.len() + 1;
+        let line = buf.get(..header)?;
+        if !line.starts_with(PUB_PREFIX)
+            || &line[PUB_PREFIX.len()..header - 1] != topic.as_bytes()
+            || line[header - 1] != b'\n'
+        {
+            return None;
+        }
+        let size = read_i32(buf, header)?;
+        if size <= 0 || size as i64 > self.limits.max_msg_size {
+            return None;
+        }
+        if buf.len() < header + 4 + size as usize {
+            return None;
+        }
+        buf.advance(header + 4);
+        Some(buf.split_to(size as usize).freeze())
+    }
+
     /// IDENTIFY and AUTH bodies: size checked against `--max-body-size`
     /// first, then for being positive (nsqd's order for these two).
     fn sized_body(
@@ -540,6 +568,8 @@ fn take_body(
     Ok(Some(buf.split_to(size).freeze()))
 }
 
+const PUB_PREFIX: &[u8] = b"PUB ";
+
 fn read_i32(buf: &[u8], at: usize) -> Option<i32> {
     let bytes = buf.get(at..at + 4)?;
     Some(i32::from_be_bytes(bytes.try_into().ok()?))
@@ -695,6 +725,48 @@ mod tests {
             .as_ref()
             .unwrap_err()
             .contains("TLS required"));
+    }
+
+    #[test]
+    fn repeat_pub_takes_only_whole_valid_pubs_to_its_topic() {
+        let d = CommandDecoder::new(Limits {
+            max_msg_size: 4,
+            ..Limits::default()
+        });
+        let take = |bytes: &[u8], topic: &str| {
+            let mut buf = BytesMut::from(bytes);
+            let got = d.repeat_pub(&mut buf, topic);
+            (got, buf)
+        };
+        // Whole and valid: the body, and the buffer moves past it.
+        let (got, rest) = take(b"PUB t\n\x00\x00\x00\x02hiNOP\n", "t");
+        assert_eq!(got, Some(Bytes::from_static(b"hi")));
+        assert_eq!(&rest[..], b"NOP\n");
+        // Anything else leaves the buffer whole, for the general path
+        // (which answers errors with NSQ's texts).
+        for (bytes, topic) in [
+            (&b"PUB u\n\x00\x00\x00\x02hi"[..], "t"), // another topic
+            (b"PUB tt\n\x00\x00\x00\x02hi", "t"),     // a longer name
+            (b"PUB t\r\n\x00\x00\x00\x02hi", "t"),    // CR LF
+            (b"PUB t x\n\x00\x00\x00\x02hi", "t"),    // extra parameter
+            (b"DPUB t\n\x00\x00\x00\x02hi", "t"),
+            (b"PUB t\n\x00\x00\x00\x00", "t"),      // empty body
+            (b"PUB t\n\xff\xff\xff\xff", "t"),      // negative size
+            (b"PUB t\n\x00\x00\x00\x05hello", "t"), // over the limit
+            (b"PUB t\n\x00\x00\x00\x02h", "t"),     // cut short
+            (b"PUB t\n\x00\x00", "t"),
+            (b"PUB t", "t"),
+            (b"", "t"),
+        ] {
+            let (got, rest) = take(bytes, topic);
+            assert_eq!(got, None, "{bytes:?}");
+            assert_eq!(&rest[..], bytes);
+        }
+        // Before a required TLS upgrade every command goes the general way.
+        let mut d = d;
+        d.gate.tls_pending = true;
+        let mut buf = BytesMut::from(&b"PUB t\n\x00\x00\x00\x02hi"[..]);
+        assert_eq!(d.repeat_pub(&mut buf, "t"), None);
     }
 
     #[test]

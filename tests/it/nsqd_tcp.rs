@@ -768,6 +768,45 @@ fn pipelined_pubs_are_answered_each_and_in_order() {
     }
 }
 
+/// A run of PUBs to one topic takes a short path through the decoder; any
+/// PUB it does not recognise whole (another spelling, another topic, a bad
+/// body) goes the general way, with NSQ's answer, and nothing is reordered.
+#[test]
+fn pub_runs_keep_order_and_errors_whatever_their_spelling() {
+    let nsqd = Nsqd::start(&["--max-msg-size=8"]);
+    let mut sub = consumer(&nsqd, "a", "ch", 100);
+    let mut c = nsqd.connect();
+    let mut wire = Vec::new();
+    for (line, body) in [
+        (&b"PUB a\n"[..], "m0"),
+        (b"PUB a\n", "m1"),
+        (b"PUB a\r\n", "m2"),
+        (b"PUB a\n", "m3"),
+        (b"PUB a extra\n", "m4"),
+        (b"PUB b\n", "b0"),
+        (b"PUB a\n", "m5"),
+        (b"PUB a\n", "m6"),
+        (b"PUB a\n", "too long!"),
+        (b"PUB a\n", "never"),
+    ] {
+        wire.extend_from_slice(line);
+        wire.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        wire.extend_from_slice(body.as_bytes());
+    }
+    c.send_raw(&wire);
+    for _ in 0..8 {
+        c.expect_ok();
+    }
+    c.expect_error("E_BAD_MESSAGE PUB message too big 9 > 8");
+    c.expect_closed();
+    let got: Vec<_> = (0..7)
+        .map(|_| String::from_utf8(sub.expect_message().body.to_vec()).unwrap())
+        .collect();
+    assert_eq!(got, ["m0", "m1", "m2", "m3", "m4", "m5", "m6"]);
+    assert_eq!(nsqd.topic_stats("a").unwrap()["message_count"], 7);
+    assert_eq!(nsqd.topic_stats("b").unwrap()["message_count"], 1);
+}
+
 /// `--max-defer-timeout` (beyond NSQ) bounds DPUB and `/pub?defer=` apart
 /// from REQ, with NSQ's error texts; unset, it is `--max-req-timeout`.
 #[test]

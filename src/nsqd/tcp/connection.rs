@@ -306,6 +306,9 @@ impl Connection {
     pub(super) async fn process_commands(&mut self, eof: bool) -> Result<(), ConnError> {
         let mut any = false;
         while !self.closing {
+            if self.take_repeat_pub() {
+                continue;
+            }
             let decoded = self.decoder.decode_command(&mut self.rbuf.bytes, eof);
             if !any && matches!(decoded, Ok(Some(_))) {
                 // One clock read per batch of commands is precise enough

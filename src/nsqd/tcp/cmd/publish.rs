@@ -43,6 +43,27 @@ impl Connection {
         Ok(())
     }
 
+    /// Another PUB to the topic being batched, taken straight from the
+    /// read buffer ([`crate::protocol::CommandDecoder::repeat_pub`]). With
+    /// `--auth-http-address` every PUB goes the usual way, to be
+    /// authorized on its own.
+    pub(in crate::nsqd::tcp) fn take_repeat_pub(&mut self) -> bool {
+        if !self.nsqd.opts.auth_http_addresses.is_empty() {
+            return false;
+        }
+        let Some((topic, bodies)) = &mut self.pending_pub else {
+            return false;
+        };
+        let Some(body) = self.decoder.repeat_pub(&mut self.rbuf.bytes, topic) else {
+            return false;
+        };
+        bodies.push(body);
+        if bodies.len() >= MAX_PUB_BATCH {
+            self.flush_pubs();
+        }
+        true
+    }
+
     /// Store the batched PUBs, answering each.
     pub(in crate::nsqd::tcp) fn flush_pubs(&mut self) {
         let Some((topic, bodies)) = self.pending_pub.take() else {
