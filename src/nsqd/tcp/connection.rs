@@ -10,6 +10,7 @@ use super::super::operations::{Durability, Subscription};
 use super::super::topic::Topic;
 use super::super::Nsqd;
 use super::read_buffer::ReadBuffer;
+use super::when_woken::WhenWoken;
 use super::{BoxStream, CLIENT_TIMEOUT};
 use crate::protocol::frame::{encode_frame, encode_message_frame};
 use crate::protocol::{
@@ -27,6 +28,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 const MAX_PENDING_OUTPUT: usize = 4 << 20;
 /// Output and batch buffers larger than this are given back when idle.
 const IDLE_KEEP: usize = 4096;
+
+/// Why a connection's loop ends without a read or write failing.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    /// Its channel was deleted.
+    Killed,
+    ShuttingDown,
+}
 
 pub(super) struct Connection {
     pub(super) nsqd: Arc<Nsqd>,
@@ -141,14 +150,17 @@ impl Connection {
         let mut write_progress = Instant::now();
         // `wbuf` went out whole; a compressor or TLS may still hold bytes.
         let mut needs_flush = false;
-        let kill = self.client.kill.clone();
-        let shutdown = self.nsqd.shutdown.clone();
         // The futures waited on every turn live across turns: a fresh one
         // would register with its Notify and deregister on every wake-up.
-        let killed = kill.cancelled();
-        tokio::pin!(killed);
-        let stopping = shutdown.cancelled();
-        tokio::pin!(stopping);
+        // The two that almost never fire are polled only when they do.
+        let (kill, shutdown) = (self.client.kill.clone(), self.nsqd.shutdown.clone());
+        let mut ended = WhenWoken::new(async move {
+            tokio::select! {
+                biased;
+                _ = kill.cancelled() => Ended::Killed,
+                _ = shutdown.cancelled() => Ended::ShuttingDown,
+            }
+        });
         let client = self.client.clone();
         let woken = client.wake.notified();
         tokio::pin!(woken);
@@ -219,8 +231,10 @@ impl Connection {
 
             tokio::select! {
                 biased;
-                _ = &mut killed => return Err(ConnError::Closed("closed by nsqd")),
-                _ = &mut stopping => {
+                ended = &mut ended => {
+                    if ended == Ended::Killed {
+                        return Err(ConnError::Closed("closed by nsqd"));
+                    }
                     let _ = tokio::time::timeout(Duration::from_secs(1), self.flush_all()).await;
                     return Err(ConnError::Closed("shutting down"));
                 }

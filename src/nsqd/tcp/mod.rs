@@ -24,6 +24,7 @@ mod cmd;
 mod connection;
 pub mod negotiate;
 mod read_buffer;
+mod when_woken;
 
 use super::Nsqd;
 use crate::listen::{Listener, PeerAddr};
