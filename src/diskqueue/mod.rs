@@ -120,6 +120,8 @@ enum Damage {
     Torn { path: String, at: u64 },
     #[error("{path} is shorter than expected ({at} bytes)")]
     Short { path: String, at: u64 },
+    #[error("{path} holds no readable record at byte {at}")]
+    Unreadable { path: String, at: u64 },
 }
 
 pub struct DiskQueue<S: Storage = Fs> {
@@ -982,19 +984,36 @@ impl<S: Storage> DiskQueue<S> {
         if self.depth == 0 {
             return None;
         }
+        let total = 4 + len as u64;
         // Past the end of a finished segment: the record is in the next one.
         while self.read_file_num < self.write_file_num {
-            let end = match self.finished_lens.get(&self.read_file_num) {
-                Some(&end) => end,
-                None => self.names.segment_len(&self.storage, self.read_file_num),
+            let (end, ours) = match self.finished_lens.get(&self.read_file_num) {
+                Some(&end) => (end, true),
+                None => (
+                    self.names.segment_len(&self.storage, self.read_file_num),
+                    false,
+                ),
             };
-            if self.read_pos < end {
-                break;
+            if self.read_pos >= end {
+                self.finish_read_file();
+                continue;
             }
-            self.finish_read_file();
+            // A segment from before this process: what is left of it was
+            // never counted (the cache holds every counted record), so it
+            // should not be there. Unless it is this very record, it is
+            // damage: set it aside, as reading would, rather than take the
+            // record's position from it.
+            if !ours && (self.size_at_read_pos() != Some(len as u64) || self.read_pos + total > end)
+            {
+                self.set_aside_read_file(&Damage::Unreadable {
+                    path: self.names.segment(self.read_file_num).display().to_string(),
+                    at: self.read_pos,
+                });
+                continue;
+            }
+            break;
         }
         let start = (self.read_file_num, self.read_pos);
-        let total = 4 + len as u64;
         if let Some(r) = self.reader.as_mut() {
             if r.buf.len() as u64 >= total {
                 bytes::Buf::advance(&mut r.buf, total as usize);
@@ -1007,6 +1026,24 @@ impl<S: Storage> DiskQueue<S> {
         self.ops_since_sync += 1;
         self.dirty = true;
         Some(self.hold(start))
+    }
+
+    /// The size field of the record at the read position, if it can be
+    /// read.
+    fn size_at_read_pos(&self) -> Option<u64> {
+        let file = self
+            .storage
+            .open_read(&self.names.segment(self.read_file_num))
+            .ok()?;
+        let mut size = [0u8; 4];
+        let mut got = 0;
+        while got < 4 {
+            match file.read_at(&mut size[got..], self.read_pos + got as u64) {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => got += n,
+            }
+        }
+        u64::try_from(i32::from_be_bytes(size)).ok()
     }
 
     fn hold(&mut self, start: Position) -> Held {

@@ -421,6 +421,32 @@ fn skip_tracked_moves_past_cached_records_across_segments() {
     assert!(!dir.path().join("t.diskqueue.000000.dat").exists());
 }
 
+/// A queue that opens with nothing readable left but a damaged tail in a
+/// segment before the write segment: the owner caches what is written
+/// next and skips past it. The skipped records' positions must be theirs,
+/// not the damaged bytes': a finished record must not come back after a
+/// restart (it did, the positions lagging one record behind).
+#[test]
+fn skipping_past_a_damaged_tail_keeps_finished_records_finished() {
+    for torn in [&b"\0\0\0"[..], b"\0\0\0\x05abc", b"\xff\xff\xff\xffgarbage"] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("t.diskqueue.meta.dat"), "0\n0,0\n1,0\n").unwrap();
+        std::fs::write(dir.path().join("t.diskqueue.000000.dat"), torn).unwrap();
+        let mut q = DiskQueue::open(dir.path(), "t", cfg(1 << 20)).unwrap();
+        assert_eq!(q.depth(), 0, "{torn:?}");
+        q.put([&b"first"[..], b"second"]).unwrap();
+        let first = q.skip_tracked(b"first".len()).unwrap();
+        let second = q.skip_tracked(b"second".len()).unwrap();
+        assert_eq!(q.depth(), 0);
+        q.release(first); // finished
+        let _ = second; // in flight when the process dies
+        q.sync().unwrap();
+        drop(q);
+        let mut q = DiskQueue::open(dir.path(), "t", cfg(1 << 20)).unwrap();
+        assert_eq!(drain(&mut q), vec![b"second".to_vec()], "{torn:?}");
+    }
+}
+
 #[test]
 fn skipped_positions_are_not_delivered_again() {
     let dir = tempfile::tempdir().unwrap();
