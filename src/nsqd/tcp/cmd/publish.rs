@@ -48,12 +48,12 @@ impl Connection {
     /// `--auth-http-address` every PUB goes the usual way, to be
     /// authorized on its own.
     pub(in crate::nsqd::tcp) fn take_repeat_pub(&mut self) -> bool {
-        if !self.nsqd.opts.auth_http_addresses.is_empty() {
-            return false;
-        }
         let Some((topic, bodies)) = &mut self.pending_pub else {
             return false;
         };
+        if !self.nsqd.opts.auth_http_addresses.is_empty() {
+            return false;
+        }
         let Some(body) = self.decoder.repeat_pub(&mut self.rbuf.bytes, topic) else {
             return false;
         };
