@@ -18,7 +18,9 @@
 //! Files: this one accepts connections; [`connection`] is the event loop
 //! (framing, buffering, delivery, held responses); [`negotiate`] is
 //! IDENTIFY's negotiation as a pure function; `cmd/` has one file per
-//! command, each translating between the wire and the engine's operations.
+//! command, each translating between the wire and the engine's operations;
+//! `read_buffer` sizes the reads and `when_woken` keeps the loop's rare
+//! waits (killed, shutting down) off its every turn.
 
 mod cmd;
 mod connection;
