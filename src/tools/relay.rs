@@ -347,34 +347,46 @@ impl Picker {
 }
 
 /// Whether each destination works, to say so once when that changes.
+///
+/// Sends run concurrently and finish in any order: a send that started
+/// before the last change was noticed says nothing about the destination
+/// since (a publish answered just before nsqd died must not announce its
+/// recovery), so only sends started after it can change it again.
 #[derive(Debug)]
 pub struct Health {
-    failing: Vec<bool>,
+    /// Failing or not, and when that was last noticed.
+    state: Vec<(bool, Option<Instant>)>,
 }
 
 impl Health {
     pub fn new(count: usize) -> Health {
         Health {
-            failing: vec![false; count],
+            state: vec![(false, None); count],
         }
     }
 
-    /// The line to print, if this outcome changes what we know of `name`.
-    pub fn record(&mut self, i: usize, name: &str, outcome: &Result<(), String>) -> Option<String> {
-        let failing = self.failing.get_mut(i)?;
-        match outcome {
-            Err(e) if !*failing => {
-                *failing = true;
-                Some(format!(
-                    "{e} (messages are requeued until {name} takes them)"
-                ))
-            }
-            Ok(()) if *failing => {
-                *failing = false;
-                Some(format!("{name} takes messages again"))
-            }
-            _ => None,
+    /// The line to print, if this outcome of a send begun at `started`
+    /// changes what we know of `name` (noticed at `now`).
+    pub fn record(
+        &mut self,
+        i: usize,
+        name: &str,
+        outcome: &Result<(), String>,
+        started: Instant,
+        now: Instant,
+    ) -> Option<String> {
+        let (failing, changed) = self.state.get_mut(i)?;
+        if changed.is_some_and(|at| started < at) {
+            return None;
         }
+        let line = match outcome {
+            Err(e) if !*failing => format!("{e} (messages are requeued until {name} takes them)"),
+            Ok(()) if *failing => format!("{name} takes messages again"),
+            _ => return None,
+        };
+        *failing = !*failing;
+        *changed = Some(now);
+        Some(line)
     }
 }
 
@@ -499,7 +511,8 @@ pub struct Settings {
 }
 
 /// One send's results: per destination tried, the outcome and its time.
-type Results = Vec<(usize, Result<(), String>, Duration)>;
+/// Per destination tried: its outcome, when the send began, how long it took.
+type Results = Vec<(usize, Result<(), String>, Instant, Duration)>;
 
 /// Relay every consumer (one per topic) through `sink` until SIGINT or
 /// SIGTERM, then stop cleanly: no new messages, sends under way finished
@@ -685,7 +698,7 @@ impl<S: Sink> Work<S> {
                 let started = Instant::now();
                 let outcome = sink.clone().send(dest, topic, body.clone()).await;
                 let failed = outcome.is_err();
-                results.push((dest, outcome, started.elapsed()));
+                results.push((dest, outcome, started, started.elapsed()));
                 if failed {
                     break;
                 }
@@ -712,10 +725,10 @@ impl<S: Sink> Work<S> {
         let mut lines = Vec::new();
         {
             let mut d = self.dispatch.lock();
-            for (dest, outcome, took) in &results {
+            for (dest, outcome, started, took) in &results {
                 d.picker.mark(*dest, outcome.is_ok(), *took, now);
                 let name = names.get(*dest).map_or("?", String::as_str);
-                lines.extend(d.health.record(*dest, name, outcome));
+                lines.extend(d.health.record(*dest, name, outcome, *started, now));
                 if outcome.is_ok() {
                     if let Some(t) = d.per_dest.get_mut(*dest) {
                         lines.extend(t.record(*took));
@@ -723,7 +736,7 @@ impl<S: Sink> Work<S> {
                 }
             }
             if ok {
-                let total = results.iter().map(|r| r.2).sum();
+                let total = results.iter().map(|r| r.3).sum();
                 lines.extend(d.aggregate.record(total));
             }
         }
@@ -967,16 +980,39 @@ mod tests {
     fn health_speaks_once_per_change() {
         let mut h = Health::new(2);
         let fail: Result<(), String> = Err("POST http://x/: HTTP 500".into());
-        assert!(h.record(0, "http://x/", &Ok(())).is_none());
-        let line = h.record(0, "http://x/", &fail).unwrap();
+        let t = |ms| Instant::now() + Duration::from_millis(ms);
+        let (t0, t1, t2, t3) = (t(0), t(1), t(2), t(3));
+        assert!(h.record(0, "http://x/", &Ok(()), t0, t0).is_none());
+        let line = h.record(0, "http://x/", &fail, t0, t1).unwrap();
         assert!(line.starts_with("POST http://x/: HTTP 500"), "{line}");
-        assert!(h.record(0, "http://x/", &fail).is_none());
-        assert!(h.record(1, "y", &Ok(())).is_none());
+        assert!(h.record(0, "http://x/", &fail, t1, t1).is_none());
+        assert!(h.record(1, "y", &Ok(()), t0, t1).is_none());
         assert_eq!(
-            h.record(0, "http://x/", &Ok(())).unwrap(),
+            h.record(0, "http://x/", &Ok(()), t1, t2).unwrap(),
             "http://x/ takes messages again"
         );
-        assert!(h.record(0, "http://x/", &Ok(())).is_none());
+        assert!(h.record(0, "http://x/", &Ok(()), t2, t2).is_none());
+        assert!(h.record(0, "http://x/", &fail, t2, t3).is_some());
+    }
+
+    /// Concurrent sends finish in any order: one begun before the failure
+    /// was noticed and answered after it, or one that failed but began
+    /// before the recovery, says nothing new.
+    #[test]
+    fn health_ignores_sends_begun_before_the_last_change() {
+        let mut h = Health::new(1);
+        let fail: Result<(), String> = Err("the connection to nsqd at a is closed".into());
+        let t = |ms| Instant::now() + Duration::from_millis(ms);
+        let (t0, t1, t2, t3, t4) = (t(0), t(1), t(2), t(3), t(4));
+        assert!(h.record(0, "a", &fail, t1, t2).is_some());
+        // Begun at t0, answered before the kill, settled after the failure.
+        assert!(h.record(0, "a", &Ok(()), t0, t2).is_none());
+        assert_eq!(
+            h.record(0, "a", &Ok(()), t3, t3).unwrap(),
+            "a takes messages again"
+        );
+        // Begun during the outage, failed, settled after the recovery.
+        assert!(h.record(0, "a", &fail, t2, t4).is_none());
     }
 
     #[test]
