@@ -243,8 +243,10 @@ fn tombstone_hides_until_the_topic_is_registered_again() {
 
 #[test]
 fn nsqd_registers_again_with_a_restarted_lookupd() {
-    let mut lookupd = Lookupd::start(&[]);
-    let (tcp, http) = (lookupd.tcp.to_string(), lookupd.http.to_string());
+    // Ports no other test's bind(0) can take while lookupd is down.
+    let tcp = format!("127.0.0.1:{}", free_port());
+    let http = format!("127.0.0.1:{}", free_port());
+    let mut lookupd = Lookupd::start_on(&tcp, &http, &[]);
     let nsqd = nsqd_with(&lookupd, &[]);
     assert_eq!(nsqd.http("POST", "/topic/create?topic=t1", b"").status, 200);
     assert_eq!(

@@ -532,7 +532,7 @@ fn to_http_n_caps_requests_and_sigterm_leaves_nothing_in_flight() {
 
 #[test]
 fn to_http_follows_a_source_nsqd_restart() {
-    let mut nsqd = Nsqd::start(&[]);
+    let mut nsqd = Nsqd::start_restartable(&[]);
     let tcp = nsqd.tcp;
     let endpoint = Endpoint::start();
     let bodies: Vec<Vec<u8>> = (0..20)
@@ -633,7 +633,7 @@ fn to_nsq_loses_nothing_when_the_destination_restarts() {
     let src = Nsqd::start(&[]);
     // Every OK from the destination means the message is on its disk.
     let durable = ["--mem-queue-size=0", "--sync-every=1"];
-    let dst = Nsqd::start(&durable);
+    let dst = Nsqd::start_restartable(&durable);
     let dst_tcp = dst.tcp;
     let bodies: Vec<Vec<u8>> = (0..300)
         .map(|i| format!("kept {i:03}").into_bytes())
@@ -698,7 +698,7 @@ fn to_nsq_loses_nothing_when_the_destination_restarts() {
 #[test]
 fn to_nsq_reconnects_at_once_after_a_clean_destination_restart() {
     let src = Nsqd::start(&[]);
-    let mut dst = Nsqd::start(&[]);
+    let mut dst = Nsqd::start_restartable(&[]);
     let dst_tcp = dst.tcp;
     let tool = Tool::start(
         TO_NSQ,

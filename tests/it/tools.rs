@@ -683,7 +683,7 @@ fn unreachable_addresses_fail_fast_with_one_line() {
 
 #[test]
 fn tail_reconnects_when_nsqd_restarts() {
-    let mut nsqd = Nsqd::start(&[]);
+    let mut nsqd = Nsqd::start_restartable(&[]);
     let tcp = nsqd.tcp;
     assert_eq!(nsqd.http("POST", "/topic/create?topic=r", b"").status, 200);
     assert_eq!(

@@ -33,6 +33,16 @@ impl Nsqd {
         Self::start_in(data, args)
     }
 
+    /// An nsqd that a test will restart on the same TCP port: the port is
+    /// from [`free_port`], so that no other test's `bind(0)` can take it
+    /// while this one is down.
+    pub fn start_restartable(args: &[&str]) -> Nsqd {
+        let tcp = format!("--tcp-address=127.0.0.1:{}", free_port());
+        let mut all = vec![tcp.as_str()];
+        all.extend_from_slice(args);
+        Self::start(&all)
+    }
+
     pub fn start_in(data: tempfile::TempDir, args: &[&str]) -> Nsqd {
         let mut all = vec![
             "--tcp-address=127.0.0.1:0".to_string(),
