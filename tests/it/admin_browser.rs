@@ -408,12 +408,14 @@ fn admin_in_a_real_browser() {
     // One channel: its clients, as nsqd sees them.
     browser.click(r#"#channels-table tr[data-channel="billing"] a"#);
     browser.wait_for(".clients-table", "the channel page");
-    for n in &c.nsqd {
+    for (i, n) in c.nsqd.iter().enumerate() {
         let stats = n.channel_stats("orders", "billing").unwrap();
         for client in stats["clients"].as_array().unwrap() {
+            // By node too: two clients of two nsqd may share a local port.
             let row = format!(
-                r#".clients-table tr[data-client="{}"]"#,
-                client["remote_address"].as_str().unwrap()
+                r#".clients-table tr[data-client="{}"][data-node="{}"]"#,
+                client["remote_address"].as_str().unwrap(),
+                c.node(i)
             );
             for (field, key) in [
                 ("in_flight", "in_flight_count"),

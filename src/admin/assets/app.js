@@ -460,7 +460,7 @@ function clientsTable(clients, showNode) {
   let html = `<div class="table-wrap"><table class="clients-table"><thead><tr><th>Client</th><th>User agent</th><th>Attributes</th>${showNode ? "<th>nsqd</th>" : ""}<th class="num">In-flight</th><th class="num">Ready</th><th class="num">Finished</th><th class="num">Requeued</th><th class="num">Messages</th><th class="num">Connected</th></tr></thead><tbody>`;
   for (const c of clients) {
     const id = c.client_id && c.client_id !== c.hostname ? ` <span class="muted">(${esc(c.client_id)})</span>` : "";
-    html += `<tr data-client="${esc(c.remote_address)}"><td title="${esc(c.remote_address)}">${esc(c.hostname || c.remote_address)}${id}<div class="muted mono">${esc(c.remote_address)}</div></td>
+    html += `<tr data-client="${esc(c.remote_address)}" data-node="${esc(c.node)}"><td title="${esc(c.remote_address)}">${esc(c.hostname || c.remote_address)}${id}<div class="muted mono">${esc(c.remote_address)}</div></td>
       <td>${c.user_agent ? `<span class="mono">${esc(c.user_agent)}</span>` : '<span class="muted">–</span>'}</td><td class="wrap">${clientAttributes(c)}</td>
       ${showNode ? `<td>${link(c.node, href("nodes", c.node))}</td>` : ""}
       <td class="num" data-field="in_flight">${num(c.in_flight_count)}</td><td class="num" data-field="ready">${num(c.ready_count)}</td><td class="num" data-field="finished">${num(c.finish_count)}</td>
