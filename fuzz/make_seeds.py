@@ -59,6 +59,12 @@ seed("v2_commands", "tls_pending", b"\x04IDENTIFY\n" + sized("{}") + b"NOP\n")
 seed("v2_commands", "bad_command", b"\x00FOO bar\n")
 seed("v2_commands", "bad_topic", b"\x00PUB bad!\n" + sized("x"))
 seed("v2_commands", "short_body_at_eof", b"\x00PUB t\n\x00\x00\x00\x05ab")
+# Runs of PUBs to one topic (the connection's short path), broken by other
+# spellings and topics, then a body over the small limit.
+seed("v2_commands", "pub_run", b"\x00PUB t\n" + sized("a") + b"PUB t\n" + sized("b")
+     + b"PUB t\r\n" + sized("c") + b"PUB t x\n" + sized("d") + b"PUB u\n" + sized("e")
+     + b"PUB t\n" + sized("f") + b"PUB t\n" + sized("g") + b"PUB t\n\x00\x00\x00\x00")
+seed("v2_commands", "pub_run_small_limits", b"\x10PUB t\n" + sized("ok") + b"PUB t\n" + sized("m" * 65))
 
 # ---------------------------------------------------------- IDENTIFY
 seed("identify_json", "go_nsq_request", IDENT)

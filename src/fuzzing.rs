@@ -115,13 +115,17 @@ type Decoded = Vec<Result<Command, String>>;
 /// Feed `stream` to a [`CommandDecoder`] in chunks of `step` bytes, as the
 /// nsqd connection loop does (decode until more bytes are needed, then read
 /// again; at the end, decode with `eof`). SUB and CLS move the connection's
-/// state as nsqd does.
-fn decode_v2(stream: &[u8], gate: Gate, limits: Limits, step: usize) -> Decoded {
+/// state as nsqd does. With `runs`, a PUB that follows a PUB within one
+/// read is first offered to [`CommandDecoder::repeat_pub`], as the
+/// connection does while it batches PUBs to one topic.
+fn decode_v2(stream: &[u8], gate: Gate, limits: Limits, step: usize, runs: bool) -> Decoded {
     let mut d = CommandDecoder::new(limits);
     d.gate = gate;
     let mut buf = BytesMut::new();
     let mut out = Vec::new();
     let mut chunks = stream.chunks(step.max(1));
+    // The topic of the batch of PUBs open, if any.
+    let mut batch: Option<String> = None;
     loop {
         let chunk = chunks.next();
         let eof = chunk.is_none();
@@ -129,7 +133,19 @@ fn decode_v2(stream: &[u8], gate: Gate, limits: Limits, step: usize) -> Decoded 
             buf.put_slice(c);
         }
         loop {
-            match d.decode_command(&mut buf, eof) {
+            if let Some(topic) = batch.as_ref().filter(|_| runs) {
+                if let Some(body) = d.repeat_pub(&mut buf, topic) {
+                    let topic = topic.clone();
+                    out.push(Ok(Command::Pub { topic, body }));
+                    continue;
+                }
+            }
+            let decoded = d.decode_command(&mut buf, eof);
+            batch = match &decoded {
+                Ok(Some(Command::Pub { topic, .. })) => Some(topic.clone()),
+                _ => None,
+            };
+            match decoded {
                 Ok(Some(cmd)) => {
                     match cmd {
                         Command::Sub { .. } => d.gate.state = ConnState::Subscribed,
@@ -188,12 +204,17 @@ pub fn v2_commands(data: &[u8]) {
     } else {
         Limits::default()
     };
-    let whole = decode_v2(stream, gate, limits, stream.len());
-    let bytewise = decode_v2(stream, gate, limits, 1);
+    let whole = decode_v2(stream, gate, limits, stream.len(), false);
+    let bytewise = decode_v2(stream, gate, limits, 1, false);
     assert_eq!(whole, bytewise, "byte by byte decodes differently");
     let step = 2 + (cfg >> 5) as usize * 3;
-    let chunked = decode_v2(stream, gate, limits, step);
+    let chunked = decode_v2(stream, gate, limits, step, false);
     assert_eq!(whole, chunked, "chunks of {step} decode differently");
+    // The connection's short path for runs of PUBs changes nothing.
+    let runs = decode_v2(stream, gate, limits, stream.len(), true);
+    assert_eq!(whole, runs, "the PUB-run path decodes differently");
+    let runs_chunked = decode_v2(stream, gate, limits, step, true);
+    assert_eq!(whole, runs_chunked, "the PUB-run path in chunks of {step}");
 
     // Re-encode what decoded (client side) and decode it again, replaying
     // the state changes in order.
@@ -206,7 +227,7 @@ pub fn v2_commands(data: &[u8]) {
             _ => true,
         };
         if ids_are_ours {
-            let again = decode_v2(&cmd.to_bytes(), gate, limits, usize::MAX);
+            let again = decode_v2(&cmd.to_bytes(), gate, limits, usize::MAX, false);
             assert_eq!(again, vec![Ok(cmd.clone())], "re-encoded {cmd:?}");
         }
         match cmd {
