@@ -4,6 +4,7 @@
 # Needs: cargo build --release --bin nsqd --bin nsq-bench, and openssl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 RUNFOR=${1:-3s}
 B=./target/release/nsq-bench
 W=$(mktemp -d)
@@ -17,13 +18,7 @@ start_nsqd() {
     --https-address=127.0.0.1:0 --tls-cert="$W/cert.pem" --tls-key="$W/key.pem" \
     --data-path="$D" --mem-queue-size=100000000 2>"$D.log" &
   NSQD_PID=$!
-  A=
-  for _ in $(seq 200); do
-    A=$(grep -so 'TCP: listening on [0-9.:]*' "$D.log" | awk '{print $4}' || true)
-    [ -n "$A" ] && break
-    sleep 0.05
-  done
-  [ -n "$A" ] || { echo "nsqd did not start" >&2; exit 1; }
+  wait_listening "$D.log"
 }
 stop_nsqd() { kill "$NSQD_PID"; wait "$NSQD_PID" 2>/dev/null || true; }
 

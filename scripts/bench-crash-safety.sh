@@ -7,6 +7,7 @@
 # Needs: cargo build --release --bin nsqd --bin nsq-bench
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 RUNFOR=${1:-5s}
 BACKLOG=${2:-5000000}
 NEW=./target/release/nsqd
@@ -18,14 +19,7 @@ start() { # binary datadir args...
   rm -f "$dir.log"
   "$bin" --tcp-address=127.0.0.1:0 --http-address=127.0.0.1:0 --data-path="$dir" "$@" 2>"$dir.log" &
   PID=$!
-  A=
-  for _ in $(seq 400); do
-    A=$(grep -so 'TCP: listening on [0-9.:]*' "$dir.log" | awk '{print $4}' || true)
-    [ -n "$A" ] && break
-    sleep 0.05
-  done
-  [ -n "$A" ] || { echo "nsqd did not start: $(cat "$dir.log")" >&2; exit 1; }
-  H=$(grep -o 'HTTP: listening on [0-9.:]*' "$dir.log" | awk '{print $4}')
+  wait_listening "$dir.log"
 }
 channel() {
   curl -s -X POST "http://$H/topic/create?topic=sub_bench" >/dev/null

@@ -6,6 +6,7 @@
 # Needs: cargo build --release --bin nsqd --bin nsq-bench
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 ROUNDS=${1:-3}
 RUNFOR=${2:-1s}
 NSQD=${NSQD:-./target/release/nsqd}
@@ -16,14 +17,7 @@ start_nsqd() {
   "$NSQD" --tcp-address=127.0.0.1:0 --http-address=127.0.0.1:0 \
     --data-path="$D" --mem-queue-size=100000000 2>"$D.log" &
   NSQD_PID=$!
-  A=
-  for _ in $(seq 200); do
-    A=$(grep -so 'TCP: listening on [0-9.:]*' "$D.log" | awk '{print $4}' || true)
-    [ -n "$A" ] && break
-    sleep 0.05
-  done
-  [ -n "$A" ] || { echo "nsqd did not start: $(cat "$D.log")" >&2; exit 1; }
-  H=$(grep -o 'HTTP: listening on [0-9.:]*' "$D.log" | awk '{print $4}')
+  wait_listening "$D.log"
   curl -s -X POST "http://$H/topic/create?topic=sub_bench" >/dev/null
   curl -s -X POST "http://$H/channel/create?topic=sub_bench&channel=ch" >/dev/null
 }

@@ -4,6 +4,7 @@
 # Needs: cargo build --release --bin nsqd --bin nsq-bench
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 RUNFOR=${1:-5s}
 ONLY=${2:-}   # run only the nsqd modes whose name matches this regex
 B=./target/release/nsq-bench
@@ -13,15 +14,8 @@ start_nsqd() {
   ./target/release/nsqd --tcp-address=127.0.0.1:0 --http-address=127.0.0.1:0 \
     --data-path="$D" "$@" 2>"$D.log" &
   NSQD_PID=$!
-  A=
-  for _ in $(seq 200); do
-    A=$(grep -so 'TCP: listening on [0-9.:]*' "$D.log" | awk '{print $4}' || true)
-    [ -n "$A" ] && break
-    sleep 0.05
-  done
-  [ -n "$A" ] || { echo "nsqd did not start: $(cat "$D.log")" >&2; exit 1; }
+  wait_listening "$D.log"
   # A channel, so messages take the channel's queue as in production.
-  H=$(grep -o 'HTTP: listening on [0-9.:]*' "$D.log" | awk '{print $4}')
   curl -s -X POST "http://$H/topic/create?topic=sub_bench" >/dev/null
   curl -s -X POST "http://$H/channel/create?topic=sub_bench&channel=ch" >/dev/null
 }

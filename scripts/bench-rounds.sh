@@ -12,6 +12,7 @@
 # Needs: cargo build --release --bin nsq-bench (and each nsqd to compare).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 ROUNDS=3
 if [[ ${1:-} =~ ^[0-9]+$ ]]; then ROUNDS=$1; shift; fi
 [ $# -gt 0 ] || { sed -n '2,12p' "$0"; exit 2; }
@@ -21,13 +22,7 @@ start() { # binary flags...
   D=$(mktemp -d)
   "$@" --tcp-address=127.0.0.1:0 --http-address=127.0.0.1:0 --data-path="$D" 2>"$D.log" &
   PID=$!
-  A=
-  for _ in $(seq 400); do
-    A=$(grep -so 'TCP: listening on [0-9.:]*' "$D.log" | awk '{print $4}' || true)
-    [ -n "$A" ] && break
-    sleep 0.05
-  done
-  [ -n "$A" ] || { echo "nsqd did not start: $(cat "$D.log")" >&2; exit 1; }
+  wait_listening "$D.log"
 }
 stop() { kill "$PID"; wait "$PID" 2>/dev/null || true; rm -rf "$D" "$D.log"; }
 line() { # label load: the report's last line, shortened
