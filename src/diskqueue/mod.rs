@@ -1036,13 +1036,7 @@ impl<S: Storage> DiskQueue<S> {
             .open_read(&self.names.segment(self.read_file_num))
             .ok()?;
         let mut size = [0u8; 4];
-        let mut got = 0;
-        while got < 4 {
-            match file.read_at(&mut size[got..], self.read_pos + got as u64) {
-                Ok(0) | Err(_) => return None,
-                Ok(n) => got += n,
-            }
-        }
+        file.read_exact_at(&mut size, self.read_pos).ok()?;
         u64::try_from(i32::from_be_bytes(size)).ok()
     }
 
