@@ -116,3 +116,24 @@ fn garbage_never_hurts_the_daemon() {
         stopping.elapsed()
     );
 }
+
+/// A fatal error with the client's next commands still unread: nsqd ends
+/// the connection with a FIN after the error frame, not a reset (which
+/// makes the client's kernel drop answers it has not read yet).
+#[test]
+fn a_fatal_error_ends_the_connection_without_a_reset() {
+    let nsqd = Nsqd::start(&[]);
+    let mut s = TcpStream::connect(nsqd.tcp).unwrap();
+    let mut wire = b"  V2PUB bad!topic\n\x00\x00\x00\x01x".to_vec();
+    wire.extend(b"NOP\n".repeat(50_000));
+    s.write_all(&wire).unwrap();
+    s.set_read_timeout(Some(support::DEADLINE)).unwrap();
+    let mut got = Vec::new();
+    let end = std::io::Read::read_to_end(&mut s, &mut got);
+    let text = String::from_utf8_lossy(&got);
+    assert!(
+        text.contains("E_BAD_TOPIC PUB topic name \"bad!topic\" is not valid"),
+        "{text}"
+    );
+    assert!(end.is_ok(), "{end:?} after {text}");
+}

@@ -26,6 +26,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 
 /// Stop reading from a client whose unread responses pile up past this.
 const MAX_PENDING_OUTPUT: usize = 4 << 20;
+/// Longest wait for a client to close after a fatal error (see
+/// [`Connection::linger`]).
+const LINGER: Duration = Duration::from_secs(1);
+
 /// Output and batch buffers larger than this are given back when idle.
 const IDLE_KEEP: usize = 4096;
 
@@ -174,14 +178,16 @@ impl Connection {
         loop {
             self.process_commands(eof).await?;
             self.release_held();
-            if self.closing || eof {
+            if eof {
                 self.wait_held(Duration::from_secs(1)).await;
                 self.flush_all().await?;
-                return Err(if eof {
-                    ConnError::Eof
-                } else {
-                    ConnError::Closed("fatal error")
-                });
+                return Err(ConnError::Eof);
+            }
+            if self.closing {
+                self.wait_held(Duration::from_secs(1)).await;
+                self.flush_all().await?;
+                self.linger().await;
+                return Err(ConnError::Closed("fatal error"));
             }
             if self.heartbeat != heartbeat_every {
                 heartbeat_every = self.heartbeat;
@@ -440,6 +446,26 @@ impl Connection {
             }
             self.release_held();
         }
+    }
+
+    /// After a fatal error, end the connection without a reset: closing a
+    /// socket with the client's bytes still unread (its pipelined commands
+    /// after the bad one) sends a reset, and a reset makes the client's
+    /// kernel drop the answers it has not read yet, the error saying why
+    /// among them. So: send our end (FIN), then read and drop what the
+    /// client still sends, until it closes too or [`LINGER`] has passed.
+    async fn linger(&mut self) {
+        if tokio::time::timeout(LINGER, self.wh.shutdown())
+            .await
+            .is_err()
+        {
+            return;
+        }
+        let _ = tokio::time::timeout(LINGER, async {
+            let mut sink = [0u8; 4096];
+            while matches!(self.rh.read(&mut sink).await, Ok(n) if n > 0) {}
+        })
+        .await;
     }
 
     /// Write and flush everything buffered, within the write timeout.
