@@ -45,6 +45,8 @@ struct SimFs {
     power_left: Option<u64>,
     dark: bool,
     tmp_names: u64,
+    /// Reserving space fails, as on a full disk.
+    refuse_reserve: bool,
     /// Counts, for tests to check their own coverage.
     pub stats: Stats,
 }
@@ -64,6 +66,10 @@ struct Inode {
     durable: Vec<u8>,
     current: Vec<u8>,
     pending: Vec<FileOp>,
+    /// Space reserved (`fallocate` keeping the size) up to here. Like a
+    /// real file system's, a length change down to or below the current
+    /// length gives back whatever lies past the end.
+    reserved_to: u64,
 }
 
 #[derive(Clone)]
@@ -299,6 +305,19 @@ impl SimStorage {
             .map(|&ino| fs.inodes[ino].current.clone())
     }
 
+    /// Bytes reserved past the end of `path`, if it exists.
+    pub fn reserved_past_end(&self, path: &Path) -> Option<u64> {
+        let fs = self.fs.lock();
+        let inode = &fs.inodes[*fs.names.get(path)?];
+        Some(inode.reserved_to.saturating_sub(inode.current.len() as u64))
+    }
+
+    /// From now on, reserving space fails (as on a full disk), having
+    /// reserved half of what was asked.
+    pub fn refuse_reserve(&self) {
+        self.fs.lock().refuse_reserve = true;
+    }
+
     /// File names as processes see them (tests).
     pub fn names(&self) -> Vec<PathBuf> {
         self.fs.lock().names.keys().cloned().collect()
@@ -511,6 +530,9 @@ impl StorageFile for SimFile {
         self.storage.mutate(|fs| {
             self.check(fs)?;
             let inode = &mut fs.inodes[self.ino];
+            if len <= inode.current.len() as u64 {
+                inode.reserved_to = 0;
+            }
             inode.current.resize(len as usize, 0);
             inode.pending.push(FileOp::SetLen(len));
             Ok(())
@@ -524,6 +546,21 @@ impl StorageFile for SimFile {
             inode.durable = inode.current.clone();
             inode.pending.clear();
             Ok(())
+        })
+    }
+
+    fn reserve(&self, at: u64, len: u64) -> io::Result<bool> {
+        self.storage.mutate(|fs| {
+            self.check(fs)?;
+            let refuse = fs.refuse_reserve;
+            let inode = &mut fs.inodes[self.ino];
+            if refuse {
+                // As ext4 does, keep what was allocated before running out.
+                inode.reserved_to = inode.reserved_to.max(at + len / 2);
+                return Err(io::Error::from_raw_os_error(28)); // ENOSPC
+            }
+            inode.reserved_to = inode.reserved_to.max(at + len);
+            Ok(true)
         })
     }
 }

@@ -76,6 +76,13 @@ pub trait StorageFile: Send + Sync + 'static {
     fn set_len(&self, len: u64) -> io::Result<()>;
     /// Make the contents (and length) durable: `fdatasync`.
     fn sync_data(&self) -> io::Result<()>;
+    /// Have the file system allocate `len` bytes of blocks from `at`,
+    /// leaving the length unchanged (`fallocate` with
+    /// `FALLOC_FL_KEEP_SIZE`), so that appending there later skips its
+    /// block-by-block allocation. `Ok(false)` where there is no such thing.
+    fn reserve(&self, _at: u64, _len: u64) -> io::Result<bool> {
+        Ok(false)
+    }
 }
 
 /// [`Fs`]'s directory listings, sorted, by directory.
@@ -201,6 +208,12 @@ impl StorageFile for File {
     fn sync_data(&self) -> io::Result<()> {
         File::sync_data(self)
     }
+
+    fn reserve(&self, at: u64, len: u64) -> io::Result<bool> {
+        use rustix::fs::{fallocate, FallocateFlags};
+        fallocate(self, FallocateFlags::KEEP_SIZE, at, len)?;
+        Ok(true)
+    }
 }
 
 #[cfg(test)]
@@ -232,6 +245,29 @@ mod tests {
         // ...until a queue closes and the listing is forgotten.
         Fs.forget_listing(dir.path());
         assert_eq!(names("c."), ["c.diskqueue.000000.dat"]);
+    }
+
+    /// What the disk queue relies on: reserving leaves the length alone,
+    /// and cutting the file to its own length gives the space back.
+    #[test]
+    fn reserving_keeps_the_length_and_cutting_to_it_gives_the_space_back() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = Fs.open_write(&dir.path().join("f"), true).unwrap();
+        StorageFile::write_all_at(&file, &[1; 100], 0).unwrap();
+        let allocated = || file.metadata().unwrap().blocks() * 512;
+        match StorageFile::reserve(&file, 100, 4 << 20) {
+            Ok(reserved) => assert!(reserved),
+            // Some file systems have no fallocate: nothing to check there.
+            Err(e) if e.kind() == io::ErrorKind::Unsupported => return,
+            Err(e) => panic!("{e}"),
+        }
+        assert_eq!(StorageFile::len(&file).unwrap(), 100);
+        assert!(allocated() >= 4 << 20, "{} bytes allocated", allocated());
+        StorageFile::write_all_at(&file, &[2; 100], 100).unwrap();
+        StorageFile::set_len(&file, 200).unwrap();
+        assert!(allocated() < 64 << 10, "{} bytes allocated", allocated());
+        assert_eq!(Fs.read(&dir.path().join("f")).unwrap()[99..101], [1, 2]);
     }
 
     #[test]

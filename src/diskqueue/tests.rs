@@ -421,6 +421,87 @@ fn skip_tracked_moves_past_cached_records_across_segments() {
     assert!(!dir.path().join("t.diskqueue.000000.dat").exists());
 }
 
+/// Space is reserved ahead of the writes, as much as the segment holds
+/// (at least `RESERVE_MIN`), never past the segment's limit; the file's
+/// length is always what was written; a finished segment and a closed
+/// queue keep no reservation.
+#[test]
+fn space_is_reserved_ahead_of_writes_and_given_back_when_a_segment_ends() {
+    let storage = sim::SimStorage::new();
+    let dir = Path::new("/reserve");
+    let max = RESERVE_MIN * 3;
+    let mut q = DiskQueue::open_in(storage.clone(), dir, "t", cfg(max)).unwrap();
+    let seg = |n: u64| dir.join(format!("t.diskqueue.{n:06}.dat"));
+    let len = |n: u64| storage.contents(&seg(n)).map_or(0, |c| c.len() as u64);
+
+    q.put([&[7u8; 96][..]]).unwrap();
+    assert_eq!(len(0), 100);
+    assert_eq!(storage.reserved_past_end(&seg(0)), Some(RESERVE_MIN));
+
+    // 1,000-byte records until the second segment starts.
+    let mut i = 0;
+    let mut grew = false;
+    while storage.reserved_past_end(&seg(1)).is_none() {
+        let before = len(0);
+        q.put([record(i, 996).as_slice()]).unwrap();
+        i += 1;
+        if storage.reserved_past_end(&seg(1)).is_some() {
+            break;
+        }
+        let (written, reserved) = (len(0), storage.reserved_past_end(&seg(0)).unwrap());
+        assert_eq!(written, before + 1000, "the length is what was written");
+        assert!(
+            reserved <= written.max(RESERVE_MIN),
+            "{reserved} past {written}"
+        );
+        assert!(
+            written + reserved <= max,
+            "reserved past the segment's limit"
+        );
+        grew |= reserved > RESERVE_MIN;
+    }
+    assert!(grew, "the reservation grows with the segment");
+    assert_eq!(
+        storage.reserved_past_end(&seg(0)),
+        Some(0),
+        "finished: given back"
+    );
+    assert_eq!(len(0), 100 + 1000 * (i as u64 - 1));
+    assert_eq!(storage.reserved_past_end(&seg(1)), Some(RESERVE_MIN));
+
+    drop(q);
+    assert_eq!(
+        storage.reserved_past_end(&seg(1)),
+        Some(0),
+        "closed: given back"
+    );
+    assert_eq!(len(1), 1000);
+    let mut q = DiskQueue::open_in(storage, dir, "t", cfg(max)).unwrap();
+    assert_eq!(q.pop().unwrap().to_vec(), vec![7u8; 96]);
+    for n in 0..i {
+        assert_eq!(q.pop().unwrap().to_vec(), record(n, 996));
+    }
+    assert!(q.pop().is_none());
+}
+
+/// Reserving is best effort: when it fails, writes go on as without it,
+/// and what a failed reservation took is given back.
+#[test]
+fn a_refused_reservation_leaves_writing_as_it_was() {
+    let storage = sim::SimStorage::new();
+    storage.refuse_reserve();
+    let dir = Path::new("/reserve");
+    let mut q = DiskQueue::open_in(storage.clone(), dir, "t", cfg(3000)).unwrap();
+    let recs: Vec<Vec<u8>> = (0..10).map(|i| record(i, 996)).collect();
+    q.put(recs.iter().map(|r| r.as_slice())).unwrap();
+    for n in 0..4 {
+        let seg = dir.join(format!("t.diskqueue.{n:06}.dat"));
+        assert_eq!(storage.reserved_past_end(&seg), Some(0));
+    }
+    let got: Vec<Vec<u8>> = std::iter::from_fn(|| q.pop()).map(|b| b.to_vec()).collect();
+    assert_eq!(got, recs);
+}
+
 /// A queue that opens with nothing readable left but a damaged tail in a
 /// segment before the write segment: the owner caches what is written
 /// next and skips past it. The skipped records' positions must be theirs,
