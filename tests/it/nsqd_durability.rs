@@ -664,6 +664,37 @@ fn reads_nsq_format_data_dir() {
     assert_eq!(seen(&got), expect(&topic_records));
 }
 
+/// Bytes of disk a file takes (`du`), beyond its length.
+fn allocated_past_end(path: &Path) -> i64 {
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::metadata(path).unwrap();
+    (m.blocks() * 512) as i64 - m.len() as i64
+}
+
+/// While a queue writes, its segment has space reserved past its end (on
+/// file systems with `fallocate`); a clean shutdown gives it back, leaving
+/// files that take no more space than NSQ's.
+#[test]
+fn space_reserved_for_writes_is_given_back_at_shutdown() {
+    let mut nsqd = Nsqd::start(&[]);
+    let mut p = nsqd.connect();
+    p.send(&Command::Mpub {
+        topic: "t".into(),
+        bodies: (0..100).map(|_| Bytes::from(vec![b'x'; 1000])).collect(),
+    });
+    p.expect_ok();
+    let seg = segment(nsqd.data.path(), "t", 0);
+    assert_eq!(fs::metadata(&seg).unwrap().len(), 100 * (4 + 26 + 1000));
+    let reserved = allocated_past_end(&seg);
+    if reserved < 64 << 10 {
+        eprintln!("no space reserved ({reserved} bytes): no fallocate here?");
+    }
+    stop_cleanly(&mut nsqd);
+    let left = allocated_past_end(&seg);
+    assert!(left < 8 << 10, "{left} bytes still allocated past the end");
+    assert_eq!(fs::metadata(&seg).unwrap().len(), 100 * (4 + 26 + 1000));
+}
+
 #[test]
 fn writes_nsq_format() {
     const MAX_BYTES: usize = 1000;
