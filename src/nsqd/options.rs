@@ -140,7 +140,9 @@ pub struct Options {
     #[arg(long = "mem-queue-size", default_value_t = 10000, value_name = "N")]
     pub mem_queue_size: i64,
 
-    /// Bytes per disk queue file before rolling over.
+    /// Bytes per disk queue file before rolling over. The file being
+    /// written has up to 16 MB of disk space reserved past its end, given
+    /// back when it is finished or nsqd stops.
     #[arg(
         long = "max-bytes-per-file",
         default_value_t = 104_857_600,
