@@ -15,6 +15,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
 /// Where a publish's outcome goes: `Ok` for nsqd's `OK`, or the error.
 pub type PublishAck = oneshot::Receiver<Result<(), ClientError>>;
@@ -26,6 +27,8 @@ type AckTx = oneshot::Sender<Result<(), ClientError>>;
 const QUEUE: usize = 1024;
 /// Encoded bytes the task buffers before it stops taking commands.
 const HIGH_WATER: usize = 1 << 20;
+/// After a failed write, how long the task goes on reading answers.
+const DRAIN_AFTER_WRITE_ERROR: Duration = Duration::from_secs(2);
 
 /// Publishes to one nsqd. Cheap to clone: clones share the connection, and
 /// their publishes are pipelined on it. The connection closes once every
@@ -131,6 +134,12 @@ impl Producer {
 /// deadlock against nsqd's responses. Ends when the producers are gone and
 /// everything is answered, or on the first failure, which every outstanding
 /// and queued publish then receives.
+///
+/// A failed write does not end it at once: NSQ's nsqd closes the socket
+/// right after a fatal error frame, with commands still unread, and the
+/// reset that then fails our writes arrives behind the answers it sent
+/// before. Those (the `OK`s, and the error naming the publish at fault)
+/// are read first, for up to [`DRAIN_AFTER_WRITE_ERROR`].
 async fn drive<R, W>(
     addr: String,
     mut rd: R,
@@ -145,39 +154,50 @@ async fn drive<R, W>(
     let mut out = BytesMut::with_capacity(64 * 1024);
     let mut open = true;
     let closed = || ClientError::Closed { addr: addr.clone() };
+    // The first failed write, and until when answers are still read.
+    let mut write_failed: Option<(ClientError, Instant)> = None;
     let end: ClientError = loop {
-        if !open && pending.is_empty() && out.is_empty() {
-            break closed();
+        match &write_failed {
+            Some((e, _)) if pending.is_empty() => break e.clone(),
+            None if !open && pending.is_empty() && out.is_empty() => break closed(),
+            _ => {}
         }
-        tokio::select! {
-            next = rx.recv(), if open && out.len() < HIGH_WATER => match next {
-                None => open = false,
-                Some((cmd, ack)) => {
-                    cmd.encode(&mut out);
-                    pending.push_back(ack);
-                    while out.len() < HIGH_WATER {
-                        let Ok((cmd, ack)) = rx.try_recv() else { break };
+        let writing = write_failed.is_none();
+        let read_until = write_failed.as_ref().map(|&(_, until)| until);
+        let failed = tokio::select! {
+            next = rx.recv(), if writing && open && out.len() < HIGH_WATER => {
+                match next {
+                    None => open = false,
+                    Some((cmd, ack)) => {
                         cmd.encode(&mut out);
                         pending.push_back(ack);
+                        while out.len() < HIGH_WATER {
+                            let Ok((cmd, ack)) = rx.try_recv() else { break };
+                            cmd.encode(&mut out);
+                            pending.push_back(ack);
+                        }
                     }
                 }
-            },
+                None
+            }
             read = reader.fill(&mut rd, &addr) => {
                 if let Err(e) = read.and_then(|()| on_frames(&addr, &mut reader, &mut pending, &mut out)) {
                     break e;
                 }
+                None
             }
-            written = wr.write_buf(&mut out), if !out.is_empty() => match written {
-                Ok(0) => break closed(),
+            written = wr.write_buf(&mut out), if writing && !out.is_empty() => match written {
+                Ok(0) => Some(closed()),
                 // Drained: push it through a compressor or TLS.
-                Ok(_) if out.is_empty() => {
-                    if let Err(e) = wr.flush().await {
-                        break ClientError::io(&addr, e);
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => break ClientError::io(&addr, e),
+                Ok(_) if out.is_empty() => wr.flush().await.err().map(|e| ClientError::io(&addr, e)),
+                Ok(_) => None,
+                Err(e) => Some(ClientError::io(&addr, e)),
             },
+            () = sleep_until_some(read_until) => break write_failed.take().expect("waiting on it").0,
+        };
+        if let Some(e) = failed {
+            out.clear();
+            write_failed = Some((e, Instant::now() + DRAIN_AFTER_WRITE_ERROR));
         }
     };
     for ack in pending.drain(..) {
@@ -186,6 +206,14 @@ async fn drive<R, W>(
     rx.close();
     while let Ok((_, ack)) = rx.try_recv() {
         let _ = ack.send(Err(end.clone()));
+    }
+}
+
+/// Sleeps until `until`, or for ever if `None`.
+async fn sleep_until_some(until: Option<Instant>) {
+    match until {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -388,6 +416,89 @@ mod tests {
             err,
             ClientError::Unsupported { command: "NOP", .. }
         ));
+    }
+
+    /// A socket reset by the peer: every write fails.
+    struct ResetWriter;
+
+    impl AsyncWrite for ResetWriter {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            Poll::Ready(Err(std::io::ErrorKind::ConnectionReset.into()))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// Three publishes on a connection whose writes fail; `server` is the
+    /// side nsqd answers on.
+    async fn three_publishes_on_a_reset_socket() -> (tokio::io::DuplexStream, Vec<PublishAck>) {
+        let (client, server) = tokio::io::duplex(1024);
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let (rd, _) = tokio::io::split(client);
+        tokio::spawn(drive(
+            "fake".into(),
+            rd,
+            ResetWriter,
+            FrameReader::default(),
+            rx,
+        ));
+        let p = Producer {
+            addr: "fake".into(),
+            tx,
+        };
+        let mut acks = Vec::new();
+        for i in 0..3 {
+            let cmd = Command::Pub {
+                topic: "t".into(),
+                body: Bytes::from(format!("m{i}")),
+            };
+            acks.push(p.send_pipelined(cmd).await.unwrap());
+        }
+        (server, acks)
+    }
+
+    /// NSQ's nsqd answers, then closes with commands unread: the reset
+    /// fails our writes, but the answers sent before it are still read,
+    /// so each publish gets its own outcome.
+    #[tokio::test]
+    async fn answers_sent_before_a_reset_still_reach_their_publishes() {
+        let (mut server, acks) = three_publishes_on_a_reset_socket().await;
+        let mut answer = frame(FrameType::Response, b"OK");
+        answer.extend_from_slice(&frame(FrameType::Response, b"OK"));
+        answer.extend_from_slice(&frame(FrameType::Error, b"E_BAD_MESSAGE too big"));
+        server.write_all(&answer).await.unwrap();
+        drop(server);
+        let mut acks = acks.into_iter();
+        assert!(acks.next().unwrap().await.unwrap().is_ok());
+        assert!(acks.next().unwrap().await.unwrap().is_ok());
+        match acks.next().unwrap().await.unwrap() {
+            Err(ClientError::Server { text, .. }) => assert_eq!(text, "E_BAD_MESSAGE too big"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// With no answer coming, the publishes fail with the write's error
+    /// once the connection ends, or after the drain period at most.
+    #[tokio::test]
+    async fn after_a_failed_write_unanswered_publishes_fail_with_its_error() {
+        let (server, acks) = three_publishes_on_a_reset_socket().await;
+        let started = std::time::Instant::now();
+        for ack in acks {
+            match ack.await.unwrap() {
+                Err(ClientError::Io { .. }) => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(started.elapsed() < DRAIN_AFTER_WRITE_ERROR * 3);
+        drop(server);
     }
 
     #[tokio::test]

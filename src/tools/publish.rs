@@ -28,7 +28,8 @@ use tokio::time::Instant;
     version,
     about = "Publish stdin to an NSQ topic, one message per delimiter (NSQ's to_nsq)",
     after_help = "Exit status: 0 when every message was acknowledged by every nsqd, 1 on any failure \
-                  (one line names the message and the nsqd's answer), 2 on a usage error, 130 when interrupted."
+                  (one line names the first message refused, with the nsqd's answer, or not confirmed, when a connection \
+                  ended before the answer), 2 on a usage error, 130 when interrupted."
 )]
 pub struct PubArgs {
     /// NSQ topic to publish to.
@@ -179,7 +180,8 @@ pub async fn run(args: PubArgs) -> Result<(), Failure> {
                     while let Some(s) = sent.pop_front() {
                         settle(s).await?;
                     }
-                    return Err(failure_at(first, published, &e.to_string()));
+                    // Never sent: certainly not published.
+                    return Err(failure_at(first, published, true, &e.to_string()));
                 }
             };
             acks.push((p.addr().to_string(), ack));
@@ -220,11 +222,15 @@ async fn settle(s: Sent) -> Result<u64, Failure> {
     for (addr, ack) in s.acks {
         match ack.await {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(failure_at(s.first, s.last, &e.to_string())),
+            Ok(Err(e)) => {
+                let refused = matches!(e, crate::client::ClientError::Server { .. });
+                return Err(failure_at(s.first, s.last, refused, &e.to_string()));
+            }
             Err(_) => {
                 return Err(failure_at(
                     s.first,
                     s.last,
+                    false,
                     &format!("the connection to nsqd at {addr} closed before it answered"),
                 ))
             }
@@ -233,13 +239,23 @@ async fn settle(s: Sent) -> Result<u64, Failure> {
     Ok(s.last)
 }
 
-fn failure_at(first: u64, last: u64, error: &str) -> Failure {
+/// The report of the first batch that failed. `certain`: the batch is
+/// certainly not published (nsqd refused it, or it was never sent);
+/// otherwise the connection ended before the answer, which may have been
+/// `OK`.
+fn failure_at(first: u64, last: u64, certain: bool, error: &str) -> Failure {
     let which = if first == last {
         format!("message {first}")
     } else {
         format!("messages {first}-{last}")
     };
-    Failure::new(format!("{which} not published: {error}"))
+    if certain {
+        Failure::new(format!("{which} not published: {error}"))
+    } else {
+        Failure::new(format!(
+            "{which} not confirmed (nsqd may or may not have them): {error}"
+        ))
+    }
 }
 
 /// Read stdin on a thread of its own (blocking reads), one message per
@@ -316,12 +332,16 @@ mod tests {
     #[test]
     fn failures_name_the_messages() {
         assert_eq!(
-            failure_at(3, 3, "E_BAD_TOPIC").message,
+            failure_at(3, 3, true, "E_BAD_TOPIC").message,
             "message 3 not published: E_BAD_TOPIC"
         );
         assert_eq!(
-            failure_at(1, 100, "x").message,
+            failure_at(1, 100, true, "x").message,
             "messages 1-100 not published: x"
+        );
+        assert_eq!(
+            failure_at(1, 100, false, "reset").message,
+            "messages 1-100 not confirmed (nsqd may or may not have them): reset"
         );
     }
 }
