@@ -982,7 +982,9 @@ impl<S: Storage> DiskQueue<S> {
         if let Err(e) = file.write_all_at(buf, self.write_pos) {
             // Reopen on the next write: the failure may have been the file
             // itself (removed, replaced), and a partial write is simply
-            // overwritten from the unchanged write position.
+            // overwritten from the unchanged write position. The disk may
+            // be full: what this queue reserved goes back first.
+            self.release_reserved();
             self.writer = None;
             return Err(io_err(&self.names, e));
         }

@@ -47,6 +47,8 @@ struct SimFs {
     tmp_names: u64,
     /// Reserving space fails, as on a full disk.
     refuse_reserve: bool,
+    /// Writes fail, as on a full disk.
+    full: bool,
     /// Counts, for tests to check their own coverage.
     pub stats: Stats,
 }
@@ -318,6 +320,11 @@ impl SimStorage {
         self.fs.lock().refuse_reserve = true;
     }
 
+    /// From now on (`true`) or no longer, writes fail as on a full disk.
+    pub fn set_full(&self, full: bool) {
+        self.fs.lock().full = full;
+    }
+
     /// File names as processes see them (tests).
     pub fn names(&self) -> Vec<PathBuf> {
         self.fs.lock().names.keys().cloned().collect()
@@ -509,6 +516,9 @@ impl StorageFile for SimFile {
     fn write_all_at(&self, buf: &[u8], at: u64) -> io::Result<()> {
         self.storage.mutate(|fs| {
             self.check(fs)?;
+            if fs.full {
+                return Err(io::Error::from_raw_os_error(28)); // ENOSPC
+            }
             let inode = &mut fs.inodes[self.ino];
             put(&mut inode.current, at, buf, &mut || 0);
             inode.pending.push(FileOp::Write {

@@ -502,6 +502,25 @@ fn a_refused_reservation_leaves_writing_as_it_was() {
     assert_eq!(got, recs);
 }
 
+/// A write failing on a full disk gives back what the queue reserved (for
+/// the other queues); once there is space, writing goes on.
+#[test]
+fn a_full_disk_gets_the_reserved_space_back() {
+    let storage = sim::SimStorage::new();
+    let dir = Path::new("/reserve");
+    let seg = dir.join("t.diskqueue.000000.dat");
+    let mut q = DiskQueue::open_in(storage.clone(), dir, "t", cfg(1 << 20)).unwrap();
+    q.put([record(0, 996).as_slice()]).unwrap();
+    assert_eq!(storage.reserved_past_end(&seg), Some(RESERVE_MIN));
+    storage.set_full(true);
+    assert!(q.put([record(1, 996).as_slice()]).is_err());
+    assert_eq!(storage.reserved_past_end(&seg), Some(0));
+    storage.set_full(false);
+    q.put([record(2, 996).as_slice()]).unwrap();
+    let got: Vec<Vec<u8>> = std::iter::from_fn(|| q.pop()).map(|b| b.to_vec()).collect();
+    assert_eq!(got, vec![record(0, 996), record(2, 996)]);
+}
+
 /// A queue that opens with nothing readable left but a damaged tail in a
 /// segment before the write segment: the owner caches what is written
 /// next and skips past it. The skipped records' positions must be theirs,
