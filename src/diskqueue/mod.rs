@@ -1017,8 +1017,13 @@ impl<S: Storage> DiskQueue<S> {
                 self.reserving = false;
                 // Refused for want of space, ext4 keeps what it allocated
                 // before running out: give it back to the other queues.
-                self.reserved_to = u64::MAX;
-                self.release_reserved();
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+                ) {
+                    self.reserved_to = u64::MAX;
+                    self.release_reserved();
+                }
             }
         }
     }
