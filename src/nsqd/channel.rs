@@ -714,6 +714,13 @@ impl Channel {
             return Take::default();
         }
         let mut st = self.lock_state();
+        // The caller counted `max` against RDY before the lock: a dispatch
+        // may have handed this client messages since (it was a waiter), and
+        // those are in flight too. Taking `max` anyway went past RDY.
+        let max = max.min(room(client));
+        if max == 0 {
+            return Take::default();
+        }
         // Read under the lock: deadlines then reach the table in order, so
         // they stay in the cheap FIFO rather than the ordered set.
         let now = Instant::now();
@@ -1224,11 +1231,15 @@ mod tests {
         Channel::new("t", "c", Queue::new(10, Box::<MemoryOverflow>::default()))
     }
 
+    /// A client with room for any number of messages (RDY 1,000,000)
+    /// unless a test sets its RDY.
     fn client(id: u64) -> Arc<ClientHandle> {
-        Arc::new(ClientHandle::new(
+        let c = Arc::new(ClientHandle::new(
             id,
             crate::listen::PeerAddr::Tcp("127.0.0.1:1".parse().unwrap()),
-        ))
+        ));
+        c.ready_count.store(1_000_000, Relaxed);
+        c
     }
 
     fn msgs(n: u64) -> Vec<Message> {
@@ -1353,6 +1364,34 @@ mod tests {
         ch.remove_client(1);
         assert_eq!(ch.counts().in_flight, 52);
         assert_eq!(ch.counts().depth, 48);
+    }
+
+    /// A consumer counts its room against RDY before taking the channel's
+    /// lock; a dispatch may hand it messages meanwhile (it was waiting).
+    /// The take must count those too: RDY 2 means at most 2 in flight.
+    #[test]
+    fn a_take_counted_before_a_dispatch_stays_within_rdy() {
+        let ch = channel();
+        let a = client(1);
+        ch.add_client(a.clone(), 0).unwrap();
+        a.ready_count.store(2, Relaxed);
+        let mut out = Vec::new();
+        assert!(ch.take(&a, 2, Duration::from_secs(60), &mut out).dry);
+        // One message arrives and is handed to the waiting consumer...
+        ch.put_from_topic(&msgs(1), Duration::ZERO).unwrap();
+        assert_eq!(a.outbox.lock().len(), 1);
+        // ...which meanwhile had counted room for 2 and now takes.
+        let more: Vec<Message> = (10..13)
+            .map(|i| Message::new(MessageId(i), 0, Bytes::from_static(b"m")))
+            .collect();
+        ch.put_from_topic(&more, Duration::ZERO).unwrap();
+        let took = ch.take(&a, 2, Duration::from_secs(60), &mut out);
+        assert_eq!(took.taken, 1);
+        assert_eq!(a.in_flight.load(Relaxed), 2);
+        assert_eq!(ch.counts().in_flight, 2);
+        // At RDY, a take takes nothing and does not make it a waiter.
+        let took = ch.take(&a, 2, Duration::from_secs(60), &mut out);
+        assert_eq!((took.taken, took.dry), (0, false));
     }
 
     /// Pipelined FINs under one lock: each gets its own outcome, in order,
@@ -1510,7 +1549,10 @@ mod tests {
         ch.add_client(b.clone(), 0).unwrap();
         ch.put_from_topic(&msgs(4), Duration::ZERO).unwrap();
         let (mut mine, mut theirs) = (Vec::new(), Vec::new());
+        // b has no room yet, so a's share is not halved.
+        b.ready_count.store(0, Relaxed);
         ch.take(&a, 3, Duration::from_secs(60), &mut mine);
+        b.ready_count.store(1, Relaxed);
         ch.take(&b, 1, Duration::from_secs(60), &mut theirs);
         let ids = [
             mine[0].id.to_hex(),
@@ -1623,7 +1665,9 @@ mod tests {
         assert_eq!(ch.take(&a, 1, Duration::from_secs(1), &mut out).taken, 0);
         assert_eq!(ch.counts().deferred, 1);
         ch.process_timers(Instant::now() + Duration::from_millis(60));
-        assert_eq!(ch.take(&a, 1, Duration::from_secs(1), &mut out).taken, 1);
+        // Due: handed to the client, which waits for it.
+        assert_eq!(a.outbox.lock().len(), 1);
+        assert_eq!(ch.counts().deferred, 0);
     }
 
     #[test]

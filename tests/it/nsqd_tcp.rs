@@ -465,10 +465,11 @@ fn rdy_bounds_in_flight_and_limit_is_fatal() {
         p.publish("t", format!("{i}").as_bytes());
     }
     let a = c.expect_message();
-    let _b = c.expect_message();
+    let b = c.expect_message();
+    assert_eq!((&a.body[..], &b.body[..]), (&b"0"[..], &b"1"[..]));
     c.expect_silence(Duration::from_millis(300));
     c.fin(a.id);
-    c.expect_message();
+    assert_eq!(&c.expect_message().body[..], b"2");
     c.expect_silence(Duration::from_millis(200));
     c.rdy(0);
     c.send_raw(b"RDY 2501\n");
