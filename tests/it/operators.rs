@@ -24,6 +24,13 @@ fn flow(nsqd: &Nsqd, n: usize) {
         nsqd.channel_stats("t", "c")
             .is_some_and(|s| s["in_flight_count"] == 0)
     });
+    // Gone before returning: otherwise a message published next could
+    // reach this consumer, in flight until nsqd sees it closed.
+    drop(c);
+    wait_until("the consumer gone", || {
+        nsqd.channel_stats("t", "c")
+            .is_some_and(|s| s["client_count"] == 0)
+    });
 }
 
 #[test]
