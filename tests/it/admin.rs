@@ -636,7 +636,7 @@ fn admin_partial_results_and_nodes_that_do_not_answer() {
     let mut b = Nsqd::start(&["--broadcast-address=127.0.0.1"]);
     a.http("POST", "/pub?topic=left", b"x");
     b.http("POST", "/pub?topic=right", b"y");
-    let dead = format!("127.0.0.1:{}", crate::support::free_port());
+    let (_held, dead) = crate::support::refused_addr();
     let admin = Admin::start(&[
         format!("--nsqd-http-address={}", a.http),
         format!("--nsqd-http-address={}", b.http),

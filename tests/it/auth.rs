@@ -124,8 +124,8 @@ fn no_grants_bad_secret_and_server_down() {
         Frame::Error(Bytes::from_static(b"E_AUTH_FAILED AUTH failed"))
     );
 
-    let port = support::free_port();
-    let nsqd = Nsqd::start(&[&format!("--auth-http-address=127.0.0.1:{port}")]);
+    let (_held, nobody) = support::refused_addr();
+    let nsqd = Nsqd::start(&[&format!("--auth-http-address={nobody}")]);
     let (_, answer) = authed(&nsqd, "alice");
     assert_eq!(
         answer,

@@ -75,7 +75,7 @@ fn pub_sub_latency_and_baseline_report_figures() {
 
 #[test]
 fn unreachable_nsqd_is_one_clear_line() {
-    let free = format!("127.0.0.1:{}", support::free_port());
+    let (_held, free) = support::refused_addr();
     let (code, out, err) = bench(&[
         "pub",
         "--nsqd-tcp-address",

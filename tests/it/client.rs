@@ -91,7 +91,7 @@ async fn errors_carry_nsqd_text() {
     assert!(producer.publish("t", "ok").await.is_err());
 
     // Nothing listening: a clear connect error, quickly.
-    let free = format!("127.0.0.1:{}", support::free_port());
+    let (_held, free) = support::refused_addr();
     let err = Producer::connect(&free.to_string(), &Config::default())
         .await
         .err()

@@ -145,8 +145,8 @@ fn rate_is_honoured() {
 #[test]
 fn pub_fails_clearly_when_nsqd_is_down_or_refuses() {
     // Down: nothing listens on this port.
-    let port = support::free_port();
-    let down = format!("--nsqd-tcp-address=127.0.0.1:{port}");
+    let (_held, nobody) = support::refused_addr();
+    let down = format!("--nsqd-tcp-address={nobody}");
     let (code, err) = publish(&["--topic=t", &down], b"x\n");
     assert_eq!(code, 1);
     assert_eq!(err.lines().count(), 1, "{err}");
@@ -776,8 +776,8 @@ fn register_ghost(lookupd: &support::Lookupd, topic: &str, port: u16) -> std::ne
 #[test]
 fn unreachable_producers_are_reported_once() {
     let lookupd = support::Lookupd::start(&[]);
-    let port = support::free_port();
-    let _ghost = register_ghost(&lookupd, "g", port);
+    let (_held, nobody) = support::refused_addr();
+    let _ghost = register_ghost(&lookupd, "g", nobody.port());
     let lookupd_arg = format!("--lookupd-http-address={}", lookupd.http);
     let (code, _, err) = tail(&[
         "--topic=g",
@@ -791,13 +791,13 @@ fn unreachable_producers_are_reported_once() {
     let lines: Vec<&str> = err.lines().collect();
     assert_eq!(lines.len(), 2, "one warning, one failure: {err}");
     assert!(
-        lines[0].contains(&format!("cannot connect to nsqd at 127.0.0.1:{port}")),
+        lines[0].contains(&format!("cannot connect to nsqd at {nobody}")),
         "{err}"
     );
     assert!(
         lines[1].starts_with("nsq-tail: timed out: 0 of 1 messages")
             && lines[1].contains("no nsqd could be reached")
-            && lines[1].contains(&format!("127.0.0.1:{port}")),
+            && lines[1].contains(&format!("{nobody}")),
         "{err}"
     );
 

@@ -185,7 +185,6 @@ pub fn run_binary(path: &str, args: &[&str]) -> (i32, String, String) {
     )
 }
 
-/// Poll `cond` until it holds or the deadline passes.
 /// A port nobody listens on now, for a daemon that must start later at an
 /// address known in advance. It is taken below the kernel's ephemeral
 /// range, where no `bind(0)` or outgoing connection of the other tests (or
@@ -210,6 +209,20 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// An address where nothing listens, and nothing can start listening
+/// while the returned socket is kept: it is bound there but never listens,
+/// so a connection is refused at once. (A port from [`free_port`], left
+/// free, was once taken meanwhile by another test's chromedriver.)
+pub fn refused_addr() -> (tokio::net::TcpSocket, SocketAddr) {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket
+        .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .expect("bind 127.0.0.1:0");
+    let addr = socket.local_addr().expect("its address");
+    (socket, addr)
+}
+
+/// Poll `cond` until it holds or the deadline passes.
 pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + DEADLINE;
     while !cond() {
