@@ -299,20 +299,41 @@ mod tests {
         }
     }
 
-    fn producer_on(stream: tokio::io::DuplexStream) -> (Producer, Arc<AtomicUsize>) {
+    /// A producer whose connection task reads `rd` and writes `wr`.
+    fn producer_over<R, W>(rd: R, wr: W) -> Producer
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
         let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(drive("fake".into(), rd, wr, FrameReader::default(), rx));
+        Producer {
+            addr: "fake".into(),
+            tx,
+        }
+    }
+
+    fn producer_on(stream: tokio::io::DuplexStream) -> (Producer, Arc<AtomicUsize>) {
         let (rd, wr) = tokio::io::split(stream);
         let writes = Arc::new(AtomicUsize::new(0));
         let wr = CountingWriter {
             inner: wr,
             writes: writes.clone(),
         };
-        tokio::spawn(drive("fake".into(), rd, wr, FrameReader::default(), rx));
-        let p = Producer {
-            addr: "fake".into(),
-            tx,
-        };
-        (p, writes)
+        (producer_over(rd, wr), writes)
+    }
+
+    /// PUBs of `m0`, `m1`, `m2`, pipelined: their acknowledgements.
+    async fn publish_three(p: &Producer) -> Vec<PublishAck> {
+        let mut acks = Vec::new();
+        for i in 0..3 {
+            let cmd = Command::Pub {
+                topic: "t".into(),
+                body: Bytes::from(format!("m{i}")),
+            };
+            acks.push(p.send_pipelined(cmd).await.unwrap());
+        }
+        acks
     }
 
     fn frame(t: FrameType, data: &[u8]) -> BytesMut {
@@ -332,14 +353,7 @@ mod tests {
     async fn pipelined_answers_in_order_and_heartbeats_get_nop() {
         let (client, mut server) = tokio::io::duplex(1 << 20);
         let (p, _) = producer_on(client);
-        let mut acks = Vec::new();
-        for i in 0..3 {
-            let cmd = Command::Pub {
-                topic: "t".into(),
-                body: Bytes::from(format!("m{i}")),
-            };
-            acks.push(p.send_pipelined(cmd).await.unwrap());
-        }
+        let acks = publish_three(&p).await;
         let one = Command::Pub {
             topic: "t".into(),
             body: Bytes::from_static(b"m0"),
@@ -418,8 +432,11 @@ mod tests {
         ));
     }
 
-    /// A socket reset by the peer: every write fails.
-    struct ResetWriter;
+    /// A socket reset by the peer: every write fails (`tried` says when
+    /// one was attempted).
+    struct ResetWriter {
+        tried: Arc<std::sync::atomic::AtomicBool>,
+    }
 
     impl AsyncWrite for ResetWriter {
         fn poll_write(
@@ -427,6 +444,7 @@ mod tests {
             _: &mut Context<'_>,
             _: &[u8],
         ) -> Poll<std::io::Result<usize>> {
+            self.tried.store(true, Relaxed);
             Poll::Ready(Err(std::io::ErrorKind::ConnectionReset.into()))
         }
         fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
@@ -437,30 +455,23 @@ mod tests {
         }
     }
 
-    /// Three publishes on a connection whose writes fail; `server` is the
-    /// side nsqd answers on.
+    /// Three publishes on a connection whose writes fail, sent (the write
+    /// failed) before the caller answers on `server`, the side nsqd
+    /// answers on: an answer can only follow its command.
     async fn three_publishes_on_a_reset_socket() -> (tokio::io::DuplexStream, Vec<PublishAck>) {
         let (client, server) = tokio::io::duplex(1024);
-        let (tx, rx) = mpsc::channel(QUEUE);
         let (rd, _) = tokio::io::split(client);
-        tokio::spawn(drive(
-            "fake".into(),
+        let tried = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let p = producer_over(
             rd,
-            ResetWriter,
-            FrameReader::default(),
-            rx,
-        ));
-        let p = Producer {
-            addr: "fake".into(),
-            tx,
-        };
-        let mut acks = Vec::new();
-        for i in 0..3 {
-            let cmd = Command::Pub {
-                topic: "t".into(),
-                body: Bytes::from(format!("m{i}")),
-            };
-            acks.push(p.send_pipelined(cmd).await.unwrap());
+            ResetWriter {
+                tried: tried.clone(),
+            },
+        );
+        let acks = publish_three(&p).await;
+        // The connection task runs on this (single) thread when we yield.
+        while !tried.load(Relaxed) {
+            tokio::task::yield_now().await;
         }
         (server, acks)
     }
