@@ -47,6 +47,11 @@ use std::sync::Arc;
 /// closes.
 const RESERVE_MAX: u64 = 16 << 20;
 const RESERVE_MIN: u64 = 256 << 10;
+/// A reservation takes at most this fraction (1/n) of the file system's
+/// free space: a filling disk stays shared among the queues (and other
+/// programs) as it would be without reserving, and below 64 times
+/// [`RESERVE_MIN`] free (16 MB) nothing is reserved.
+const RESERVE_SHARE_OF_FREE: u64 = 64;
 
 /// Size limits and sync policy of one queue.
 #[derive(Debug, Clone)]
@@ -998,13 +1003,22 @@ impl<S: Storage> DiskQueue<S> {
 
     /// Reserve blocks for the write segment past `end`: as much as the
     /// segment will then hold, within [`RESERVE_MIN`]..=[`RESERVE_MAX`],
-    /// and not past its size limit. Best effort: a failure (a full disk, a
-    /// file system without `fallocate`) only stops the reserving until the
-    /// next segment; the write itself then tells.
+    /// not past its size limit, nor more than a small share of the free
+    /// space ([`RESERVE_SHARE_OF_FREE`]). Best effort: a failure (a full
+    /// disk, a file system without `fallocate`), or too little free space,
+    /// only stops the reserving until the next segment; the write itself
+    /// then tells.
     fn reserve_for(&mut self, end: u64) {
         let Some(file) = &self.writer else { return };
         let from = self.reserved_to.max(self.write_pos);
-        let ahead = end.clamp(RESERVE_MIN, RESERVE_MAX);
+        let mut ahead = end.clamp(RESERVE_MIN, RESERVE_MAX);
+        if let Ok(Some(free)) = file.free_space() {
+            ahead = ahead.min(free / RESERVE_SHARE_OF_FREE);
+            if ahead < RESERVE_MIN {
+                self.reserving = false;
+                return;
+            }
+        }
         let to = (end + ahead).min(self.cfg.max_bytes_per_file).max(end);
         match file.reserve(from, to - from) {
             Ok(true) => self.reserved_to = to,

@@ -49,6 +49,8 @@ struct SimFs {
     refuse_reserve: bool,
     /// Writes fail, as on a full disk.
     full: bool,
+    /// What `free_space` answers.
+    free_space: Option<u64>,
     /// Counts, for tests to check their own coverage.
     pub stats: Stats,
 }
@@ -325,6 +327,12 @@ impl SimStorage {
         self.fs.lock().full = full;
     }
 
+    /// From now on, files report this much free space (unknown: `None`,
+    /// the default).
+    pub fn set_free_space(&self, free: Option<u64>) {
+        self.fs.lock().free_space = free;
+    }
+
     /// File names as processes see them (tests).
     pub fn names(&self) -> Vec<PathBuf> {
         self.fs.lock().names.keys().cloned().collect()
@@ -571,6 +579,13 @@ impl StorageFile for SimFile {
             }
             inode.reserved_to = inode.reserved_to.max(at + len);
             Ok(true)
+        })
+    }
+
+    fn free_space(&self) -> io::Result<Option<u64>> {
+        self.storage.with(|fs| {
+            self.check(fs)?;
+            Ok(fs.free_space)
         })
     }
 }

@@ -83,6 +83,11 @@ pub trait StorageFile: Send + Sync + 'static {
     fn reserve(&self, _at: u64, _len: u64) -> io::Result<bool> {
         Ok(false)
     }
+    /// Bytes an unprivileged writer may still use on this file's file
+    /// system (`fstatvfs`), `None` where unknown.
+    fn free_space(&self) -> io::Result<Option<u64>> {
+        Ok(None)
+    }
 }
 
 /// [`Fs`]'s directory listings, sorted, by directory.
@@ -214,6 +219,11 @@ impl StorageFile for File {
         fallocate(self, FallocateFlags::KEEP_SIZE, at, len)?;
         Ok(true)
     }
+
+    fn free_space(&self) -> io::Result<Option<u64>> {
+        let st = rustix::fs::fstatvfs(self)?;
+        Ok(Some(st.f_bavail.saturating_mul(st.f_frsize)))
+    }
 }
 
 #[cfg(test)]
@@ -268,6 +278,20 @@ mod tests {
         StorageFile::set_len(&file, 200).unwrap();
         assert!(allocated() < 64 << 10, "{} bytes allocated", allocated());
         assert_eq!(Fs.read(&dir.path().join("f")).unwrap()[99..101], [1, 2]);
+    }
+
+    #[test]
+    fn free_space_is_what_df_would_show() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = Fs.open_write(&dir.path().join("f"), true).unwrap();
+        let free = StorageFile::free_space(&file)
+            .unwrap()
+            .expect("known on Linux");
+        let st = rustix::fs::statvfs(dir.path()).unwrap();
+        let again = st.f_bavail * st.f_frsize;
+        // Other processes write meanwhile: equal within a few megabytes.
+        assert!(free.abs_diff(again) < 64 << 20, "{free} against {again}");
+        assert!(free > 0);
     }
 
     #[test]

@@ -502,6 +502,46 @@ fn a_refused_reservation_leaves_writing_as_it_was() {
     assert_eq!(got, recs);
 }
 
+/// On a filling disk a queue reserves at most a small share of the free
+/// space, and nothing once little is left; writing goes on either way.
+#[test]
+fn reservations_take_a_small_share_of_the_free_space() {
+    let storage = sim::SimStorage::new();
+    let dir = Path::new("/reserve");
+    let seg = dir.join("t.diskqueue.000000.dat");
+    let cap = 2 * RESERVE_MIN;
+    storage.set_free_space(Some(cap * RESERVE_SHARE_OF_FREE));
+    let mut q = DiskQueue::open_in(storage.clone(), dir, "t", cfg(RESERVE_MAX * 4)).unwrap();
+    let mut most = 0;
+    let mut i = 0;
+    // 2 MB: without the cap the reservation would grow to 2 MB.
+    while i < 2000 {
+        q.put([record(i, 996).as_slice()]).unwrap();
+        i += 1;
+        most = most.max(storage.reserved_past_end(&seg).unwrap());
+    }
+    assert_eq!(
+        most, cap,
+        "grows up to the share of the free space, no further"
+    );
+
+    storage.set_free_space(Some(RESERVE_MIN * RESERVE_SHARE_OF_FREE - 1));
+    let used_up = i + (cap / 1000) as u32 + 1;
+    while i < used_up + 1000 {
+        q.put([record(i, 996).as_slice()]).unwrap();
+        i += 1;
+        if i > used_up {
+            assert_eq!(storage.reserved_past_end(&seg), Some(0), "record {i}");
+        }
+    }
+    let got: Vec<Vec<u8>> = std::iter::from_fn(|| q.pop()).map(|b| b.to_vec()).collect();
+    assert_eq!(got.len(), i as usize);
+    assert!(got
+        .iter()
+        .enumerate()
+        .all(|(n, r)| *r == record(n as u32, 996)));
+}
+
 /// A write failing on a full disk gives back what the queue reserved (for
 /// the other queues); once there is space, writing goes on.
 #[test]

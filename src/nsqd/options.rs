@@ -141,8 +141,9 @@ pub struct Options {
     pub mem_queue_size: i64,
 
     /// Bytes per disk queue file before rolling over. The file being
-    /// written has up to 16 MB of disk space reserved past its end, given
-    /// back when it is finished or nsqd stops.
+    /// written has up to 16 MB of disk space reserved past its end (never
+    /// more than 1/64 of the free space), given back when it is finished
+    /// or nsqd stops.
     #[arg(
         long = "max-bytes-per-file",
         default_value_t = 104_857_600,
