@@ -9,6 +9,10 @@
 #            now=./target/release/nsqd
 # Loads: MPUB x200 (2 connections), PUB 64 outstanding x 8 connections,
 # SUB of a backlog (2 and 16 connections, channel created first).
+# Between lines the machine gets SETTLE seconds (default 5, after a sync)
+# to finish with the previous daemon's memory and files. Even so, two lines
+# of one build in one round can differ by a third on a shared 2-core VM:
+# compare builds over several rounds (docs/benchmarks.md has an A/A run).
 # Needs: cargo build --release --bin nsq-bench (and each nsqd to compare).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +28,10 @@ start() { # binary flags...
   PID=$!
   wait_listening "$D.log"
 }
-stop() { kill "$PID"; wait "$PID" 2>/dev/null || true; rm -rf "$D" "$D.log"; }
+stop() {
+  kill "$PID"; wait "$PID" 2>/dev/null || true; rm -rf "$D" "$D.log"
+  sync; sleep "${SETTLE:-5}"
+}
 line() { # label load: the report's last line, shortened
   echo "$1 $2: $(tail -1 | sed 's/^[a-z]*: [0-9]* msgs in [0-9.]*s = //')"
 }
