@@ -554,9 +554,21 @@ impl Nsqd {
         self.health.lock().clone()
     }
 
+    /// Record the storage's health. Each change is logged once: the
+    /// client sees its own `E_PUB_FAILED`, the operator needs the log to
+    /// say that the disk refuses writes (NSQ logs every failed message
+    /// instead) and when it takes them again.
     pub fn set_health(&self, err: Option<String>) {
+        let mut health = self.health.lock();
+        match (health.as_deref(), err.as_deref()) {
+            (before, Some(now)) if before != Some(now) => tracing::error!(
+                "storage failing, publishes are refused (E_PUB_FAILED, HTTP 503) until a write succeeds: {now}"
+            ),
+            (Some(_), None) => tracing::info!("storage works again, publishes are accepted"),
+            _ => {}
+        }
         self.unhealthy.store(err.is_some(), Relaxed);
-        *self.health.lock() = err;
+        *health = err;
     }
 
     /// Track the outcome of a publish: a storage failure makes nsqd
