@@ -985,11 +985,13 @@ impl<S: Storage> DiskQueue<S> {
         }
         let file = self.writer.as_ref().expect("opened above");
         if let Err(e) = file.write_all_at(buf, self.write_pos) {
-            // Reopen on the next write: the failure may have been the file
-            // itself (removed, replaced), and a partial write is simply
-            // overwritten from the unchanged write position. The disk may
-            // be full: what this queue reserved goes back first.
-            self.release_reserved();
+            // A write can fail part-way (the disk filled up during it):
+            // what it left past the write position is cut, or a restart
+            // would deliver records whose publish was refused. The cut
+            // also gives back what this queue reserved. Reopen on the next
+            // write: the failure may have been the file itself (removed,
+            // replaced).
+            self.cut_to_written();
             self.writer = None;
             return Err(io_err(&self.names, e));
         }
@@ -1035,8 +1037,7 @@ impl<S: Storage> DiskQueue<S> {
                     e.kind(),
                     io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
                 ) {
-                    self.reserved_to = u64::MAX;
-                    self.release_reserved();
+                    self.cut_to_written();
                 }
             }
         }
@@ -1046,13 +1047,20 @@ impl<S: Storage> DiskQueue<S> {
     /// a file to its own length frees them. The file is unchanged.
     fn release_reserved(&mut self) {
         if self.reserved_to > self.write_pos {
-            if let Some(file) = &self.writer {
-                if let Err(e) = file.set_len(self.write_pos) {
-                    self.warn(format_args!(
-                        "could not release space reserved past {} in segment {}: {e}",
-                        self.write_pos, self.write_file_num
-                    ));
-                }
+            self.cut_to_written();
+        }
+        self.reserved_to = 0;
+    }
+
+    /// Cut the write segment to what was written: frees whatever lies past
+    /// (reserved blocks, a failed write's bytes).
+    fn cut_to_written(&mut self) {
+        if let Some(file) = &self.writer {
+            if let Err(e) = file.set_len(self.write_pos) {
+                self.warn(format_args!(
+                    "could not cut segment {} back to {} bytes: {e}",
+                    self.write_file_num, self.write_pos
+                ));
             }
         }
         self.reserved_to = 0;

@@ -47,8 +47,9 @@ struct SimFs {
     tmp_names: u64,
     /// Reserving space fails, as on a full disk.
     refuse_reserve: bool,
-    /// Writes fail, as on a full disk.
-    full: bool,
+    /// Bytes writes may still add (`None`: no limit). A write needing
+    /// more writes what fits and fails, as on a disk filling up.
+    space_left: Option<u64>,
     /// What `free_space` answers.
     free_space: Option<u64>,
     /// Counts, for tests to check their own coverage.
@@ -324,7 +325,13 @@ impl SimStorage {
 
     /// From now on (`true`) or no longer, writes fail as on a full disk.
     pub fn set_full(&self, full: bool) {
-        self.fs.lock().full = full;
+        self.set_space_left(full.then_some(0));
+    }
+
+    /// From now on, writes may add this many bytes in all (`None`: no
+    /// limit); the one that needs more writes what fits, then fails.
+    pub fn set_space_left(&self, left: Option<u64>) {
+        self.fs.lock().space_left = left;
     }
 
     /// From now on, files report this much free space (unknown: `None`,
@@ -524,15 +531,24 @@ impl StorageFile for SimFile {
     fn write_all_at(&self, buf: &[u8], at: u64) -> io::Result<()> {
         self.storage.mutate(|fs| {
             self.check(fs)?;
-            if fs.full {
+            let fits = match fs.space_left {
+                Some(left) if left < buf.len() as u64 => left as usize,
+                _ => buf.len(),
+            };
+            if let Some(left) = &mut fs.space_left {
+                *left -= fits as u64;
+            }
+            if fits > 0 {
+                let inode = &mut fs.inodes[self.ino];
+                put(&mut inode.current, at, &buf[..fits], &mut || 0);
+                inode.pending.push(FileOp::Write {
+                    at,
+                    data: buf[..fits].to_vec(),
+                });
+            }
+            if fits < buf.len() {
                 return Err(io::Error::from_raw_os_error(28)); // ENOSPC
             }
-            let inode = &mut fs.inodes[self.ino];
-            put(&mut inode.current, at, buf, &mut || 0);
-            inode.pending.push(FileOp::Write {
-                at,
-                data: buf.to_vec(),
-            });
             Ok(())
         })
     }

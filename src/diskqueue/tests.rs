@@ -542,6 +542,30 @@ fn reservations_take_a_small_share_of_the_free_space() {
         .all(|(n, r)| *r == record(n as u32, 996)));
 }
 
+/// A write that fails part-way (the disk fills up during it) leaves
+/// nothing of itself: its publish was refused, so a restart must not find
+/// its records. Without space reserved ahead, nothing else cuts them.
+#[test]
+fn a_write_failing_part_way_leaves_nothing_behind() {
+    let storage = sim::SimStorage::new();
+    storage.set_free_space(Some(0));
+    let dir = Path::new("/partial");
+    let seg = dir.join("t.diskqueue.000000.dat");
+    let mut q = DiskQueue::open_in(storage.clone(), dir, "t", cfg(1 << 20)).unwrap();
+    q.put([record(0, 996).as_slice()]).unwrap();
+    storage.set_space_left(Some(2500));
+    let refused: Vec<Vec<u8>> = (1..5).map(|i| record(i, 996)).collect();
+    assert!(q.put(refused.iter().map(|r| r.as_slice())).is_err());
+    assert_eq!(storage.contents(&seg).unwrap().len(), 1000);
+    drop(q);
+
+    storage.set_space_left(None);
+    let mut q = DiskQueue::open_in(storage.clone(), dir, "t", cfg(1 << 20)).unwrap();
+    q.put([record(5, 996).as_slice()]).unwrap();
+    let got: Vec<Vec<u8>> = std::iter::from_fn(|| q.pop()).map(|b| b.to_vec()).collect();
+    assert_eq!(got, vec![record(0, 996), record(5, 996)]);
+}
+
 /// A write failing on a full disk gives back what the queue reserved (for
 /// the other queues); once there is space, writing goes on.
 #[test]
