@@ -561,10 +561,10 @@ impl Nsqd {
     pub fn set_health(&self, err: Option<String>) {
         let mut health = self.health.lock();
         match (health.as_deref(), err.as_deref()) {
-            (before, Some(now)) if before != Some(now) => tracing::error!(
-                "storage failing, publishes are refused (E_PUB_FAILED, HTTP 503) until a write succeeds: {now}"
-            ),
-            (Some(_), None) => tracing::info!("storage works again, publishes are accepted"),
+            (before, Some(now)) if before != Some(now) => {
+                tracing::error!("storage failing (/ping answers NOK until a write succeeds): {now}")
+            }
+            (Some(_), None) => tracing::info!("storage works again (a write succeeded)"),
             _ => {}
         }
         self.unhealthy.store(err.is_some(), Relaxed);

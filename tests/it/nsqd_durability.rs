@@ -871,7 +871,7 @@ fn full_disk_fails_publish_and_recovers() {
     assert_eq!(r.status, 500, "{}", r.text());
     assert!(r.text().starts_with("NOK - "), "{}", r.text());
     // The operator is told once, not once per refused publish.
-    nsqd.wait_for_log("ERROR: storage failing, publishes are refused");
+    nsqd.wait_for_log("ERROR: storage failing (/ping answers NOK until a write succeeds): write ");
     let failing = nsqd.log_text().matches("storage failing").count();
     assert_eq!(failing, 1, "{}", nsqd.log_text());
 
@@ -891,7 +891,7 @@ fn full_disk_fails_publish_and_recovers() {
     });
     let r = nsqd.http("GET", "/ping", b"");
     assert_eq!((r.status, r.text()), (200, "OK".to_string()));
-    nsqd.wait_for_log("INFO: storage works again, publishes are accepted");
+    nsqd.wait_for_log("INFO: storage works again (a write succeeded)");
 
     // Only the message that was accepted is delivered.
     let mut c = consumer(&nsqd, "t", "ch", 10);
