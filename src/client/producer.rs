@@ -342,6 +342,25 @@ mod tests {
         b
     }
 
+    /// nsqd's answers to three pipelined PUBs: two `OK`s, then `error`.
+    fn two_oks_then(error: &[u8]) -> BytesMut {
+        let mut answer = frame(FrameType::Response, b"OK");
+        answer.extend_from_slice(&frame(FrameType::Response, b"OK"));
+        answer.extend_from_slice(&frame(FrameType::Error, error));
+        answer
+    }
+
+    /// The three publishes got those answers, each its own.
+    async fn expect_two_oks_then(acks: Vec<PublishAck>, error: &str) {
+        let mut acks = acks.into_iter();
+        assert!(acks.next().unwrap().await.unwrap().is_ok());
+        assert!(acks.next().unwrap().await.unwrap().is_ok());
+        match acks.next().unwrap().await.unwrap() {
+            Err(ClientError::Server { text, .. }) => assert_eq!(text, error),
+            other => panic!("{other:?}"),
+        }
+    }
+
     /// Read from the fake server side until `want` bytes have arrived.
     async fn read_exactly(server: &mut tokio::io::DuplexStream, want: usize) -> Vec<u8> {
         let mut got = vec![0; want];
@@ -367,18 +386,11 @@ mod tests {
         server.write_all(&heartbeat).await.unwrap();
         assert_eq!(read_exactly(&mut server, 4).await, b"NOP\n");
 
-        let mut answer = frame(FrameType::Response, b"OK");
-        answer.extend_from_slice(&frame(FrameType::Response, b"OK"));
-        answer.extend_from_slice(&frame(FrameType::Error, b"E_BAD_TOPIC nope"));
-        server.write_all(&answer).await.unwrap();
-
-        let mut acks = acks.into_iter();
-        assert!(acks.next().unwrap().await.unwrap().is_ok());
-        assert!(acks.next().unwrap().await.unwrap().is_ok());
-        match acks.next().unwrap().await.unwrap() {
-            Err(ClientError::Server { text, .. }) => assert_eq!(text, "E_BAD_TOPIC nope"),
-            other => panic!("{other:?}"),
-        }
+        server
+            .write_all(&two_oks_then(b"E_BAD_TOPIC nope"))
+            .await
+            .unwrap();
+        expect_two_oks_then(acks, "E_BAD_TOPIC nope").await;
         // The connection is finished after a publish error.
         assert!(p.publish("t", "x").await.is_err());
         assert!(p.is_closed());
@@ -482,18 +494,12 @@ mod tests {
     #[tokio::test]
     async fn answers_sent_before_a_reset_still_reach_their_publishes() {
         let (mut server, acks) = three_publishes_on_a_reset_socket().await;
-        let mut answer = frame(FrameType::Response, b"OK");
-        answer.extend_from_slice(&frame(FrameType::Response, b"OK"));
-        answer.extend_from_slice(&frame(FrameType::Error, b"E_BAD_MESSAGE too big"));
-        server.write_all(&answer).await.unwrap();
+        server
+            .write_all(&two_oks_then(b"E_BAD_MESSAGE too big"))
+            .await
+            .unwrap();
         drop(server);
-        let mut acks = acks.into_iter();
-        assert!(acks.next().unwrap().await.unwrap().is_ok());
-        assert!(acks.next().unwrap().await.unwrap().is_ok());
-        match acks.next().unwrap().await.unwrap() {
-            Err(ClientError::Server { text, .. }) => assert_eq!(text, "E_BAD_MESSAGE too big"),
-            other => panic!("{other:?}"),
-        }
+        expect_two_oks_then(acks, "E_BAD_MESSAGE too big").await;
     }
 
     /// With no answer coming, the publishes fail with the write's error
