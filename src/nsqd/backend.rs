@@ -10,6 +10,7 @@
 //! Topics and channels talk only to [`Queue`], so the storage policy stays
 //! in this file and the engine's factory.
 
+use super::cache::{Batch, MessageCache};
 use crate::diskqueue::deferred::{DeferredStore, Entry, EntryId};
 use crate::diskqueue::{DiskQueue, Held, ReadAhead, Removals, SyncJob, SyncState};
 use crate::protocol::Message;
@@ -284,7 +285,7 @@ enum Store {
     /// Memory up to `capacity`, then `overflow` (ephemeral queues drop; the
     /// unit tests' and a disk-less engine's keep in memory).
     Memory {
-        memory: VecDeque<Message>,
+        memory: MessageCache,
         capacity: usize,
         overflow: Box<dyn Backend>,
         /// Alternates the source when both hold messages, so that neither
@@ -295,7 +296,7 @@ enum Store {
     /// prefix of the disk's unread records), at most `capacity` of them.
     Disk {
         disk: Box<Disk>,
-        cache: VecDeque<Message>,
+        cache: MessageCache,
         capacity: usize,
         deferred: Option<DeferredStore>,
     },
@@ -306,7 +307,7 @@ impl Queue {
     pub fn new(capacity: usize, backend: Box<dyn Backend>) -> Self {
         Queue {
             store: Store::Memory {
-                memory: VecDeque::new(),
+                memory: MessageCache::default(),
                 capacity,
                 overflow: backend,
                 prefer_backend: false,
@@ -326,7 +327,7 @@ impl Queue {
         Queue {
             store: Store::Disk {
                 disk: Box::new(disk),
-                cache: VecDeque::new(),
+                cache: MessageCache::default(),
                 capacity,
                 deferred,
             },
@@ -354,6 +355,13 @@ impl Queue {
     /// Store `msgs` at the tail, all or (on error) a prefix of them.
     /// Returns what must be synced before the write can be acknowledged.
     pub fn put_all(&mut self, msgs: &[Message]) -> Result<Ticket, BackendError> {
+        self.put_batch(&mut Batch::of(msgs))
+    }
+
+    /// As [`put_all`](Self::put_all), for a batch that other queues may
+    /// take too (see `cache.rs`).
+    pub fn put_batch(&mut self, batch: &mut Batch) -> Result<Ticket, BackendError> {
+        let msgs = batch.msgs();
         let mut ticket = Ticket::default();
         match &mut self.store {
             Store::Memory {
@@ -363,7 +371,7 @@ impl Queue {
                 ..
             } => {
                 let room = capacity.saturating_sub(memory.len()).min(msgs.len());
-                memory.extend(msgs[..room].iter().cloned());
+                memory.extend(batch, room);
                 if room < msgs.len() {
                     overflow.put(&msgs[room..])?;
                 }
@@ -384,7 +392,7 @@ impl Queue {
                 };
                 if aligned {
                     let room = capacity.saturating_sub(cache.len()).min(stored);
-                    cache.extend(msgs[..room].iter().cloned());
+                    cache.extend(batch, room);
                 }
                 if stored > 0 && self.durable_acks {
                     ticket.add(disk.durability_point());
@@ -483,9 +491,9 @@ impl Queue {
     pub fn peek(&self, n: usize) -> Vec<Message> {
         match &self.store {
             // Ephemeral: what memory holds (the overflow is dropped).
-            Store::Memory { memory, .. } => memory.iter().take(n).cloned().collect(),
+            Store::Memory { memory, .. } => memory.iter().take(n).collect(),
             Store::Disk { disk, cache, .. } => {
-                let mut out: Vec<Message> = cache.iter().take(n).cloned().collect();
+                let mut out: Vec<Message> = cache.iter().take(n).collect();
                 if out.len() < n {
                     out.extend(
                         disk.queue
@@ -535,7 +543,6 @@ impl Queue {
                 memory, overflow, ..
             } => {
                 memory.clear();
-                memory.shrink_to(1024);
                 overflow.empty();
             }
             Store::Disk {
@@ -545,7 +552,6 @@ impl Queue {
                 ..
             } => {
                 cache.clear();
-                cache.shrink_to(1024);
                 disk.empty();
                 if let Some(d) = deferred {
                     if let Err(e) = d.clear() {

@@ -27,6 +27,7 @@
 //! batches as fast as they drain them, so faster consumers get more.
 
 use super::backend::{BackendError, Queue, Ticket};
+use super::cache::Batch;
 use super::client_state::ClientHandle;
 use super::timers::{TimerSlot, Timers};
 use crate::diskqueue::deferred::EntryId;
@@ -612,6 +613,13 @@ impl Channel {
         msgs: &[Message],
         defer: Duration,
     ) -> Result<Ticket, BackendError> {
+        self.put_batch(&mut Batch::of(msgs), defer)
+    }
+
+    /// As [`put_from_topic`](Self::put_from_topic), for a batch that the
+    /// topic's other channels take too (see `cache.rs`).
+    pub fn put_batch(&self, batch: &mut Batch, defer: Duration) -> Result<Ticket, BackendError> {
+        let msgs = batch.msgs();
         let mut st = self.lock_state();
         if self.is_exiting() {
             return Err(BackendError::Exiting);
@@ -619,7 +627,7 @@ impl Channel {
         self.message_count.fetch_add(msgs.len() as u64, Relaxed);
         let mut ticket = Ticket::default();
         if defer.is_zero() {
-            ticket = st.queue.put_all(msgs)?;
+            ticket = st.queue.put_batch(batch)?;
         } else {
             let due = Instant::now() + defer;
             let due_ns =
@@ -1523,11 +1531,11 @@ mod tests {
         let a = client(1);
         ch.add_client(a.clone(), 0).unwrap();
         let body = Bytes::from(vec![b'x'; TOUCH_COPY_MAX + 1]);
-        let at = body.as_ptr();
         ch.put_from_topic(&[Message::new(MessageId(1), 0, body)], Duration::ZERO)
             .unwrap();
         let mut taken = Vec::new();
         ch.take(&a, 1, Duration::from_secs(60), &mut taken);
+        let at = ch.lock_state().in_flight[&MessageId(1)].msg.body.as_ptr();
         for _ in 0..3 {
             ch.touch(
                 &a,

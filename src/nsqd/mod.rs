@@ -17,6 +17,7 @@
 
 pub(crate) mod auth;
 pub(crate) mod backend;
+pub(crate) mod cache;
 pub(crate) mod channel;
 pub(crate) mod client_state;
 pub(crate) mod config;

@@ -136,7 +136,10 @@ pub struct Options {
     #[arg(long = "data-path", default_value = "", value_name = "DIR")]
     pub data_path: String,
 
-    /// Messages kept in memory per topic and per channel before spilling over.
+    /// Messages kept in memory per topic and per channel. Durable queues
+    /// write every message to disk anyway and keep this many of the next
+    /// ones to deliver as a cache (a deep one costs about 20 bytes per
+    /// message beyond the body); ephemeral ones drop what does not fit.
     #[arg(long = "mem-queue-size", default_value_t = 10000, value_name = "N")]
     pub mem_queue_size: i64,
 

@@ -10,6 +10,7 @@
 //! backlog, so a topic's order of arrival is kept.
 
 use super::backend::{BackendError, Queue, Ticket};
+use super::cache::{Arena, Batch};
 use super::channel::Channel;
 use super::locked::{Locked, OwnsQueue};
 use super::queues::QueueFactory;
@@ -34,6 +35,9 @@ struct State {
     /// Deferrals of queued DPUB messages, by ID, applied when they move on.
     deferrals: HashMap<MessageId, Duration>,
     ids: IdGenerator,
+    /// Where a publish's bodies are copied once for the memory queues
+    /// that keep them long (see `cache.rs`).
+    arena: Arena,
     /// A pump task is moving the queue into the channels.
     pumping: bool,
     /// Channels deleted here: channel pre-creation, whose lookupd query
@@ -81,6 +85,7 @@ impl Topic {
                 queue: factory.queue(name, ephemeral),
                 deferrals: HashMap::new(),
                 ids: IdGenerator::new(factory.node_id),
+                arena: Arena::default(),
                 pumping: false,
                 deleted_channels: Default::default(),
             }),
@@ -170,15 +175,16 @@ impl Topic {
         let bytes: u64 = msgs.iter().map(|m| m.body.len() as u64).sum();
         let direct = !self.is_paused() && !st.channels.is_empty() && st.queue.is_empty();
         let mut ticket = Ticket::default();
+        let mut batch = Batch::new(&msgs, &mut st.arena);
         if direct {
             for ch in st.channels.values() {
-                ticket.merge(ch.put_from_topic(&msgs, defer)?);
+                ticket.merge(ch.put_batch(&mut batch, defer)?);
             }
         } else {
             if !defer.is_zero() {
                 st.deferrals.extend(msgs.iter().map(|m| (m.id, defer)));
             }
-            ticket = st.queue.put_all(&msgs)?;
+            ticket = st.queue.put_batch(&mut batch)?;
             self.start_pump(st);
         }
         self.message_count.fetch_add(n as u64, Relaxed);

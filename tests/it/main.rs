@@ -22,6 +22,7 @@ mod interop_tokio_nsq;
 mod listeners;
 mod lookupd_protocol;
 mod man_pages;
+mod memory_queues;
 mod nsqd_bad_input;
 mod nsqd_cli;
 mod nsqd_durability;
