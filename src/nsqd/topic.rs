@@ -240,8 +240,9 @@ impl Topic {
         if now.is_empty() && later.is_empty() {
             return false;
         }
+        let mut batch = Batch::new(&now, &mut st.arena);
         for ch in st.channels.values() {
-            let mut result = ch.put_from_topic(&now, Duration::ZERO).map(drop);
+            let mut result = ch.put_batch(&mut batch, Duration::ZERO).map(drop);
             for (msg, defer) in &later {
                 result = result.and(
                     ch.put_from_topic(std::slice::from_ref(msg), *defer)
