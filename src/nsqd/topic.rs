@@ -412,3 +412,66 @@ impl Topic {
         self.lock_state().channels.values().cloned().collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topic(mem_queue_size: usize) -> Arc<Topic> {
+        let factory = Arc::new(QueueFactory {
+            mem_queue_size,
+            node_id: 1,
+            max_attempts: 0,
+            disk: None,
+            sync_wake: Default::default(),
+        });
+        Topic::new("t", factory, Default::default())
+    }
+
+    /// Enough messages that channel caches go deep and copy bodies.
+    const MANY: usize = 20_000;
+
+    fn bodies() -> impl Iterator<Item = Bytes> {
+        (0..MANY).map(|i| Bytes::from(format!("message {i}")))
+    }
+
+    /// Each channel's messages, as it would deliver them.
+    fn queued(ch: &Channel) -> Vec<Message> {
+        ch.peek(MANY + 1)
+    }
+
+    fn same_bytes(a: &[Message], b: &[Message]) -> usize {
+        a.iter()
+            .zip(b)
+            .filter(|(x, y)| x.body.as_ptr() == y.body.as_ptr())
+            .count()
+    }
+
+    #[test]
+    fn channels_share_the_copies_of_a_publish_and_of_a_moved_backlog() {
+        // Published straight into both channels.
+        let direct = topic(MANY);
+        let (a, _) = direct.get_or_create_channel("a");
+        let (b, _) = direct.get_or_create_channel("b");
+        direct.put(bodies(), Duration::ZERO).unwrap();
+        // Queued on the topic first, then moved to both by the pump.
+        let moved = topic(MANY);
+        moved.pause();
+        moved.put(bodies(), Duration::ZERO).unwrap();
+        let (c, _) = moved.get_or_create_channel("c");
+        let (d, _) = moved.get_or_create_channel("d");
+        moved.unpause();
+        let expected: Vec<Bytes> = bodies().collect();
+        for (x, y) in [(&a, &b), (&c, &d)] {
+            let (x, y) = (queued(x), queued(y));
+            for got in [&x, &y] {
+                let got: Vec<Bytes> = got.iter().map(|m| m.body.clone()).collect();
+                assert_eq!(got, expected);
+            }
+            assert_eq!(x, y);
+            // Deep in the caches, both channels hold the very same bytes.
+            let tail = MANY / 2;
+            assert_eq!(same_bytes(&x[tail..], &y[tail..]), MANY - tail);
+        }
+    }
+}
