@@ -148,8 +148,9 @@ impl<'a> Batch<'a> {
 }
 
 /// A FIFO of messages in memory: see the module's notes.
-#[derive(Default)]
 pub struct MessageCache {
+    /// [`SHALLOW`], but smaller in tests.
+    shallow: usize,
     /// The oldest messages, kept as they came while the cache was shallow.
     head: VecDeque<Message>,
     /// The rest, compact: a message joins `head` only if this is empty.
@@ -179,6 +180,18 @@ struct Run {
     count: u32,
 }
 
+impl Default for MessageCache {
+    fn default() -> Self {
+        MessageCache {
+            shallow: SHALLOW,
+            head: VecDeque::new(),
+            slots: VecDeque::new(),
+            runs: VecDeque::new(),
+            arena: Arena::default(),
+        }
+    }
+}
+
 impl MessageCache {
     pub fn len(&self) -> usize {
         self.head.len() + self.slots.len()
@@ -192,7 +205,7 @@ impl MessageCache {
     pub fn extend(&mut self, batch: &mut Batch, n: usize) {
         let msgs = &batch.msgs()[..n];
         let shallow = if self.slots.is_empty() {
-            SHALLOW.saturating_sub(self.head.len()).min(n)
+            self.shallow.saturating_sub(self.head.len()).min(n)
         } else {
             0
         };
@@ -311,6 +324,7 @@ fn same_buffer(a: &Bytes, b: &Bytes) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn msg(id: u64, timestamp: i64, body: &str) -> Message {
         Message::new(
@@ -516,6 +530,105 @@ mod tests {
         put(&mut cache, &batch[1..]);
         let expected: Vec<Message> = filler.into_iter().chain(batch).collect();
         assert_eq!(drain(&mut cache), expected);
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// A batch of bodies of these lengths, of which `take` of every
+        /// cache take a prefix; shared through a topic arena or not.
+        Put {
+            lens: Vec<usize>,
+            take: Vec<usize>,
+            arena: bool,
+        },
+        Pop(usize),
+        Peek(usize),
+        Clear,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (
+                proptest::collection::vec(0usize..3000, 1..60),
+                proptest::collection::vec(0usize..70, 3),
+                any::<bool>()
+            )
+                .prop_map(|(lens, take, arena)| Op::Put { lens, take, arena }),
+            3 => (0usize..80).prop_map(Op::Pop),
+            1 => (0usize..100).prop_map(Op::Peek),
+            1 => Just(Op::Clear),
+        ]
+    }
+
+    proptest! {
+        /// Three caches fed the same batches (each a prefix of its own
+        /// length, as channels whose caches are full to different
+        /// degrees) behave as plain FIFOs of whole messages, through
+        /// shallow and deep, across buffers, and cleared.
+        #[test]
+        fn caches_behave_as_fifos(ops in proptest::collection::vec(op(), 1..80), shallow in 0usize..40) {
+            let mut caches: Vec<MessageCache> = (0..3)
+                .map(|_| MessageCache { shallow, ..Default::default() })
+                .collect();
+            let mut models: Vec<VecDeque<Message>> = vec![VecDeque::new(); 3];
+            let mut topic_arena = Arena::default();
+            let mut id = 0u64;
+            for op in ops {
+                match op {
+                    Op::Put { lens, take, arena } => {
+                        let batch: Vec<Message> = lens
+                            .iter()
+                            .map(|&len| {
+                                id += 1;
+                                let mut m = Message::new(
+                                    MessageId(id),
+                                    (id / 5) as i64,
+                                    Bytes::from(vec![(id % 251) as u8; len]),
+                                );
+                                m.attempts = (id % 3) as u16;
+                                m
+                            })
+                            .collect();
+                        let mut shared = if arena {
+                            Batch::new(&batch, &mut topic_arena)
+                        } else {
+                            Batch::of(&batch)
+                        };
+                        for ((cache, model), n) in caches.iter_mut().zip(&mut models).zip(take) {
+                            let n = n.min(batch.len());
+                            cache.extend(&mut shared, n);
+                            model.extend(batch[..n].iter().cloned());
+                        }
+                    }
+                    Op::Pop(k) => {
+                        for (cache, model) in caches.iter_mut().zip(&mut models) {
+                            for _ in 0..k {
+                                prop_assert_eq!(cache.pop_front(), model.pop_front());
+                            }
+                        }
+                    }
+                    Op::Peek(k) => {
+                        for (cache, model) in caches.iter().zip(&models) {
+                            let got: Vec<Message> = cache.iter().take(k).collect();
+                            let want: Vec<Message> = model.iter().take(k).cloned().collect();
+                            prop_assert_eq!(got, want);
+                        }
+                    }
+                    Op::Clear => {
+                        for (cache, model) in caches.iter_mut().zip(&mut models) {
+                            cache.clear();
+                            model.clear();
+                        }
+                    }
+                }
+                for (cache, model) in caches.iter().zip(&models) {
+                    prop_assert_eq!(cache.len(), model.len());
+                }
+            }
+            for (cache, model) in caches.iter_mut().zip(models) {
+                prop_assert_eq!(drain(cache), Vec::from(model));
+            }
+        }
     }
 
     #[test]
