@@ -3,7 +3,9 @@
 //! * [`engine::Nsqd`] owns the topics; [`topic::Topic`] fans messages out to
 //!   its [`channel::Channel`]s; both store messages in a [`backend::Queue`]
 //!   (memory up to `--mem-queue-size`, then a [`backend::Backend`]) made by
-//!   [`queues::QueueFactory`].
+//!   [`queues::QueueFactory`]; what a queue holds in memory is a compact
+//!   [`cache::MessageCache`], sharing one copy of each publish's bodies
+//!   among a topic's channels.
 //! * [`operations`]: what clients do (publish, wait for durability,
 //!   subscribe, leave), shared by both protocols; [`settings`]: the flags,
 //!   typed once.

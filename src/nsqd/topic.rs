@@ -2,7 +2,9 @@
 //!
 //! While the topic has channels, is not paused and holds no backlog, a
 //! published batch goes straight into every channel in [`Topic::put`]
-//! (sharing each body's allocation): no task between publisher and channel.
+//! (sharing each body's allocation, or one copy of it in the topic's arena
+//! once the channels' memory queues are deep, see `cache.rs`): no task
+//! between publisher and channel.
 //! Otherwise messages wait in the topic's own queue (memory, then disk), and
 //! a pump task moves them on in bounded batches once there is somewhere to
 //! go, releasing the lock between batches so publishers and new consumers
