@@ -878,12 +878,15 @@ impl<S: Storage> DiskQueue<S> {
     #[cfg(test)]
     /// Append records. Each batch goes to the file in as few `write`s as
     /// segment boundaries allow, so an error (a full disk) is seen here,
-    /// before anything is acknowledged. On error, the records before the
-    /// failing write are stored and the rest are not.
-    pub fn put<'a>(
-        &mut self,
-        records: impl IntoIterator<Item = &'a [u8]>,
-    ) -> Result<(), WriteError> {
+    /// before anything is acknowledged. A batch that fits in a segment is
+    /// not split across two: it is stored whole or (on error) not at all.
+    /// A larger one may be stored in part: the records before the failing
+    /// write are, the rest are not.
+    pub fn put<'a, I>(&mut self, records: I) -> Result<(), WriteError>
+    where
+        I: IntoIterator<Item = &'a [u8]>,
+        I::IntoIter: Clone,
+    {
         self.put_with(
             records,
             |rec, buf| buf.extend_from_slice(rec),
@@ -896,12 +899,31 @@ impl<S: Storage> DiskQueue<S> {
     /// straight into the write buffer (no intermediate copy) and their
     /// length given by `len`. On error, the first [`PartialWrite::written`]
     /// items are stored and the rest are not.
-    pub fn put_with<T>(
+    pub fn put_with<T, I>(
         &mut self,
-        items: impl IntoIterator<Item = T>,
+        items: I,
         encode: impl Fn(&T, &mut Vec<u8>),
         len: impl Fn(&T) -> usize,
-    ) -> Result<(), PartialWrite> {
+    ) -> Result<(), PartialWrite>
+    where
+        I: IntoIterator<Item = T>,
+        I::IntoIter: Clone,
+    {
+        let items = items.into_iter();
+        // A batch that would cross the end of this segment but fits in one
+        // starts the next segment instead, so that one write stores all of
+        // it or none (a refused MPUB must not be half stored: its publisher
+        // retries it whole). Segments may end early; readers go by each
+        // file's length, as NSQ's do.
+        let total: u64 = items.clone().map(|item| 4 + len(&item) as u64).sum();
+        if self.write_pos > 0
+            && self.write_pos + total > self.cfg.max_bytes_per_file
+            && total <= self.cfg.max_bytes_per_file
+        {
+            self.skip_write_file();
+            // NSQ syncs at every rollover; ask for one soon.
+            self.ops_since_sync = self.ops_since_sync.max(self.cfg.sync_every);
+        }
         let mut buf = std::mem::take(&mut self.scratch);
         buf.clear();
         let mut pending = 0u64; // records in `buf`

@@ -566,6 +566,48 @@ fn a_write_failing_part_way_leaves_nothing_behind() {
     assert_eq!(got, vec![record(0, 996), record(5, 996)]);
 }
 
+/// A batch that would cross a segment's end but fits in one goes whole
+/// into the next segment: on a disk too full for that segment, nothing of
+/// it is stored (its first records used to stay in the old one, and a
+/// retried MPUB then delivered them twice). A batch larger than a segment
+/// is still spread over several.
+#[test]
+fn a_batch_is_not_split_across_segments_when_it_fits_in_one() {
+    let storage = sim::SimStorage::new();
+    let dir = Path::new("/whole");
+    let mut q = DiskQueue::open_in(storage.clone(), dir, "t", cfg(2500)).unwrap();
+    q.put([record(0, 996).as_slice()]).unwrap();
+    // Segment 0 has room for one more record, the disk for one more too.
+    storage.set_space_left(Some(1000));
+    let refused: Vec<Vec<u8>> = (1..3).map(|i| record(i, 996)).collect();
+    assert!(q.put(refused.iter().map(|r| r.as_slice())).is_err());
+    assert_eq!(q.depth(), 1);
+    storage.set_space_left(None);
+    q.put(refused.iter().map(|r| r.as_slice())).unwrap();
+    assert_eq!(
+        storage
+            .contents(&dir.join("t.diskqueue.000000.dat"))
+            .unwrap()
+            .len(),
+        1000
+    );
+    assert_eq!(
+        storage
+            .contents(&dir.join("t.diskqueue.000001.dat"))
+            .unwrap()
+            .len(),
+        2000
+    );
+    // Larger than a segment: spread over several, as before.
+    let big: Vec<Vec<u8>> = (3..7).map(|i| record(i, 996)).collect();
+    q.put(big.iter().map(|r| r.as_slice())).unwrap();
+    drop(q);
+    let mut q = DiskQueue::open_in(storage.clone(), dir, "t", cfg(2500)).unwrap();
+    let got: Vec<Vec<u8>> = std::iter::from_fn(|| q.pop()).map(|b| b.to_vec()).collect();
+    let want: Vec<Vec<u8>> = (0..7).map(|i| record(i, 996)).collect();
+    assert_eq!(got, want);
+}
+
 /// A write failing on a full disk gives back what the queue reserved (for
 /// the other queues); once there is space, writing goes on.
 #[test]
