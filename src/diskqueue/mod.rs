@@ -920,9 +920,7 @@ impl<S: Storage> DiskQueue<S> {
             && self.write_pos + total > self.cfg.max_bytes_per_file
             && total <= self.cfg.max_bytes_per_file
         {
-            self.skip_write_file();
-            // NSQ syncs at every rollover; ask for one soon.
-            self.ops_since_sync = self.ops_since_sync.max(self.cfg.sync_every);
+            self.roll_over();
         }
         let mut buf = std::mem::take(&mut self.scratch);
         buf.clear();
@@ -951,9 +949,7 @@ impl<S: Storage> DiskQueue<S> {
                 written += pending as usize;
                 buf.clear();
                 pending = 0;
-                self.skip_write_file();
-                // NSQ syncs at every rollover; ask for one soon.
-                self.ops_since_sync = self.ops_since_sync.max(self.cfg.sync_every);
+                self.roll_over();
             }
             buf.extend_from_slice(&(size as u32).to_be_bytes());
             let before = buf.len();
@@ -973,6 +969,13 @@ impl<S: Storage> DiskQueue<S> {
         }
         self.scratch = buf;
         result.map_err(|error| PartialWrite { written, error })
+    }
+
+    /// Go on writing in the next segment. NSQ syncs at every rollover;
+    /// ask for one soon.
+    fn roll_over(&mut self) {
+        self.skip_write_file();
+        self.ops_since_sync = self.ops_since_sync.max(self.cfg.sync_every);
     }
 
     /// Write `buf` (holding `records` records) at the write position.
