@@ -11,6 +11,12 @@
 //! ([`Origin::Store`]), so that the queue's records are held only while a
 //! first delivery is in flight, and a restart finds every message with
 //! its due time.
+//!
+//! Memory: a message's body is a slice of a buffer shared with the
+//! messages that came with it. Whatever stays here for long (deferred,
+//! requeued, timed out, touched, or in flight for over [`HELD_LONG`]) gets
+//! a copy of its own, so that a few slow messages cannot keep many
+//! buffers alive.
 //! Consumers pull: a connection with room under its RDY takes a batch with
 //! [`Channel::take`], so one lock round trip moves many messages, and no task
 //! or timer exists per message.
@@ -62,8 +68,18 @@ impl Deliveries for bytes::BytesMut {
     }
 }
 
-/// Largest body copied by TOUCH (see [`Channel::touch`]).
+/// Largest body copied by TOUCH (see [`Channel::touch`]) or for being
+/// held long (see [`HELD_LONG`]).
 const TOUCH_COPY_MAX: usize = 16 * 1024;
+
+/// A message in flight for longer than this gets a body of its own (up to
+/// [`TOUCH_COPY_MAX`]). A body is a slice of a 64 kB buffer shared with the
+/// messages published or read from disk along with it, and the whole buffer
+/// lives as long as any slice: a slow consumer whose messages were taken far
+/// apart would otherwise keep one buffer per message alive (64 MB for a
+/// thousand), where the bodies are a few hundred kB. Consumers that finish
+/// within this time, almost all of them, never pay for the copy.
+const HELD_LONG: Duration = Duration::from_secs(1);
 
 /// The hash of a message ID (`tick << 22 | node << 12 | sequence`) for the
 /// in-flight table: runs of 64 consecutive IDs go to neighbouring buckets,
@@ -168,6 +184,11 @@ struct State {
     /// This channel's limit (`None`: the daemon's `--max-attempts`).
     max_attempts: Option<u16>,
     dead_letter_topic: Option<String>,
+    /// When in-flight messages are next looked at for being held long
+    /// ([`HELD_LONG`]); `None` while none could be.
+    next_sweep: Option<Instant>,
+    /// Messages delivered at or before this were looked at already.
+    swept_to: Option<Instant>,
 }
 
 type Locked<'a> = super::locked::Locked<'a, State>;
@@ -179,12 +200,42 @@ impl super::locked::OwnsQueue for State {
 }
 
 impl State {
-    /// The earliest in-flight deadline or deferred due time, if any.
+    /// The earliest in-flight deadline, deferred due time or sweep, if any.
     fn next_deadline(&self) -> Option<Instant> {
-        match (self.deadlines.next(), self.deferred.peek()) {
-            (Some(a), Some(d)) => Some(a.min(d.due)),
-            (a, d) => a.or(d.map(|d| d.due)),
+        [
+            self.deadlines.next(),
+            self.deferred.peek().map(|d| d.due),
+            self.next_sweep,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Give messages in flight for [`HELD_LONG`] bodies of their own, each
+    /// once, and work out when to look again (a message is copied after
+    /// 1 to 1.5 times `HELD_LONG`).
+    fn sweep_held(&mut self, now: Instant) {
+        let Some(cutoff) = now.checked_sub(HELD_LONG) else {
+            return;
+        };
+        let swept_to = self.swept_to;
+        let mut earliest_unswept: Option<Instant> = None;
+        for f in self.in_flight.values_mut() {
+            if swept_to.is_some_and(|s| f.delivered_at <= s) {
+                continue;
+            }
+            if f.delivered_at > cutoff {
+                earliest_unswept =
+                    Some(earliest_unswept.map_or(f.delivered_at, |e| e.min(f.delivered_at)));
+            } else if f.msg.body.len() <= TOUCH_COPY_MAX {
+                f.msg.own_body();
+            }
         }
+        self.swept_to = Some(cutoff);
+        // At most two sweeps a second: each looks at every message in
+        // flight, and a busy channel always has one just delivered.
+        self.next_sweep = earliest_unswept.map(|at| (at + HELD_LONG).max(now + HELD_LONG / 2));
     }
 
     /// Messages that could be delivered now.
@@ -467,6 +518,8 @@ impl Channel {
                 moving: IdMap::default(),
                 max_attempts: None,
                 dead_letter_topic: None,
+                next_sweep: None,
+                swept_to: None,
             }),
             paused: AtomicBool::new(false),
             exiting: AtomicBool::new(false),
@@ -814,7 +867,8 @@ impl Channel {
         if taken > 0 {
             client.in_flight.fetch_add(taken as i64, Relaxed);
             client.message_count.fetch_add(taken as u64, Relaxed);
-            self.note_deadline(deadline);
+            let sweep = *st.next_sweep.get_or_insert(now + HELD_LONG);
+            self.note_deadline(deadline.min(sweep));
         }
         if st.dead.len() > dead_before {
             // To be moved to the dead-letter topic by the timer task, now.
@@ -1037,6 +1091,9 @@ impl Channel {
             let d = st.deferred.pop().expect("peeked");
             Self::requeue_now(&mut st, d.msg, d.origin);
             released = true;
+        }
+        if st.next_sweep.is_some_and(|at| at <= now) {
+            st.sweep_held(now);
         }
         // (Dead letters are not a deadline here: a take that finds one
         // notes the channel due at once, a failed move notes a retry.)
@@ -1484,6 +1541,66 @@ mod tests {
             assert!(f.load(Relaxed), "message {} holds its read buffer", i + 1);
         }
         assert_eq!(ch.counts().in_flight, 1);
+    }
+
+    #[test]
+    fn messages_held_long_do_not_keep_their_read_buffer_alive() {
+        let ch = channel();
+        let a = client(1);
+        ch.add_client(a.clone(), 0).unwrap();
+        let freed: Vec<_> = (0..2)
+            .map(|_| Arc::new(std::sync::atomic::AtomicBool::new(false)))
+            .collect();
+        let mut msgs: Vec<_> = (0..2)
+            .map(|i| {
+                Message::new(
+                    MessageId(i + 1),
+                    0,
+                    body_of_shared_buffer(&freed[i as usize]),
+                )
+            })
+            .collect();
+        let large = Bytes::from(vec![b'x'; TOUCH_COPY_MAX + 1]);
+        msgs.push(Message::new(MessageId(3), 0, large));
+        ch.put_from_topic(&msgs, Duration::ZERO).unwrap();
+        drop(msgs);
+        let mut taken = Vec::new();
+        ch.take(&a, 3, Duration::from_secs(60), &mut taken);
+        drop(taken);
+        let t0 = Instant::now();
+        let body_at = |id| ch.lock_state().in_flight[&MessageId(id)].msg.body.as_ptr();
+        let large_at = body_at(3);
+        // The timer task is asked to come back for the sweep.
+        let due = ch.lock_state().next_deadline().unwrap();
+        assert!(due <= t0 + HELD_LONG, "no sweep scheduled");
+        // Message 2 is taken as if 10 s later.
+        let later = t0 + Duration::from_secs(10);
+        ch.lock_state()
+            .in_flight
+            .get_mut(&MessageId(2))
+            .unwrap()
+            .delivered_at = later;
+
+        ch.process_timers(t0 + HELD_LONG / 2);
+        assert!(!freed[0].load(Relaxed), "copied before it was held long");
+        ch.process_timers(t0 + HELD_LONG + Duration::from_millis(1));
+        assert!(freed[0].load(Relaxed), "message 1 holds its read buffer");
+        assert!(!freed[1].load(Relaxed), "message 2 copied too early");
+        assert_eq!(body_at(3), large_at, "a large body is not copied");
+        assert_eq!(ch.counts().in_flight, 3, "nothing timed out");
+        let copied_at = body_at(1);
+
+        // The next sweep is when message 2 will have been held long.
+        let due = ch.lock_state().next_deadline().unwrap();
+        assert_eq!(due, later + HELD_LONG);
+        ch.process_timers(due);
+        assert!(freed[1].load(Relaxed), "message 2 holds its read buffer");
+        assert_eq!(body_at(1), copied_at, "a body is copied once");
+        assert_eq!(ch.lock_state().next_sweep, None, "all swept");
+        assert_eq!(
+            &ch.lock_state().in_flight[&MessageId(1)].msg.body[..],
+            &[b'b'; 200]
+        );
     }
 
     #[test]

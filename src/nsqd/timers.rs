@@ -18,7 +18,8 @@
 //! message of a busy channel, whose deadlines come in order; else the
 //! entry goes on the heap, and the timer task is woken if it sleeps past
 //! it. When an entry comes due the task visits the channel (times out,
-//! releases deferred messages, moves dead letters: see
+//! releases deferred messages, moves dead letters, gives messages held
+//! long bodies of their own: see
 //! [`Nsqd::run_timers`](super::Nsqd::run_timers)), which reports the
 //! channel's next deadline, and that goes back on the heap. Waking early
 //! is harmless (the channel just reports its real next deadline), waking
