@@ -17,6 +17,7 @@
 //! requeued, timed out, touched, or in flight for over [`HELD_LONG`]) gets
 //! a copy of its own, so that a few slow messages cannot keep many
 //! buffers alive.
+//!
 //! Consumers pull: a connection with room under its RDY takes a batch with
 //! [`Channel::take`], so one lock round trip moves many messages, and no task
 //! or timer exists per message.
