@@ -49,7 +49,19 @@ use std::time::{Duration, Instant};
 /// Where [`Channel::take`] puts the messages it moves into flight.
 pub trait Deliveries {
     fn deliver(&mut self, msg: &Message);
+
+    /// Holds enough for now: a take stops here, even short of its count.
+    fn is_full(&self) -> bool {
+        false
+    }
 }
+
+/// The most a take appends to a connection's output buffer, and how far
+/// messages handed to a waiting consumer are encoded at a time (at least
+/// one message either way). 512 messages of a few hundred bytes stay well
+/// under it; 512 of 1 MB would otherwise each be copied into the buffer,
+/// doubling what the messages in flight cost.
+pub const OUTPUT_BATCH_BYTES: usize = 256 * 1024;
 
 /// The messages themselves (handed to a waiting consumer, tests).
 impl Deliveries for Vec<Message> {
@@ -66,6 +78,10 @@ impl Deliveries for Vec<Message> {
 impl Deliveries for bytes::BytesMut {
     fn deliver(&mut self, msg: &Message) {
         crate::protocol::frame::encode_message_frame(self, msg);
+    }
+
+    fn is_full(&self) -> bool {
+        self.len() >= OUTPUT_BATCH_BYTES
     }
 }
 
@@ -490,6 +506,8 @@ pub struct Take {
     /// It stopped at its share because other consumers have room: the
     /// caller should send what it has before asking again.
     pub yielded: bool,
+    /// It stopped because `out` was full ([`OUTPUT_BATCH_BYTES`]).
+    pub full: bool,
 }
 
 /// A snapshot of a channel's numbers for `/stats`.
@@ -801,6 +819,7 @@ impl Channel {
             max
         };
         let (taken, dry) = self.take_locked(&mut st, client, limit, now, timeout, out);
+        let full = !dry && taken < limit && out.is_full();
         if dry && !client.waiting.swap(true, Relaxed) {
             st.waiters.push_back(Waiter {
                 client: client.clone(),
@@ -812,7 +831,8 @@ impl Channel {
         Take {
             taken,
             dry,
-            yielded: !dry && taken < max,
+            yielded: !dry && !full && taken < max,
+            full,
         }
     }
 
@@ -832,7 +852,7 @@ impl Channel {
         let mut taken = 0;
         let mut dry = false;
         let dead_before = st.dead.len();
-        while taken < max {
+        while taken < max && !out.is_full() {
             let Some((mut msg, origin)) = st.next_message() else {
                 dry = true;
                 break;
@@ -1542,6 +1562,39 @@ mod tests {
             assert!(f.load(Relaxed), "message {} holds its read buffer", i + 1);
         }
         assert_eq!(ch.counts().in_flight, 1);
+    }
+
+    /// A take stops once the output buffer holds `OUTPUT_BATCH_BYTES`
+    /// (large messages), without counting as a turn given to others.
+    #[test]
+    fn a_take_stops_at_a_full_output_buffer() {
+        let ch = channel();
+        let a = client(1);
+        a.ready_count.store(100, Relaxed);
+        ch.add_client(a.clone(), 0).unwrap();
+        let big: Vec<_> = (1..=20)
+            .map(|i| Message::new(MessageId(i), 0, Bytes::from(vec![b'x'; 100_000])))
+            .collect();
+        ch.put_from_topic(&big, Duration::ZERO).unwrap();
+        let mut out = bytes::BytesMut::new();
+        let took = ch.take(&a, 20, Duration::from_secs(60), &mut out);
+        assert_eq!(
+            (took.taken, took.full, took.yielded, took.dry),
+            (3, true, false, false)
+        );
+        assert_eq!(ch.counts().in_flight, 3);
+        // Small messages: a whole batch.
+        let small: Vec<_> = (100..612)
+            .map(|i| Message::new(MessageId(i), 0, Bytes::from(vec![b'y'; 200])))
+            .collect();
+        let ch = channel();
+        a.in_flight.store(0, Relaxed);
+        a.ready_count.store(TAKE_BATCH as i64, Relaxed);
+        ch.add_client(a.clone(), 0).unwrap();
+        ch.put_from_topic(&small, Duration::ZERO).unwrap();
+        let mut out = bytes::BytesMut::new();
+        let took = ch.take(&a, TAKE_BATCH, Duration::from_secs(60), &mut out);
+        assert_eq!((took.taken, took.full), (TAKE_BATCH, false));
     }
 
     #[test]

@@ -845,3 +845,46 @@ fn max_defer_timeout_is_its_own_limit() {
     });
     c.expect_ok();
 }
+
+/// Large messages go out a few at a time (nsqd encodes about 256 kB into a
+/// connection's buffer at once), whether a consumer takes a backlog or is
+/// handed a batch while it waits, and every one arrives whole, in order.
+#[test]
+fn large_messages_arrive_whole_and_in_order_a_few_at_a_time() {
+    let nsqd = Nsqd::start(&[]);
+    let bodies: Vec<Bytes> = (0..12u8)
+        .map(|i| Bytes::from(vec![b'a' + i; 300_000]))
+        .collect();
+    let mut p = nsqd.connect();
+    let mpub = |p: &mut Conn| {
+        p.send(&Command::Mpub {
+            topic: "big".into(),
+            bodies: bodies.clone(),
+        });
+        p.expect_ok();
+    };
+    let receive_all = |c: &mut Conn| {
+        for want in &bodies {
+            let m = c.expect_message();
+            assert_eq!((m.body.len(), m.body[0]), (want.len(), want[0]));
+            assert!(m.body == want, "body {} changed", want[0] as char);
+            c.fin(m.id);
+        }
+    };
+    // A backlog, then a consumer whose RDY covers all of it.
+    let mut c = nsqd.connect();
+    c.subscribe("big", "ch");
+    mpub(&mut p);
+    c.rdy(12);
+    receive_all(&mut c);
+    // The consumer waits first, then all twelve are handed to it at once.
+    wait_until("the consumer waits", || {
+        let ch = nsqd.channel_stats("big", "ch").unwrap();
+        ch["in_flight_count"] == 0 && ch["depth"] == 0
+    });
+    mpub(&mut p);
+    receive_all(&mut c);
+    wait_until("all finished", || {
+        nsqd.channel_stats("big", "ch").unwrap()["clients"][0]["finish_count"] == 24
+    });
+}

@@ -4,7 +4,7 @@
 
 use super::super::auth::Authorization;
 use super::super::backend::Ticket;
-use super::super::channel::{Channel, TAKE_BATCH};
+use super::super::channel::{Channel, OUTPUT_BATCH_BYTES, TAKE_BATCH};
 use super::super::client_state::ClientHandle;
 use super::super::operations::{Durability, Subscription};
 use super::super::topic::Topic;
@@ -32,6 +32,8 @@ const LINGER: Duration = Duration::from_secs(1);
 
 /// Output and batch buffers larger than this are given back when idle.
 const IDLE_KEEP: usize = 4096;
+/// A message frame's size and type fields, before the message.
+const FRAME_OVERHEAD: usize = 8;
 
 /// Why a connection's loop ends without a read or write failing.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -217,7 +219,7 @@ impl Connection {
                 None => {
                     // Handed over before RDY fell: still this client's to send.
                     if self.sub.is_some() {
-                        self.send_handed();
+                        let _ = self.send_handed();
                     }
                     false
                 }
@@ -492,7 +494,10 @@ impl Connection {
     /// what it has now: the channel had nothing more, or other consumers
     /// are owed a turn.
     pub(super) fn deliver(&mut self, channel: &Channel) -> bool {
-        self.send_handed();
+        if !self.send_handed() {
+            // Handed messages still wait: they go first.
+            return true;
+        }
         while self.wbuf.len() < self.output_buffer_size {
             let ready = self.client.ready_count.load(Relaxed);
             let room = ready - self.client.in_flight.load(Relaxed);
@@ -505,29 +510,51 @@ impl Connection {
                 self.msg_timeout,
                 &mut self.wbuf,
             );
-            if took.dry || took.yielded {
+            if took.dry || took.yielded || took.full {
                 self.owed_turn = took.yielded;
                 // Anything handed over meanwhile goes out with this write.
-                self.send_handed();
+                let _ = self.send_handed();
                 return true;
             }
         }
         false
     }
 
-    /// Encode the messages the channel put in this client's outbox.
-    pub(super) fn send_handed(&mut self) {
+    /// Encode the messages the channel put in this client's outbox, up to
+    /// [`OUTPUT_BATCH_BYTES`] in the output buffer; the rest wait in the
+    /// outbox (given back to the channel if the client leaves) until the
+    /// buffer has gone out. Returns false if some still wait.
+    #[must_use]
+    pub(super) fn send_handed(&mut self) -> bool {
         let mut outbox = self.client.outbox.lock();
         if outbox.is_empty() {
-            return;
+            return true;
+        }
+        if self.wbuf.len() >= OUTPUT_BATCH_BYTES {
+            return false;
         }
         self.batch.clear();
-        std::mem::swap(&mut *outbox, &mut self.batch);
+        let mut room = OUTPUT_BATCH_BYTES - self.wbuf.len();
+        let fit = outbox
+            .iter()
+            .take_while(|m| {
+                let ok = room > 0;
+                room = room.saturating_sub(FRAME_OVERHEAD + m.encoded_len());
+                ok
+            })
+            .count();
+        let all = fit == outbox.len();
+        if all {
+            std::mem::swap(&mut *outbox, &mut self.batch);
+        } else {
+            self.batch.extend(outbox.drain(..fit));
+        }
         drop(outbox);
         for msg in &self.batch {
             encode_message_frame(&mut self.wbuf, msg);
         }
         self.batch.clear();
+        all
     }
 
     /// Replace the underlying stream in place (TLS or compression after
@@ -673,5 +700,48 @@ mod tests {
         conn.rbuf.prepare();
         conn.rh.read_buf(&mut conn.rbuf.bytes).await.unwrap();
         assert_eq!(&conn.rbuf.bytes[..], b"NOP\n");
+    }
+
+    /// Messages handed over at once (a waiting consumer at a high RDY) go
+    /// into the output buffer about `OUTPUT_BATCH_BYTES` at a time, in
+    /// order; the rest wait in the outbox, where the channel finds them if
+    /// the client leaves.
+    #[tokio::test]
+    async fn handed_messages_are_encoded_a_buffer_at_a_time() {
+        use crate::protocol::{Message, MessageId};
+        let opts = crate::nsqd::Options::parse_args(["nsqd".into()]).unwrap();
+        let nsqd = Nsqd::new(opts);
+        let client =
+            nsqd.register_client(crate::listen::PeerAddr::Tcp("127.0.0.1:1".parse().unwrap()));
+        let (server_side, _peer) = tokio::io::duplex(4096);
+        let mut conn = Connection::new(nsqd, client.clone(), Box::new(server_side));
+        let big =
+            |i: u64| Message::new(MessageId(i), 0, bytes::Bytes::from(vec![i as u8; 100_000]));
+        client.outbox.lock().extend((0..10).map(big));
+
+        let mut ids = Vec::new();
+        let mut decode = |wbuf: &mut BytesMut| {
+            while wbuf.len() >= 4 {
+                let size = u32::from_be_bytes(wbuf[..4].try_into().unwrap()) as usize;
+                let frame = wbuf.split_to(4 + size);
+                let msg = Message::decode(frame.freeze().slice(8..)).unwrap();
+                assert_eq!(msg.body.len(), 100_000);
+                ids.push(msg.id.0);
+            }
+        };
+        let mut rounds = 0;
+        while !client.outbox.lock().is_empty() {
+            let _ = conn.send_handed();
+            let max = OUTPUT_BATCH_BYTES + FRAME_OVERHEAD + 26 + 100_000;
+            assert!(conn.wbuf.len() <= max, "{} bytes buffered", conn.wbuf.len());
+            // A full buffer takes nothing more until it has gone out.
+            let held = client.outbox.lock().len();
+            assert_eq!(conn.send_handed(), held == 0);
+            assert_eq!(client.outbox.lock().len(), held);
+            decode(&mut conn.wbuf);
+            rounds += 1;
+        }
+        assert_eq!(ids, (0..10).collect::<Vec<_>>());
+        assert_eq!(rounds, 4, "three messages a round");
     }
 }

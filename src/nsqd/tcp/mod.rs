@@ -13,7 +13,9 @@
 //! the client stops being ready, or as soon as the channel has nothing more
 //! to send. The last rule means data never waits for a timer, which bounds
 //! latency well inside NSQ's `output_buffer_timeout` while still batching
-//! under load.
+//! under load. Messages are encoded into the buffer about 256 kB at a time
+//! (`channel::OUTPUT_BATCH_BYTES`), so that a consumer at a high RDY does
+//! not get a second, encoded copy of every large message it has in flight.
 //!
 //! Files: this one accepts connections; [`connection`] is the event loop
 //! (framing, buffering, delivery, held responses); [`negotiate`] is
