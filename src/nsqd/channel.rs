@@ -1498,6 +1498,18 @@ mod tests {
         Bytes::from_owner(Buffer(vec![b'b'; 1 << 16], freed.clone())).slice(100..300)
     }
 
+    /// Messages 1 to `n`, each with a body of its own shared buffer, and
+    /// the flags that report those buffers freed.
+    fn messages_of_shared_buffers(n: u64) -> (Vec<Arc<AtomicBool>>, Vec<Message>) {
+        let freed: Vec<_> = (0..n).map(|_| Arc::new(AtomicBool::new(false))).collect();
+        let msgs = freed
+            .iter()
+            .zip(1..)
+            .map(|(f, id)| Message::new(MessageId(id), 0, body_of_shared_buffer(f)))
+            .collect();
+        (freed, msgs)
+    }
+
     #[test]
     fn deferred_messages_do_not_keep_their_read_buffer_alive() {
         let ch = channel();
@@ -1530,18 +1542,7 @@ mod tests {
         let ch = channel();
         let a = client(1);
         ch.add_client(a.clone(), 0).unwrap();
-        let freed: Vec<_> = (0..3)
-            .map(|_| Arc::new(std::sync::atomic::AtomicBool::new(false)))
-            .collect();
-        let msgs: Vec<_> = (0..3)
-            .map(|i| {
-                Message::new(
-                    MessageId(i + 1),
-                    0,
-                    body_of_shared_buffer(&freed[i as usize]),
-                )
-            })
-            .collect();
+        let (freed, msgs) = messages_of_shared_buffers(3);
         ch.put_from_topic(&msgs, Duration::ZERO).unwrap();
         drop(msgs);
         let mut taken = Vec::new();
@@ -1602,18 +1603,7 @@ mod tests {
         let ch = channel();
         let a = client(1);
         ch.add_client(a.clone(), 0).unwrap();
-        let freed: Vec<_> = (0..2)
-            .map(|_| Arc::new(std::sync::atomic::AtomicBool::new(false)))
-            .collect();
-        let mut msgs: Vec<_> = (0..2)
-            .map(|i| {
-                Message::new(
-                    MessageId(i + 1),
-                    0,
-                    body_of_shared_buffer(&freed[i as usize]),
-                )
-            })
-            .collect();
+        let (freed, mut msgs) = messages_of_shared_buffers(2);
         let large = Bytes::from(vec![b'x'; TOUCH_COPY_MAX + 1]);
         msgs.push(Message::new(MessageId(3), 0, large));
         ch.put_from_topic(&msgs, Duration::ZERO).unwrap();

@@ -670,16 +670,23 @@ mod tests {
         }
     }
 
-    /// What is buffered before an upgrade goes out in the clear; what
-    /// follows goes through the new layer, on the same socket.
-    #[tokio::test]
-    async fn stream_upgrades_in_place() {
+    /// A connection of a fresh nsqd at its default flags, its client, and
+    /// the peer's end of the stream.
+    fn connection() -> (Connection, Arc<ClientHandle>, tokio::io::DuplexStream) {
         let opts = crate::nsqd::Options::parse_args(["nsqd".into()]).unwrap();
         let nsqd = Nsqd::new(opts);
         let client =
             nsqd.register_client(crate::listen::PeerAddr::Tcp("127.0.0.1:1".parse().unwrap()));
-        let (server_side, mut peer) = tokio::io::duplex(4096);
-        let mut conn = Connection::new(nsqd, client, Box::new(server_side));
+        let (server_side, peer) = tokio::io::duplex(4096);
+        let conn = Connection::new(nsqd, client.clone(), Box::new(server_side));
+        (conn, client, peer)
+    }
+
+    /// What is buffered before an upgrade goes out in the clear; what
+    /// follows goes through the new layer, on the same socket.
+    #[tokio::test]
+    async fn stream_upgrades_in_place() {
+        let (mut conn, _, mut peer) = connection();
 
         conn.respond(b"{}");
         conn.upgrade(|s| async move { Ok(Box::new(Inverted(s)) as BoxStream) })
@@ -709,12 +716,7 @@ mod tests {
     #[tokio::test]
     async fn handed_messages_are_encoded_a_buffer_at_a_time() {
         use crate::protocol::{Message, MessageId};
-        let opts = crate::nsqd::Options::parse_args(["nsqd".into()]).unwrap();
-        let nsqd = Nsqd::new(opts);
-        let client =
-            nsqd.register_client(crate::listen::PeerAddr::Tcp("127.0.0.1:1".parse().unwrap()));
-        let (server_side, _peer) = tokio::io::duplex(4096);
-        let mut conn = Connection::new(nsqd, client.clone(), Box::new(server_side));
+        let (mut conn, client, _peer) = connection();
         let big =
             |i: u64| Message::new(MessageId(i), 0, bytes::Bytes::from(vec![i as u8; 100_000]));
         client.outbox.lock().extend((0..10).map(big));
