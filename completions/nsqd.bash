@@ -23,7 +23,7 @@ _nsqd() {
 
     case "${cmd}" in
         nsqd)
-            opts="-h --version --config --log-level --verbose --log-prefix --node-id --worker-id --tcp-address --http-address --https-address --broadcast-address --broadcast-tcp-port --broadcast-http-port --lookupd-tcp-address --auth-http-address --auth-http-request-method --http-client-connect-timeout --http-client-request-timeout --http-read-timeout --max-http-connections --auth-required --topology-region --topology-zone --data-path --mem-queue-size --max-bytes-per-file --sync-every --sync-timeout --queue-scan-worker-pool-max --queue-scan-selection-count --msg-timeout --max-msg-timeout --max-msg-size --max-body-size --max-req-timeout --max-defer-timeout --max-heartbeat-interval --max-rdy-count --max-output-buffer-size --max-output-buffer-timeout --min-output-buffer-timeout --output-buffer-timeout --max-channel-consumers --max-attempts --statsd-address --statsd-interval --statsd-mem-stats --statsd-prefix --statsd-udp-packet-size --statsd-exclude-ephemeral --e2e-processing-latency-percentile --e2e-processing-latency-window-time --tls-cert --tls-key --tls-client-auth-policy --tls-root-ca-file --tls-required --tls-min-version --deflate --max-deflate-level --snappy --enable-experiment --help"
+            opts="-h --version --config --log-level --verbose --log-prefix --node-id --worker-id --tcp-address --http-address --https-address --broadcast-address --broadcast-tcp-port --broadcast-http-port --lookupd-tcp-address --auth-http-address --auth-http-request-method --http-client-connect-timeout --http-client-request-timeout --http-read-timeout --max-http-connections --auth-required --topology-region --topology-zone --data-path --mem-queue-size --mem-queue-bytes --max-bytes-per-file --sync-every --sync-timeout --queue-scan-worker-pool-max --queue-scan-selection-count --msg-timeout --max-msg-timeout --max-msg-size --max-body-size --max-req-timeout --max-defer-timeout --max-heartbeat-interval --max-rdy-count --max-output-buffer-size --max-output-buffer-timeout --min-output-buffer-timeout --output-buffer-timeout --max-channel-consumers --max-attempts --statsd-address --statsd-interval --statsd-mem-stats --statsd-prefix --statsd-udp-packet-size --statsd-exclude-ephemeral --e2e-processing-latency-percentile --e2e-processing-latency-window-time --tls-cert --tls-key --tls-client-auth-policy --tls-root-ca-file --tls-required --tls-min-version --deflate --max-deflate-level --snappy --enable-experiment --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -122,6 +122,10 @@ _nsqd() {
                     return 0
                     ;;
                 --mem-queue-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --mem-queue-bytes)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

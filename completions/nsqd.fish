@@ -23,6 +23,7 @@ complete -c nsqd -l topology-region -d 'Region of this node (topology-aware cons
 complete -c nsqd -l topology-zone -d 'Zone of this node (topology-aware consumption experiment)' -r
 complete -c nsqd -l data-path -d 'Directory for disk queues and nsqd.dat (default: the current directory)' -r
 complete -c nsqd -l mem-queue-size -d 'Messages kept in memory per topic and per channel. Durable queues write every message to disk anyway and keep this many of the next ones to deliver as a cache (a deep one costs about 20 bytes per message beyond the body); ephemeral ones drop what does not fit' -r
+complete -c nsqd -l mem-queue-bytes -d 'Body bytes a durable topic\'s or channel\'s cache keeps in memory, on top of --mem-queue-size (not in NSQ): past it, messages are read back from disk, so large messages cannot fill memory. Ephemeral queues are bounded by --mem-queue-size alone, as in NSQ' -r
 complete -c nsqd -l max-bytes-per-file -d 'Bytes per disk queue file before rolling over. The file being written has up to 16 MB of disk space reserved past its end (never more than 1/64 of the free space), given back when it is finished or nsqd stops' -r
 complete -c nsqd -l sync-every -d 'Disk queue reads+writes between fsyncs' -r
 complete -c nsqd -l sync-timeout -d 'Longest time between fsyncs of a disk queue with activity' -r

@@ -2,13 +2,14 @@
 //!
 //! A durable queue's messages are on disk first: every message is written
 //! (to the page cache) before it is acknowledged, so a crashed process loses
-//! nothing, and `--mem-queue-size` only bounds a cache of the next messages
-//! to deliver, which saves reading back what was just written. Messages
-//! leaving the FIFO order (deferred, requeued) go to the queue's
-//! [`DeferredStore`] with their due time. An ephemeral queue keeps
-//! `--mem-queue-size` messages in memory and drops the rest (as NSQ does).
-//! Topics and channels talk only to [`Queue`], so the storage policy stays
-//! in this file and the engine's factory.
+//! nothing, and `--mem-queue-size` (with `--mem-queue-bytes` for their
+//! bodies) only bounds a cache of the next messages to deliver, which saves
+//! reading back what was just written. Messages leaving the FIFO order
+//! (deferred, requeued) go to the queue's [`DeferredStore`] with their due
+//! time. An ephemeral queue keeps `--mem-queue-size` messages in memory and
+//! drops the rest (as NSQ does). Topics and channels talk only to
+//! [`Queue`], so the storage policy stays in this file and the engine's
+//! factory.
 
 use super::cache::{Batch, MessageCache};
 use crate::diskqueue::deferred::{DeferredStore, Entry, EntryId};
@@ -229,6 +230,19 @@ impl Disk {
     }
 }
 
+/// How many of `msgs`, from the first, have bodies that fit in `bytes`.
+fn fitting(msgs: &[Message], mut bytes: usize) -> usize {
+    msgs.iter()
+        .take_while(|m| match bytes.checked_sub(m.body.len()) {
+            Some(left) => {
+                bytes = left;
+                true
+            }
+            None => false,
+        })
+        .count()
+}
+
 /// The disk writes a publish must wait for before its `OK`
 /// (`--sync-every=1`): for each queue written, its sequence number then.
 #[derive(Default)]
@@ -293,11 +307,13 @@ enum Store {
         prefer_backend: bool,
     },
     /// Every message on disk; `cache` holds the next unread ones (always a
-    /// prefix of the disk's unread records), at most `capacity` of them.
+    /// prefix of the disk's unread records), at most `capacity` of them
+    /// and at most `capacity_bytes` of bodies.
     Disk {
         disk: Box<Disk>,
         cache: MessageCache,
         capacity: usize,
+        capacity_bytes: usize,
         deferred: Option<DeferredStore>,
     },
 }
@@ -329,10 +345,21 @@ impl Queue {
                 disk: Box::new(disk),
                 cache: MessageCache::default(),
                 capacity,
+                capacity_bytes: usize::MAX,
                 deferred,
             },
             durable_acks: false,
         }
+    }
+
+    /// Bound a durable queue's cache by its bodies' total length too
+    /// (`--mem-queue-bytes`), so that large messages cannot fill memory
+    /// `--mem-queue-size` at a time. Past it they are read back from disk.
+    pub fn with_cache_bytes(mut self, bytes: usize) -> Self {
+        if let Store::Disk { capacity_bytes, .. } = &mut self.store {
+            *capacity_bytes = bytes;
+        }
+        self
     }
 
     /// The stand-in left behind once a queue's storage is deleted or
@@ -380,6 +407,7 @@ impl Queue {
                 disk,
                 cache,
                 capacity,
+                capacity_bytes,
                 ..
             } => {
                 // The cache may take these only if it holds every unread
@@ -392,7 +420,8 @@ impl Queue {
                 };
                 if aligned {
                     let room = capacity.saturating_sub(cache.len()).min(stored);
-                    cache.extend(batch, room);
+                    let bytes_left = capacity_bytes.saturating_sub(cache.body_bytes());
+                    cache.extend(batch, fitting(&msgs[..room], bytes_left));
                 }
                 if stored > 0 && self.durable_acks {
                     ticket.add(disk.durability_point());
@@ -759,6 +788,59 @@ mod tests {
             assert!(disk.pop().is_some());
         }
         assert_eq!(asked.load(Ordering::Relaxed), 2);
+    }
+
+    fn sized(i: u64, len: usize) -> Message {
+        Message::new(MessageId(i), 0, Bytes::from(vec![b'x'; len]))
+    }
+
+    fn durable(dir: &std::path::Path) -> Disk {
+        let cfg = crate::diskqueue::Config {
+            max_bytes_per_file: 1 << 20,
+            min_record_size: 1,
+            max_record_size: 1 << 20,
+            sync_every: 1000,
+        };
+        Disk::new(DiskQueue::open(dir, "t", cfg).unwrap(), Arc::new(|| {}))
+    }
+
+    #[test]
+    fn a_durable_cache_holds_no_more_body_bytes_than_allowed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut q = Queue::durable(durable(dir.path()), 100, None).with_cache_bytes(10);
+        let batch: Vec<Message> = (0..5).map(|i| sized(i, 4)).collect();
+        q.put_all(&batch).unwrap();
+        assert_eq!(
+            (q.depth(), q.backend_depth()),
+            (5, 3),
+            "two 4-byte bodies fit"
+        );
+        // Behind messages only on disk, later ones are not cached either,
+        // however small: the cache stays a prefix of the queue.
+        q.put(sized(5, 1)).unwrap();
+        assert_eq!((q.depth(), q.backend_depth()), (6, 4));
+        let ids: Vec<u64> = std::iter::from_fn(|| q.pop()).map(|m| m.id.0).collect();
+        assert_eq!(ids, vec![0, 1, 2, 3, 4, 5]);
+        // Drained, the cache takes messages again, and never one larger
+        // than the whole allowance.
+        q.put_all(&[sized(6, 10), sized(7, 1)]).unwrap();
+        assert_eq!(q.backend_depth(), 1);
+        assert_eq!(q.pop().map(|m| m.id.0), Some(6));
+        q.put(sized(8, 11)).unwrap();
+        assert_eq!(q.backend_depth(), 2);
+        let ids: Vec<u64> = std::iter::from_fn(|| q.pop()).map(|m| m.id.0).collect();
+        assert_eq!(ids, vec![7, 8]);
+    }
+
+    #[test]
+    fn ephemeral_queues_count_messages_not_bytes() {
+        // --mem-queue-bytes applies to caches of what is on disk; for an
+        // ephemeral queue it would decide what is dropped, which NSQ
+        // decides by count alone.
+        let mut q = Queue::new(3, Box::<Discard>::default()).with_cache_bytes(1);
+        q.put_all(&[sized(0, 100), sized(1, 100), sized(2, 100)])
+            .unwrap();
+        assert_eq!((q.depth(), q.dropped()), (3, 0));
     }
 
     #[test]

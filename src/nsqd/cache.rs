@@ -160,6 +160,8 @@ pub struct MessageCache {
     runs: VecDeque<Run>,
     /// Where bodies are copied when their batch has no arena.
     arena: Arena,
+    /// The bodies' total length, for a queue's byte limit.
+    body_bytes: usize,
 }
 
 /// One message: its ID, and where its body is in its run's base.
@@ -188,6 +190,7 @@ impl Default for MessageCache {
             slots: VecDeque::new(),
             runs: VecDeque::new(),
             arena: Arena::default(),
+            body_bytes: 0,
         }
     }
 }
@@ -201,9 +204,16 @@ impl MessageCache {
         self.head.is_empty() && self.slots.is_empty()
     }
 
+    /// The total length of the bodies held.
+    pub fn body_bytes(&self) -> usize {
+        self.body_bytes
+    }
+
     /// Append the first `n` messages of `batch`.
     pub fn extend(&mut self, batch: &mut Batch, n: usize) {
         let msgs = &batch.msgs()[..n];
+        let total: usize = msgs.iter().map(|m| m.body.len()).sum();
+        self.body_bytes += total;
         let shallow = if self.slots.is_empty() {
             self.shallow.saturating_sub(self.head.len()).min(n)
         } else {
@@ -213,7 +223,6 @@ impl MessageCache {
         if shallow == n {
             return;
         }
-        let total: usize = msgs.iter().map(|m| m.body.len()).sum();
         if total >= WHOLE as usize {
             // Offsets past 4 GiB do not fit a slot (nor does such a batch
             // fit a protocol frame): those bodies stay as they came.
@@ -258,16 +267,20 @@ impl MessageCache {
 
     /// Take the message at the head.
     pub fn pop_front(&mut self) -> Option<Message> {
-        if let Some(msg) = self.head.pop_front() {
-            return Some(msg);
-        }
-        let slot = self.slots.pop_front()?;
-        let run = self.runs.front_mut()?;
-        let msg = run.message(&slot);
-        run.count -= 1;
-        if run.count == 0 {
-            self.runs.pop_front();
-        }
+        let msg = match self.head.pop_front() {
+            Some(msg) => msg,
+            None => {
+                let slot = self.slots.pop_front()?;
+                let run = self.runs.front_mut()?;
+                let msg = run.message(&slot);
+                run.count -= 1;
+                if run.count == 0 {
+                    self.runs.pop_front();
+                }
+                msg
+            }
+        };
+        self.body_bytes -= msg.body.len();
         Some(msg)
     }
 
@@ -289,6 +302,7 @@ impl MessageCache {
 
     /// Drop every message, and most of the memory they used.
     pub fn clear(&mut self) {
+        self.body_bytes = 0;
         self.head.clear();
         self.head.shrink_to(KEEP_AFTER_CLEAR);
         self.slots.clear();
@@ -623,6 +637,8 @@ mod tests {
                 }
                 for (cache, model) in caches.iter().zip(&models) {
                     prop_assert_eq!(cache.len(), model.len());
+                    let bytes: usize = model.iter().map(|m| m.body.len()).sum();
+                    prop_assert_eq!(cache.body_bytes(), bytes);
                 }
             }
             for (cache, model) in caches.iter_mut().zip(models) {

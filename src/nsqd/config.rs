@@ -50,6 +50,7 @@ pub fn value(nsqd: &Nsqd, name: &str) -> Option<ConfigValue> {
         "topology_zone" => text(&o.topology_zone),
         "data_path" => text(&o.data_path),
         "mem_queue_size" => num(o.mem_queue_size),
+        "mem_queue_bytes" => num(o.mem_queue_bytes),
         "max_bytes_per_file" => num(o.max_bytes_per_file),
         "sync_every" => num(o.sync_every),
         "sync_timeout" => nanos(o.sync_timeout),

@@ -144,6 +144,7 @@ impl Nsqd {
                 sync_every: settings.sync_every,
             },
             durable_acks: settings.durable_acks,
+            cache_bytes: settings.mem_queue_bytes,
             dir,
         };
         let nsqd = Self::build(opts, Some(disk), Some(lock), tls);

@@ -143,6 +143,17 @@ pub struct Options {
     #[arg(long = "mem-queue-size", default_value_t = 10000, value_name = "N")]
     pub mem_queue_size: i64,
 
+    /// Body bytes a durable topic's or channel's cache keeps in memory, on
+    /// top of --mem-queue-size (not in NSQ): past it, messages are read
+    /// back from disk, so large messages cannot fill memory. Ephemeral
+    /// queues are bounded by --mem-queue-size alone, as in NSQ.
+    #[arg(
+        long = "mem-queue-bytes",
+        default_value_t = 67_108_864,
+        value_name = "BYTES"
+    )]
+    pub mem_queue_bytes: i64,
+
     /// Bytes per disk queue file before rolling over. The file being
     /// written has up to 16 MB of disk space reserved past its end (never
     /// more than 1/64 of the free space), given back when it is finished
@@ -379,6 +390,9 @@ impl Options {
         if self.mem_queue_size < 0 {
             return Err(OptionsError("--mem-queue-size must be >= 0".into()));
         }
+        if self.mem_queue_bytes < 0 {
+            return Err(OptionsError("--mem-queue-bytes must be >= 0".into()));
+        }
         if self.max_msg_size <= 0 || self.max_body_size <= 0 {
             return Err(OptionsError(
                 "--max-msg-size and --max-body-size must be > 0".into(),
@@ -542,5 +556,7 @@ mod tests {
         assert!(parse(&["--msg-timeout=10"]).is_err());
         assert!(parse(&["--log-level=loud"]).is_err());
         assert!(parse(&["--no-such-flag"]).is_err());
+        let err = parse(&["--mem-queue-bytes=-1"]).unwrap_err().to_string();
+        assert!(err.contains("--mem-queue-bytes must be >= 0"), "{err}");
     }
 }

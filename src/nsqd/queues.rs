@@ -16,6 +16,8 @@ pub(super) struct DiskSettings {
     pub cfg: diskqueue::Config,
     /// `--sync-every=1`: a publish is acknowledged only once on disk.
     pub durable_acks: bool,
+    /// `--mem-queue-bytes`: body bytes each queue's cache may hold.
+    pub cache_bytes: usize,
 }
 
 /// Builds the queue behind each topic and channel, so that the storage
@@ -75,7 +77,8 @@ impl QueueFactory {
                     None => (None, Vec::new()),
                 };
                 let mut queue = Queue::durable(backend, self.mem_queue_size, store)
-                    .with_durable_acks(disk.durable_acks);
+                    .with_durable_acks(disk.durable_acks)
+                    .with_cache_bytes(disk.cache_bytes);
                 if !queue.is_empty() {
                     tracing::info!(
                         "QUEUE({queue_name}): recovered {} message(s) from disk",

@@ -13,6 +13,8 @@ use crate::protocol::Limits;
 pub struct Settings {
     /// Messages a queue keeps in memory before the rest goes to disk.
     pub mem_queue_size: usize,
+    /// Body bytes a durable queue keeps in memory.
+    pub mem_queue_bytes: usize,
     /// Largest message body.
     pub max_msg_size: usize,
     /// Largest IDENTIFY/AUTH/MPUB body (and HTTP `/mpub` body).
@@ -52,6 +54,7 @@ impl Settings {
         let max_record = (max_msg_size as u64 + MESSAGE_HEADER_LEN as u64).min(i32::MAX as u64);
         Settings {
             mem_queue_size: usize_of(opts.mem_queue_size),
+            mem_queue_bytes: usize_of(opts.mem_queue_bytes),
             max_msg_size,
             max_body_size: usize_of(opts.max_body_size),
             max_rdy_count: u64::try_from(opts.max_rdy_count).unwrap_or(0),
@@ -93,6 +96,7 @@ mod tests {
     fn defaults_and_edges() {
         let s = settings(&[]);
         assert_eq!(s.mem_queue_size, 10_000);
+        assert_eq!(s.mem_queue_bytes, 64 << 20);
         assert_eq!(s.max_msg_size, 1_048_576);
         assert_eq!(s.max_record_size, 1_048_576 + 26);
         assert_eq!(s.sync_every, 2500);

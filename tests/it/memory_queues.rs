@@ -1,7 +1,9 @@
-//! Deep memory queues (`--mem-queue-size` far above its default), where
-//! nsqd keeps queued messages compactly (copied bodies, 16 bytes of
-//! bookkeeping each): every message must come back exactly as published,
-//! on every channel, ephemeral ones included, with none read from disk.
+//! What a queue keeps in memory. Deep memory queues (`--mem-queue-size`
+//! far above its default), where nsqd keeps queued messages compactly
+//! (copied bodies, 16 bytes of bookkeeping each): every message must come
+//! back exactly as published, on every channel, ephemeral ones included,
+//! with none read from disk. And `--mem-queue-bytes`, past which a durable
+//! queue's large messages wait on disk.
 
 use crate::support::{consumer, Nsqd};
 use bytes::Bytes;
@@ -76,4 +78,44 @@ fn deep_memory_queues_give_back_every_message_exactly() {
     }
     // Every channel got the same messages (same IDs).
     assert!(ids_per_channel.windows(2).all(|w| w[0] == w[1]));
+}
+
+#[test]
+fn past_mem_queue_bytes_large_messages_wait_on_disk_and_come_back_in_order() {
+    const TOTAL: usize = 40;
+    const LEN: usize = 10_000;
+    let nsqd = Nsqd::start(&["--mem-queue-bytes=65536"]);
+    let r = nsqd.http("GET", "/config/mem_queue_bytes", b"");
+    assert_eq!((r.status, r.text().trim()), (200, "65536"));
+    create(&nsqd, "/topic/create?topic=large");
+    for ch in ["a", "e%23ephemeral"] {
+        create(&nsqd, &format!("/channel/create?topic=large&channel={ch}"));
+    }
+    let bodies: Vec<Bytes> = (0..TOTAL)
+        .map(|i| Bytes::from(vec![b'a' + (i % 26) as u8; LEN]))
+        .collect();
+    let mut p = nsqd.connect();
+    for batch in bodies.chunks(4) {
+        p.send(&Command::Mpub {
+            topic: "large".into(),
+            bodies: batch.to_vec(),
+        });
+        p.expect_ok();
+    }
+    // Six 10 kB bodies fit in 64 kB; the rest is read back from disk.
+    let stats = nsqd.channel_stats("large", "a").unwrap();
+    assert_eq!(stats["depth"], TOTAL as u64, "{stats}");
+    assert_eq!(stats["backend_depth"], (TOTAL - 6) as u64, "{stats}");
+    // Ephemeral queues count messages only, as in NSQ: nothing dropped.
+    let stats = nsqd.channel_stats("large", "e#ephemeral").unwrap();
+    assert_eq!(stats["depth"], TOTAL as u64, "{stats}");
+    assert_eq!(stats["backend_depth"], 0, "{stats}");
+    for ch in ["a", "e#ephemeral"] {
+        let mut c = consumer(&nsqd, "large", ch, 10);
+        for (i, expected) in bodies.iter().enumerate() {
+            let m: Message = c.expect_message();
+            assert_eq!(&m.body, expected, "{ch}: message {i}");
+            c.fin(m.id);
+        }
+    }
 }
