@@ -538,12 +538,13 @@ mod tests {
         let path = dir.path().join("nsqd.toml");
         std::fs::write(
             &path,
-            "mem_queue_size = 7\nmax_rdy_count = 10\nmsg_timeout = \"3s\"\nid = 5\nnsqlookupd_tcp_addresses = [\"a:1\", \"b:2\"]\n",
+            "mem_queue_size = 7\nmem_queue_bytes = 4096\nmax_rdy_count = 10\nmsg_timeout = \"3s\"\nid = 5\nnsqlookupd_tcp_addresses = [\"a:1\", \"b:2\"]\n",
         )
         .unwrap();
         let cfg = format!("--config={}", path.display());
         let o = parse(&[&cfg, "--max-rdy-count=20"]).unwrap();
         assert_eq!(o.mem_queue_size, 7);
+        assert_eq!(o.mem_queue_bytes, 4096);
         assert_eq!(o.max_rdy_count, 20);
         assert_eq!(o.msg_timeout, Duration::from_secs(3));
         assert_eq!(o.node_id, Some(5));
