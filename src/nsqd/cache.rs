@@ -212,17 +212,19 @@ impl MessageCache {
     /// Append the first `n` messages of `batch`.
     pub fn extend(&mut self, batch: &mut Batch, n: usize) {
         let msgs = &batch.msgs()[..n];
-        let total: usize = msgs.iter().map(|m| m.body.len()).sum();
-        self.body_bytes += total;
         let shallow = if self.slots.is_empty() {
             self.shallow.saturating_sub(self.head.len()).min(n)
         } else {
             0
         };
-        self.head.extend(msgs[..shallow].iter().cloned());
+        for m in &msgs[..shallow] {
+            self.body_bytes += m.body.len();
+            self.head.push_back(m.clone());
+        }
         if shallow == n {
             return;
         }
+        let total: usize = msgs.iter().map(|m| m.body.len()).sum();
         if total >= WHOLE as usize {
             // Offsets past 4 GiB do not fit a slot (nor does such a batch
             // fit a protocol frame): those bodies stay as they came.
@@ -242,6 +244,7 @@ impl MessageCache {
     }
 
     fn push(&mut self, base: &Bytes, m: &Message, offset: u32, len: u32) {
+        self.body_bytes += m.body.len();
         match self.runs.back_mut() {
             Some(run)
                 if same_buffer(&run.base, base)
