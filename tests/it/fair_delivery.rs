@@ -6,7 +6,7 @@
 
 use crate::support::{self, wait_until, Conn, Nsqd};
 use bytes::Bytes;
-use nsq::protocol::{Command, Frame, MessageId};
+use nsq::protocol::{Frame, MessageId};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -49,11 +49,10 @@ fn consumers(nsqd: &Nsqd, topic: &str, rdys: &[u64]) -> Vec<Conn> {
 
 fn mpub(nsqd: &Nsqd, topic: &str, n: usize) {
     let mut p = nsqd.connect();
-    p.send(&Command::Mpub {
-        topic: topic.into(),
-        bodies: (0..n).map(|i| Bytes::from(format!("m{i}"))).collect(),
-    });
-    p.expect_ok();
+    p.publish_batch(
+        topic,
+        (0..n).map(|i| Bytes::from(format!("m{i}"))).collect(),
+    );
 }
 
 /// Wait until `total` messages are in flight, then read from each consumer

@@ -7,7 +7,7 @@
 
 use crate::support::{consumer, Nsqd};
 use bytes::Bytes;
-use nsq::protocol::{Command, Message};
+use nsq::protocol::Message;
 use std::collections::HashSet;
 
 /// Body `i`: its length varies from 1 to 700 bytes (batches thus cross
@@ -29,11 +29,7 @@ fn publish_all(nsqd: &Nsqd, topic: &str, total: usize) -> Vec<Bytes> {
         if n == 1 {
             p.publish(topic, &bodies[sent]);
         } else {
-            p.send(&Command::Mpub {
-                topic: topic.into(),
-                bodies: bodies[sent..sent + n].to_vec(),
-            });
-            p.expect_ok();
+            p.publish_batch(topic, bodies[sent..sent + n].to_vec());
         }
         sent += n;
         size = (size * 7 + 3) % 401;
@@ -96,11 +92,7 @@ fn past_mem_queue_bytes_large_messages_wait_on_disk_and_come_back_in_order() {
         .collect();
     let mut p = nsqd.connect();
     for batch in bodies.chunks(4) {
-        p.send(&Command::Mpub {
-            topic: "large".into(),
-            bodies: batch.to_vec(),
-        });
-        p.expect_ok();
+        p.publish_batch("large", batch.to_vec());
     }
     // Six 10 kB bodies fit in 64 kB; the rest is read back from disk.
     let stats = nsqd.channel_stats("large", "a").unwrap();

@@ -89,11 +89,7 @@ fn publish_numbered(nsqd: &Nsqd, topic: &str, count: usize, size: usize) -> Vec<
         })
         .collect();
     let mut p = nsqd.connect();
-    p.send(&Command::Mpub {
-        topic: topic.into(),
-        bodies: bodies.clone(),
-    });
-    p.expect_ok();
+    p.publish_batch(topic, bodies.clone());
     bodies
 }
 
@@ -139,11 +135,7 @@ fn restart_keeps_everything() {
         .collect();
     let mut p = nsqd.connect();
     for batch in bodies.chunks(100) {
-        p.send(&Command::Mpub {
-            topic: "t".into(),
-            bodies: batch.to_vec(),
-        });
-        p.expect_ok();
+        p.publish_batch("t", batch.to_vec());
     }
 
     // 100 messages in flight and never finished; 5 of them requeued for a
@@ -678,11 +670,10 @@ fn allocated_past_end(path: &Path) -> i64 {
 fn space_reserved_for_writes_is_given_back_at_shutdown() {
     let mut nsqd = Nsqd::start(&[]);
     let mut p = nsqd.connect();
-    p.send(&Command::Mpub {
-        topic: "t".into(),
-        bodies: (0..100).map(|_| Bytes::from(vec![b'x'; 1000])).collect(),
-    });
-    p.expect_ok();
+    p.publish_batch(
+        "t",
+        (0..100).map(|_| Bytes::from(vec![b'x'; 1000])).collect(),
+    );
     let seg = segment(nsqd.data.path(), "t", 0);
     assert_eq!(fs::metadata(&seg).unwrap().len(), 100 * (4 + 26 + 1000));
     let reserved = allocated_past_end(&seg);
@@ -715,11 +706,7 @@ fn writes_nsq_format() {
     for b in &bodies[..10] {
         p.publish("t", b);
     }
-    p.send(&Command::Mpub {
-        topic: "t".into(),
-        bodies: bodies[10..].to_vec(),
-    });
-    p.expect_ok();
+    p.publish_batch("t", bodies[10..].to_vec());
     for b in &solo {
         p.publish("solo", b);
     }

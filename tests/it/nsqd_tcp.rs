@@ -127,11 +127,7 @@ fn publish_commands_and_their_errors() {
     ]);
     let mut c = nsqd.connect();
     c.publish("t", b"one");
-    c.send(&Command::Mpub {
-        topic: "t".into(),
-        bodies: vec![body("two"), body("three")],
-    });
-    c.expect_ok();
+    c.publish_batch("t", vec![body("two"), body("three")]);
     c.send(&Command::Dpub {
         topic: "t".into(),
         defer_ms: 1000,
@@ -548,11 +544,7 @@ fn every_channel_gets_every_message() {
     let mut a = consumer(&nsqd, "fan", "a", 100);
     let mut b = consumer(&nsqd, "fan", "b", 100);
     let mut p = nsqd.connect();
-    p.send(&Command::Mpub {
-        topic: "fan".into(),
-        bodies: (0..50).map(|i| Bytes::from(i.to_string())).collect(),
-    });
-    p.expect_ok();
+    p.publish_batch("fan", (0..50).map(|i| Bytes::from(i.to_string())).collect());
     for c in [&mut a, &mut b] {
         let mut got: Vec<String> = (0..50)
             .map(|_| String::from_utf8(c.expect_message().body.to_vec()).unwrap())
@@ -857,11 +849,7 @@ fn large_messages_arrive_whole_and_in_order_a_few_at_a_time() {
         .collect();
     let mut p = nsqd.connect();
     let mpub = |p: &mut Conn| {
-        p.send(&Command::Mpub {
-            topic: "big".into(),
-            bodies: bodies.clone(),
-        });
-        p.expect_ok();
+        p.publish_batch("big", bodies.clone());
     };
     let receive_all = |c: &mut Conn| {
         for want in &bodies {

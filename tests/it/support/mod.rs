@@ -405,6 +405,15 @@ impl Conn {
         self.expect_ok();
     }
 
+    /// MPUB `bodies` to `topic` and expect `OK`.
+    pub fn publish_batch(&mut self, topic: &str, bodies: Vec<bytes::Bytes>) {
+        self.send(&Command::Mpub {
+            topic: topic.into(),
+            bodies,
+        });
+        self.expect_ok();
+    }
+
     pub fn subscribe(&mut self, topic: &str, channel: &str) {
         self.send(&Command::Sub {
             topic: topic.into(),
