@@ -8,7 +8,8 @@
 #   e.g. scripts/bench-rounds.sh 3 memory=/tmp/nsqd-old,--mem-queue-size=100000000 \
 #            now=./target/release/nsqd
 # Loads: MPUB x200 (2 connections), PUB 64 outstanding x 8 connections,
-# SUB of a backlog (2 and 16 connections, channel created first).
+# SUB of a backlog (2 and 16 connections, channel created first); LOADS
+# picks some of them (e.g. LOADS="sub2 sub16").
 # Between lines the machine gets SETTLE seconds (default 5, after a sync)
 # to finish with the previous daemon's memory and files. Even so, two lines
 # of one build in one round can differ by a third on a shared 2-core VM:
@@ -19,7 +20,7 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 ROUNDS=3
 if [[ ${1:-} =~ ^[0-9]+$ ]]; then ROUNDS=$1; shift; fi
-[ $# -gt 0 ] || { sed -n '2,12p' "$0"; exit 2; }
+[ $# -gt 0 ] || { sed -n '2,13p' "$0"; exit 2; }
 B=./target/release/nsq-bench
 
 start() { # binary flags...
@@ -38,7 +39,7 @@ line() { # label load: the report's last line, shortened
 
 for round in $(seq "$ROUNDS"); do
   echo "== round $round"
-  for load in mpub pub sub2 sub16; do
+  for load in ${LOADS:-mpub pub sub2 sub16}; do
     for build in "$@"; do
       label=${build%%=*}
       IFS=, read -r -a cmd <<<"${build#*=}"
