@@ -9,7 +9,7 @@
 #            now=./target/release/nsqd
 # Loads: MPUB x200 (2 connections), PUB 64 outstanding x 8 connections,
 # SUB of a backlog (2 and 16 connections, channel created first); LOADS
-# picks some of them (e.g. LOADS="sub2 sub16").
+# picks some of them (e.g. LOADS="sub2 sub16"; subN for N connections).
 # Between lines the machine gets SETTLE seconds (default 5, after a sync)
 # to finish with the previous daemon's memory and files. Even so, two lines
 # of one build in one round can differ by a third on a shared 2-core VM:
@@ -21,6 +21,10 @@ cd "$(dirname "$0")/.."
 ROUNDS=3
 if [[ ${1:-} =~ ^[0-9]+$ ]]; then ROUNDS=$1; shift; fi
 [ $# -gt 0 ] || { sed -n '2,13p' "$0"; exit 2; }
+LOADS=${LOADS:-mpub pub sub2 sub16}
+for load in $LOADS; do
+  [[ $load =~ ^(mpub|pub|sub[0-9]+)$ ]] || { echo "unknown load '$load' in LOADS (mpub, pub, subN)" >&2; exit 2; }
+done
 B=./target/release/nsq-bench
 
 start() { # binary flags...
@@ -39,7 +43,7 @@ line() { # label load: the report's last line, shortened
 
 for round in $(seq "$ROUNDS"); do
   echo "== round $round"
-  for load in ${LOADS:-mpub pub sub2 sub16}; do
+  for load in $LOADS; do
     for build in "$@"; do
       label=${build%%=*}
       IFS=, read -r -a cmd <<<"${build#*=}"
